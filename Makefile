@@ -1,0 +1,114 @@
+# resnet-dist: non-recursive build. Objects in build/, automatic header
+# dependencies, one static library that every tool and test links.
+#   make            build the tools          make test    build and run every test
+#   make run        train the default model  make bench   benchmarks vs PyTorch
+#   make install PREFIX=/opt/resnet-dist     V=1 verbose  SANITIZE=address,undefined
+# Off Debian: MPICC, DNNL_ROOT, HDF5_ROOT override where things are.
+
+PREFIX   ?= /usr/local
+MPICC    ?= mpicc
+BUILD    ?= build
+OPT      ?= -O3 -march=native
+WERROR   ?= $(if $(CI),-Werror,)
+PYTHON   ?= python3
+
+HDF5_CFLAGS := $(if $(HDF5_ROOT),-I$(HDF5_ROOT)/include,$(shell pkg-config --cflags hdf5-openmpi 2>/dev/null || pkg-config --cflags hdf5 2>/dev/null))
+HDF5_LIBS   := $(if $(HDF5_ROOT),-L$(HDF5_ROOT)/lib -Wl,-rpath,$(HDF5_ROOT)/lib -lhdf5,$(shell pkg-config --libs hdf5-openmpi 2>/dev/null || pkg-config --libs hdf5 2>/dev/null))
+DNNL_CFLAGS := $(if $(DNNL_ROOT),-I$(DNNL_ROOT)/include,)
+DNNL_LIBS   := $(if $(DNNL_ROOT),-L$(DNNL_ROOT)/lib -Wl,-rpath,$(DNNL_ROOT)/lib,) -ldnnl
+JPEG_LIBS   := -lturbojpeg
+
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -MMD -MP \
+           -Iinclude $(HDF5_CFLAGS) $(DNNL_CFLAGS)
+LDLIBS  := $(HDF5_LIBS) $(DNNL_LIBS) $(JPEG_LIBS) -lz -lpthread -lm
+LDFLAGS += -fopenmp
+ifdef SANITIZE
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC   := $(sort $(wildcard src/core/*.c src/nn/*.c src/model/*.c src/optim/*.c \
+                               src/data/*.c src/dist/*.c src/train/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB       := $(BUILD)/libresnet.a
+TOOLS     := $(patsubst src/tools/%.c,$(BUILD)/bin/%,$(wildcard src/tools/*.c))
+REF_SRC   := $(wildcard tests/ref/*.c tests/unit/common/*.c)
+REF_OBJ   := $(REF_SRC:%.c=$(BUILD)/%.o)
+UNIT      := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+MPITESTS  := $(patsubst tests/mpi/%.c,$(BUILD)/tests/%,$(wildcard tests/mpi/mpi_*.c))
+
+.PHONY: all deps deps-build deps-test deps-run deps-bench test unit run bench install clean
+all: $(TOOLS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(MPICC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@$(if $(Q),echo "  AR    $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/%: $(BUILD)/src/tools/%.o $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LINK  $@")
+	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(REF_OBJ) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LINK  $@")
+	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/tests/mpi_%: $(BUILD)/tests/mpi/mpi_%.o $(REF_OBJ) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LINK  $@")
+	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+# Debian packages per purpose; `make deps` installs only what is missing.
+PKG_BUILD := make gcc pkg-config libdnnl-dev libopenmpi-dev openmpi-bin \
+             libhdf5-openmpi-dev hdf5-tools libcmocka-dev libturbojpeg0-dev zlib1g-dev
+PKG_RUN   := dataset-fashion-mnist gnuplot-nox
+PKG_TEST  := python3-torch python3-torchvision python3-h5py python3-numpy \
+             slurm-wlm munge shellcheck
+PKG_BENCH := python3-torch python3-torchvision python3-h5py
+
+deps: deps-build
+deps-build: ; @sh tests/install_deps.sh $(PKG_BUILD)
+deps-run:   ; @sh tests/install_deps.sh $(PKG_BUILD) $(PKG_RUN)
+deps-test:  ; @sh tests/install_deps.sh $(PKG_BUILD) $(PKG_RUN) $(PKG_TEST)
+deps-bench: ; @sh tests/install_deps.sh $(PKG_BUILD) $(PKG_BENCH)
+
+# Ordering: deps before any compilation when both are asked for.
+ifneq ($(filter test run bench,$(MAKECMDGOALS)),)
+$(LIB_OBJ) $(REF_OBJ): | $(if $(filter test,$(MAKECMDGOALS)),deps-test,$(if $(filter run,$(MAKECMDGOALS)),deps-run,deps-bench))
+endif
+
+unit: $(TOOLS) $(UNIT) $(MPITESTS)
+
+test: deps-test
+	@$(MAKE) --no-print-directory unit
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run_all.sh
+
+run: deps-run
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) sh datasets/run_default.sh
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh bench/run_bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJ:.o=.d) $(REF_OBJ:.o=.d) $(BUILD)/src/tools/*.d $(BUILD)/tests/unit/*.d $(BUILD)/tests/mpi/*.d

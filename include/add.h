@@ -1,0 +1,35 @@
+/*
+ * add.h - the residual add (optionally followed by ReLU, fused as a oneDNN
+ * post-op) and the plain sum used to merge gradients of two branches.
+ * Local.
+ */
+#ifndef RESNET_ADD_H
+#define RESNET_ADD_H
+
+#include "dnn.h"
+
+typedef struct {
+    int relu;
+    const Tensor *a, *b;  /* (N, C, H, W), same layout */
+    Tensor dst;           /* relu(a + b) */
+    dnnl_primitive_t fwd, relu_bwd;
+} AddLayer;
+
+void add_init(AddLayer *l, const Tensor *a, const Tensor *b, int relu);
+void add_forward(AddLayer *l);
+/* Gradient of the sum from the gradient of dst: the ReLU backward, done in
+ * place when diff_sum and diff_dst are the same tensor. Both inputs of the
+ * add receive this same gradient. */
+void add_backward(AddLayer *l, const Tensor *diff_dst, Tensor *diff_sum);
+void add_free(AddLayer *l);
+
+/* dst = a + b for gradients of one shape and layout; dst may alias a. */
+typedef struct {
+    dnnl_primitive_t prim;
+} SumOp;
+
+void sum_init(SumOp *s, const dnnl_memory_desc_t *md);
+void sum_run(SumOp *s, const Tensor *a, const Tensor *b, Tensor *dst);
+void sum_free(SumOp *s);
+
+#endif

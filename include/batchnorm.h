@@ -1,0 +1,45 @@
+/*
+ * batchnorm.h - batch normalisation on oneDNN with PyTorch's semantics:
+ * training normalises with the batch mean and biased variance (eps 1e-5) and
+ * updates the running statistics with momentum 0.1 and the unbiased
+ * variance; inference uses the running statistics. A following ReLU can be
+ * fused (oneDNN keeps its mask in a workspace). Local.
+ */
+#ifndef RESNET_BATCHNORM_H
+#define RESNET_BATCHNORM_H
+
+#include "dnn.h"
+#include "params.h"
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+typedef struct {
+    int channels, fuse_relu;
+    size_t count;                 /* N*H*W values per channel */
+    const Tensor *src;            /* (N, C, H, W) */
+    Tensor dst;                   /* (N, C, H, W), same layout */
+    Tensor scale, shift;          /* gamma, beta: (C) views into the flat buffers */
+    Tensor diff_scale, diff_shift;
+    Tensor mean, var;             /* batch statistics of the last training forward */
+    Tensor running_mean, running_var; /* (C) views into the state buffer */
+    Tensor workspace;             /* ReLU mask when fused */
+    int state;                    /* index of the running statistics in Params */
+    dnnl_primitive_t fwd_train, fwd_infer, bwd;
+    /* When set, training forward leaves the running statistics alone: the
+     * caller (sync-BN, or tests) updates them. */
+    int skip_running_update;
+} BatchNormLayer;
+
+/* name: state_dict prefix, e.g. "layer1.0.bn1". */
+void batchnorm_init(BatchNormLayer *l, const Tensor *src, int fuse_relu, Params *p,
+                    const char *name);
+void batchnorm_forward(BatchNormLayer *l, int training);
+/* diff_dst and diff_src in the src layout; they may be the same tensor. */
+void batchnorm_backward(BatchNormLayer *l, const Tensor *diff_dst, Tensor *diff_src);
+/* running = (1 - m) running + m batch, with the unbiased variance. */
+void batchnorm_update_running(float *running_mean, float *running_var, const float *mean,
+                              const float *var, size_t channels, size_t count);
+void batchnorm_free(BatchNormLayer *l);
+
+#endif

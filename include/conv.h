@@ -1,0 +1,35 @@
+/*
+ * conv.h - 2-D convolution on oneDNN (no bias; torchvision's ResNets have
+ * none): forward, backward data and backward weights. Weights live in the
+ * flat parameter buffers in the layout oneDNN picks. Local.
+ */
+#ifndef RESNET_CONV_H
+#define RESNET_CONV_H
+
+#include "dnn.h"
+#include "params.h"
+
+typedef struct {
+    int ic, oc, kernel, stride, pad, groups;
+    int need_diff_src; /* 0 for the first layer: its input is the image */
+    const Tensor *src; /* (N, IC, H, W), owned by the layer before */
+    Tensor dst;        /* (N, OC, OH, OW) */
+    Tensor weights, diff_weights; /* (OC, IC/G, K, K) views into the flat buffers */
+    dnnl_primitive_t fwd, bwd_data, bwd_weights;
+    /* Where two primitives disagree on a layout (rare; NULL prims otherwise). */
+    Reorder src_fwd, src_bwd, weights_bwd, diff_dst_data, diff_dst_weights;
+    Reorder diff_src_out, diff_weights_out;
+    Tensor diff_src_inner, diff_weights_inner;
+} ConvLayer;
+
+/* name: the state_dict prefix, e.g. "layer1.0.conv1" (adds ".weight"). */
+void conv_init(ConvLayer *l, const Tensor *src, int oc, int kernel, int stride, int pad,
+               int groups, int need_diff_src, Params *p, const char *name);
+void conv_forward(ConvLayer *l);
+/* diff_dst in l->dst.md layout; diff_src (may be NULL when need_diff_src is
+ * 0) receives the gradient in l->src->md layout. Writes the weight gradient
+ * into the flat gradient buffer. */
+void conv_backward(ConvLayer *l, const Tensor *diff_dst, Tensor *diff_src);
+void conv_free(ConvLayer *l);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * error.h - the one family of checks for oneDNN, MPI, HDF5 and system calls.
+ *
+ * Two error paths (DESIGN.md invariant 3):
+ *   - local failures (a library call fails, allocation, one rank's I/O) print
+ *     "[rank R] file:line: call: what" and MPI_Abort the whole job;
+ *   - errors in the user's input are collected in a Status on every rank and
+ *     settled collectively by status_agree(): rank 0 prints one line and all
+ *     ranks exit with the same code.
+ */
+#ifndef RESNET_ERROR_H
+#define RESNET_ERROR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit codes shared by every binary (DESIGN.md section 5). */
+enum {
+    EXIT_OK = 0,
+    EXIT_INTERNAL = 1,
+    EXIT_USAGE = 2,
+    EXIT_REQUEUE = 3,
+    EXIT_STOPPED = 4,
+    EXIT_NONFINITE = 5,
+};
+
+/* A user-input error found on this rank: code 0 means none. */
+typedef struct {
+    int code;
+    char msg[1024];
+} Status;
+
+_Noreturn void fail_local(const char *file, int line, const char *call,
+                          const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+void status_set(Status *st, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Collective over MPI_COMM_WORLD: if any rank's status is set, rank 0 prints
+ * the message of the lowest failing rank and every rank exits with its code.
+ * Returns only when no rank failed. */
+void status_agree(const Status *st);
+
+/* Collective exit with one code after printing msg on rank 0 (msg may be NULL). */
+_Noreturn void exit_all(int code);
+
+const char *dnnl_error_string(int status);
+const char *mpi_error_string(int err);
+
+#define DNNL_CHECK(call)                                                      \
+    do {                                                                      \
+        int st_ = (int)(call);                                                \
+        if (st_ != 0)                                                         \
+            fail_local(__FILE__, __LINE__, #call, "%s",                       \
+                       dnnl_error_string(st_));                               \
+    } while (0)
+
+#define MPI_CHECK(call)                                                       \
+    do {                                                                      \
+        int err_ = (call);                                                    \
+        if (err_ != 0)                                                        \
+            fail_local(__FILE__, __LINE__, #call, "%s",                       \
+                       mpi_error_string(err_));                               \
+    } while (0)
+
+/* HDF5 calls return a negative value on failure; hid_t and herr_t both fit
+ * in int64_t, so the macro yields the call's value for assignment. */
+int64_t h5_checked(int64_t ret, const char *file, int line, const char *call);
+#define H5_CHECK(call) h5_checked((int64_t)(call), __FILE__, __LINE__, #call)
+
+/* System calls that return -1 and set errno. */
+#define SYS_CHECK(call)                                                       \
+    do {                                                                      \
+        if ((call) == -1)                                                     \
+            fail_local(__FILE__, __LINE__, #call, "%s", sys_error_string());  \
+    } while (0)
+const char *sys_error_string(void);
+
+#define CHECK(cond, ...)                                                      \
+    do {                                                                      \
+        if (!(cond))                                                          \
+            fail_local(__FILE__, __LINE__, #cond, __VA_ARGS__);               \
+    } while (0)
+
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t size);
+/* 64-byte aligned, zeroed; release with free(). */
+void *xaligned_alloc(size_t size);
+char *xstrdup(const char *s);
+
+#endif

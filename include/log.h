@@ -1,0 +1,18 @@
+/*
+ * log.h - logging by role. log_info and log_warn print on rank 0 only (the
+ * job's voice); log_rank prints on every rank with a "[rank R]" prefix.
+ * Local, never collective.
+ */
+#ifndef RESNET_LOG_H
+#define RESNET_LOG_H
+
+/* Set once after MPI_Init; before that every process acts as rank 0. */
+void log_set_rank(int rank, int world_size);
+int log_rank_id(void);
+int log_world_size(void);
+
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_rank(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * loss.h - mean softmax cross-entropy over the batch (torch's
+ * F.cross_entropy, optional label smoothing), its gradient, and top-1/top-5
+ * hits. Plain (N, K) logits. Local.
+ */
+#ifndef RESNET_LOSS_H
+#define RESNET_LOSS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    double loss_sum; /* summed over the samples (mean = loss_sum / n) */
+    int64_t top1, top5;
+    int nonfinite;   /* a logit or the loss was NaN or infinite */
+} LossStats;
+
+/* logits (n, k); diff (n, k) receives d(mean loss)/d(logits) scaled by
+ * 1/scale_n (scale_n: the global batch, so per-rank gradients sum to the
+ * global mean); diff may be NULL for evaluation. */
+LossStats loss_softmax_xent(const float *logits, const int32_t *labels, int n, int k,
+                            float label_smoothing, float *diff, int scale_n);
+/* Top-1 and top-5 hits only. */
+void loss_topk(const float *logits, const int32_t *labels, int n, int k, int64_t *top1,
+               int64_t *top5);
+
+#endif

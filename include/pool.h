@@ -1,0 +1,27 @@
+/*
+ * pool.h - 3x3/2 max-pool with workspace (the ImageNet stem) and global
+ * average pooling to (N, C) in plain layout for the classifier. Local.
+ */
+#ifndef RESNET_POOL_H
+#define RESNET_POOL_H
+
+#include "dnn.h"
+
+typedef struct {
+    int kernel, stride, pad, global; /* global: average over all of H x W */
+    const Tensor *src;               /* (N, C, H, W) */
+    Tensor dst;                      /* max: (N, C, OH, OW); global: (N, C, 1, 1) plain */
+    Tensor workspace;                /* indices of the maxima */
+    dnnl_primitive_t fwd, bwd;
+    Tensor diff_dst_view;            /* global: the (N, C) gradient seen as (N, C, 1, 1) */
+} PoolLayer;
+
+void maxpool_init(PoolLayer *l, const Tensor *src, int kernel, int stride, int pad);
+void avgpool_global_init(PoolLayer *l, const Tensor *src);
+void pool_forward(PoolLayer *l);
+/* diff_dst in the dst layout (global: (N, C) or (N, C, 1, 1) plain);
+ * diff_src in the src layout. */
+void pool_backward(PoolLayer *l, const Tensor *diff_dst, Tensor *diff_src);
+void pool_free(PoolLayer *l);
+
+#endif

@@ -1,0 +1,58 @@
+/* loss.c - softmax cross-entropy with label smoothing, and accuracy. */
+#include "loss.h"
+
+#include <math.h>
+
+/* How many logits beat the label's logit; ties go to the lower index, as
+ * torch.topk reports them. */
+static int label_rank(const float *row, int k, int label)
+{
+    float v = row[label];
+    int rank = 0;
+    for (int j = 0; j < k; j++)
+        if (row[j] > v || (row[j] == v && j < label))
+            rank++;
+    return rank;
+}
+
+void loss_topk(const float *logits, const int32_t *labels, int n, int k, int64_t *top1,
+               int64_t *top5)
+{
+    int64_t h1 = 0, h5 = 0;
+    for (int i = 0; i < n; i++) {
+        int r = label_rank(logits + (size_t)i * k, k, labels[i]);
+        h1 += r < 1;
+        h5 += r < 5;
+    }
+    *top1 = h1;
+    *top5 = h5;
+}
+
+LossStats loss_softmax_xent(const float *logits, const int32_t *labels, int n, int k,
+                            float label_smoothing, float *diff, int scale_n)
+{
+    LossStats st = {0};
+    double eps = label_smoothing, off = eps / k, on = 1.0 - eps + off;
+    for (int i = 0; i < n; i++) {
+        const float *row = logits + (size_t)i * k;
+        double mx = row[0];
+        for (int j = 1; j < k; j++)
+            mx = row[j] > mx ? row[j] : mx;
+        double z = 0.0;
+        for (int j = 0; j < k; j++)
+            z += exp((double)row[j] - mx);
+        double logz = mx + log(z);
+        /* -sum_j target_j log p_j with target = (1-eps) onehot + eps/K */
+        double l = 0.0;
+        for (int j = 0; j < k; j++)
+            l -= (j == labels[i] ? on : off) * ((double)row[j] - logz);
+        st.loss_sum += l;
+        if (diff)
+            for (int j = 0; j < k; j++)
+                diff[(size_t)i * k + j] =
+                    (float)((exp((double)row[j] - logz) - (j == labels[i] ? on : off)) / scale_n);
+    }
+    st.nonfinite = !isfinite(st.loss_sum);
+    loss_topk(logits, labels, n, k, &st.top1, &st.top5);
+    return st;
+}

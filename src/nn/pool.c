@@ -1,0 +1,98 @@
+/* pool.c - max and global-average pooling on oneDNN. */
+#include "pool.h"
+
+#include <string.h>
+
+#include "error.h"
+
+static void pool_create(PoolLayer *l, dnnl_alg_kind_t alg, const dnnl_memory_desc_t *dst_md)
+{
+    dnnl_dims_t strides = {l->stride, l->stride}, kernel = {l->kernel, l->kernel};
+    dnnl_dims_t pad = {l->pad, l->pad};
+    if (l->global) {
+        kernel[0] = l->src->md.dims[2];
+        kernel[1] = l->src->md.dims[3];
+        strides[0] = strides[1] = 1;
+    }
+    dnnl_pooling_desc_t d;
+    DNNL_CHECK(dnnl_pooling_forward_desc_init(&d, dnnl_forward_training, alg, &l->src->md,
+                                              dst_md, strides, kernel, pad, pad));
+    dnnl_primitive_desc_t fwd_pd = dnn_pd(&d, NULL, NULL);
+    l->fwd = dnn_primitive(fwd_pd);
+    dnnl_memory_desc_t dst = pd_md(fwd_pd, dnnl_query_dst_md, 0);
+    tensor_alloc(&l->dst, &dst);
+    const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(fwd_pd, dnnl_query_workspace_md, 0);
+    if (ws && ws->ndims > 0)
+        tensor_alloc(&l->workspace, ws);
+
+    DNNL_CHECK(dnnl_pooling_backward_desc_init(&d, alg, &l->src->md, &dst, strides, kernel, pad,
+                                               pad));
+    dnnl_primitive_desc_t bwd_pd = dnn_pd(&d, NULL, fwd_pd);
+    l->bwd = dnn_primitive(bwd_pd);
+    pd_destroy(&bwd_pd);
+    pd_destroy(&fwd_pd);
+}
+
+void maxpool_init(PoolLayer *l, const Tensor *src, int kernel, int stride, int pad)
+{
+    memset(l, 0, sizeof *l);
+    l->src = src;
+    l->kernel = kernel;
+    l->stride = stride;
+    l->pad = pad;
+    const dnnl_dim_t *s = src->md.dims;
+    dnnl_dims_t dims = {s[0], s[1], (s[2] + 2 * pad - kernel) / stride + 1,
+                        (s[3] + 2 * pad - kernel) / stride + 1};
+    /* Same layout as the input: pooling does not reorder well. */
+    dnnl_memory_desc_t dst_any = md_any(4, dims);
+    pool_create(l, dnnl_pooling_max, &dst_any);
+}
+
+void avgpool_global_init(PoolLayer *l, const Tensor *src)
+{
+    memset(l, 0, sizeof *l);
+    l->src = src;
+    l->global = 1;
+    dnnl_dims_t dims = {src->md.dims[0], src->md.dims[1], 1, 1};
+    /* Plain (N, C, 1, 1) is the (N, C) matrix the classifier reads. */
+    dnnl_memory_desc_t dst = md_make(4, dims, dnnl_nchw);
+    pool_create(l, dnnl_pooling_avg_exclude_padding, &dst);
+    tensor_view(&l->diff_dst_view, &dst, NULL);
+}
+
+void pool_forward(PoolLayer *l)
+{
+    DnnArgs a;
+    args_clear(&a);
+    args_add(&a, DNNL_ARG_SRC, l->src->mem);
+    args_add(&a, DNNL_ARG_DST, l->dst.mem);
+    if (l->workspace.mem)
+        args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
+    dnn_execute(l->fwd, &a);
+}
+
+void pool_backward(PoolLayer *l, const Tensor *diff_dst, Tensor *diff_src)
+{
+    dnnl_memory_t dd = diff_dst->mem;
+    if (l->global) {
+        tensor_set_data(&l->diff_dst_view, diff_dst->data);
+        dd = l->diff_dst_view.mem;
+    }
+    DnnArgs a;
+    args_clear(&a);
+    args_add(&a, DNNL_ARG_DIFF_DST, dd);
+    args_add(&a, DNNL_ARG_DIFF_SRC, diff_src->mem);
+    if (l->workspace.mem)
+        args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
+    dnn_execute(l->bwd, &a);
+}
+
+void pool_free(PoolLayer *l)
+{
+    primitive_destroy(&l->fwd);
+    primitive_destroy(&l->bwd);
+    Tensor *ts[] = {&l->dst, &l->workspace, &l->diff_dst_view};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        if (ts[i]->mem)
+            tensor_free(ts[i]);
+}
