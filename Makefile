@@ -10,12 +10,13 @@ MPICC    ?= mpicc
 BUILD    ?= build
 OPT      ?= -O3 -march=native
 WERROR   ?= $(if $(CI),-Werror,)
-PYTHON   ?= python3
+PYTHON   ?= /usr/bin/python3
 
+comma := ,
 HDF5_CFLAGS := $(if $(HDF5_ROOT),-I$(HDF5_ROOT)/include,$(shell pkg-config --cflags hdf5-openmpi 2>/dev/null || pkg-config --cflags hdf5 2>/dev/null))
-HDF5_LIBS   := $(if $(HDF5_ROOT),-L$(HDF5_ROOT)/lib -Wl,-rpath,$(HDF5_ROOT)/lib -lhdf5,$(shell pkg-config --libs hdf5-openmpi 2>/dev/null || pkg-config --libs hdf5 2>/dev/null))
+HDF5_LIBS   := $(if $(HDF5_ROOT),-L$(HDF5_ROOT)/lib -Wl$(comma)-rpath$(comma)$(HDF5_ROOT)/lib -lhdf5,$(shell pkg-config --libs hdf5-openmpi 2>/dev/null || pkg-config --libs hdf5 2>/dev/null))
 DNNL_CFLAGS := $(if $(DNNL_ROOT),-I$(DNNL_ROOT)/include,)
-DNNL_LIBS   := $(if $(DNNL_ROOT),-L$(DNNL_ROOT)/lib -Wl,-rpath,$(DNNL_ROOT)/lib,) -ldnnl
+DNNL_LIBS   := $(if $(DNNL_ROOT),-L$(DNNL_ROOT)/lib -Wl$(comma)-rpath$(comma)$(DNNL_ROOT)/lib,) -ldnnl
 JPEG_LIBS   := -lturbojpeg
 
 CFLAGS  ?= $(OPT) -g
@@ -71,6 +72,11 @@ $(BUILD)/tests/mpi_%: $(BUILD)/tests/mpi/mpi_%.o $(REF_OBJ) $(LIB)
 	@$(if $(Q),echo "  LINK  $@")
 	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
+$(BUILD)/bench/gemm_peak: bench/gemm_peak.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(MPICC) $(CFLAGS) $(LDFLAGS) $< $(DNNL_LIBS) -o $@
+
 # Debian packages per purpose; `make deps` installs only what is missing.
 PKG_BUILD := make gcc pkg-config libdnnl-dev libopenmpi-dev openmpi-bin \
              libhdf5-openmpi-dev hdf5-tools libcmocka-dev libturbojpeg0-dev zlib1g-dev
@@ -101,7 +107,7 @@ run: deps-run
 	@BUILD=$(BUILD) sh datasets/run_default.sh
 
 bench: deps-bench
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/gemm_peak
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh bench/run_bench.sh
 
 install: all

@@ -10,16 +10,19 @@
 typedef struct {
     int kernel, stride, pad, global; /* global: average over all of H x W */
     const Tensor *src;               /* (N, C, H, W) */
-    Tensor dst;                      /* max: (N, C, OH, OW); global: (N, C, 1, 1) plain */
+    Tensor dst;                      /* (N, C, OH, OW) in the layout pooling picks */
     Tensor workspace;                /* indices of the maxima */
     dnnl_primitive_t fwd, bwd;
-    Tensor diff_dst_view;            /* global: the (N, C) gradient seen as (N, C, 1, 1) */
+    /* Global pooling: the (N, C) plain matrix the classifier reads, and its
+     * gradient in the pooling layout (fast kernels want blocked outputs). */
+    Tensor flat, diff_flat_view, diff_dst_blocked;
+    Reorder to_flat, from_flat;
 } PoolLayer;
 
 void maxpool_init(PoolLayer *l, const Tensor *src, int kernel, int stride, int pad);
 void avgpool_global_init(PoolLayer *l, const Tensor *src);
 void pool_forward(PoolLayer *l);
-/* diff_dst in the dst layout (global: (N, C) or (N, C, 1, 1) plain);
+/* diff_dst in the dst layout (global: (N, C) plain, like flat);
  * diff_src in the src layout. */
 void pool_backward(PoolLayer *l, const Tensor *diff_dst, Tensor *diff_src);
 void pool_free(PoolLayer *l);

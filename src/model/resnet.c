@@ -256,7 +256,7 @@ static void head_init(Net *net, const Tensor *features)
     int channels = (int)features->md.dims[1], n = net->cfg.batch, k = net->cfg.num_classes;
     net->head_first_param = net->params->total;
     avgpool_global_init(&net->gap, features);
-    linear_init(&net->fc, net->gap.dst.data, n, channels, k, net->params, "fc");
+    linear_init(&net->fc, net->gap.flat.data, n, channels, k, net->params, "fc");
     net->diff_logits = xaligned_alloc((size_t)n * k * sizeof(float));
     tensor_view(&net->d_logits, &net->fc.dst.md, net->diff_logits);
     tensor_alloc(&net->d_features, &net->fc.src.md);

@@ -54,10 +54,15 @@ void avgpool_global_init(PoolLayer *l, const Tensor *src)
     l->src = src;
     l->global = 1;
     dnnl_dims_t dims = {src->md.dims[0], src->md.dims[1], 1, 1};
+    dnnl_memory_desc_t dst_any = md_any(4, dims);
+    pool_create(l, dnnl_pooling_avg_exclude_padding, &dst_any);
     /* Plain (N, C, 1, 1) is the (N, C) matrix the classifier reads. */
-    dnnl_memory_desc_t dst = md_make(4, dims, dnnl_nchw);
-    pool_create(l, dnnl_pooling_avg_exclude_padding, &dst);
-    tensor_view(&l->diff_dst_view, &dst, NULL);
+    dnnl_memory_desc_t flat = md_make(4, dims, dnnl_nchw);
+    tensor_alloc(&l->flat, &flat);
+    tensor_view(&l->diff_flat_view, &flat, NULL);
+    tensor_alloc(&l->diff_dst_blocked, &l->dst.md);
+    reorder_init(&l->to_flat, &l->dst.md, &flat, 0);
+    reorder_init(&l->from_flat, &flat, &l->dst.md, 0);
 }
 
 void pool_forward(PoolLayer *l)
@@ -69,14 +74,17 @@ void pool_forward(PoolLayer *l)
     if (l->workspace.mem)
         args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
     dnn_execute(l->fwd, &a);
+    if (l->global)
+        reorder_run_into(&l->to_flat, &l->dst, &l->flat);
 }
 
 void pool_backward(PoolLayer *l, const Tensor *diff_dst, Tensor *diff_src)
 {
     dnnl_memory_t dd = diff_dst->mem;
     if (l->global) {
-        tensor_set_data(&l->diff_dst_view, diff_dst->data);
-        dd = l->diff_dst_view.mem;
+        tensor_set_data(&l->diff_flat_view, diff_dst->data);
+        reorder_run_into(&l->from_flat, &l->diff_flat_view, &l->diff_dst_blocked);
+        dd = l->diff_dst_blocked.mem;
     }
     DnnArgs a;
     args_clear(&a);
@@ -91,7 +99,9 @@ void pool_free(PoolLayer *l)
 {
     primitive_destroy(&l->fwd);
     primitive_destroy(&l->bwd);
-    Tensor *ts[] = {&l->dst, &l->workspace, &l->diff_dst_view};
+    reorder_free(&l->to_flat);
+    reorder_free(&l->from_flat);
+    Tensor *ts[] = {&l->dst, &l->workspace, &l->flat, &l->diff_flat_view, &l->diff_dst_blocked};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
         if (ts[i]->mem)
             tensor_free(ts[i]);

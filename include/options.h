@@ -1,0 +1,65 @@
+/*
+ * options.h - resnet_dist's flags: one struct, one parser, one usage text.
+ * Every rank parses the same command line; problems are returned in a
+ * Status so that the caller settles them collectively (status_agree).
+ */
+#ifndef RESNET_OPTIONS_H
+#define RESNET_OPTIONS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+#include "lr_schedule.h"
+
+typedef struct {
+    /* model */
+    char arch[32];
+    int num_classes;      /* 0: from the dataset (synthetic: 1000) */
+    int small_stem;
+    int zero_init_residual;
+    /* data */
+    const char *data;
+    int crop;             /* 0: the stored image size (synthetic: 224) */
+    int in_channels;      /* synthetic only: 1 or 3 */
+    int synthetic;
+    const char *split;    /* evaluated split for --eval-only: val or test */
+    /* schedule */
+    int batch_size;       /* global */
+    int epochs;
+    int64_t max_steps;    /* 0: no limit */
+    double lr;            /* used as given */
+    double base_lr;       /* > 0: lr = base_lr * batch / 256 */
+    double momentum;
+    int nesterov;
+    double weight_decay;
+    int no_bn_decay;
+    double label_smoothing;
+    int val_every;
+    Plateau plateau;      /* settings only; state starts fresh */
+    int plateau_on_loss;  /* metric val_loss (mode min) instead of val_top1 */
+    uint64_t seed;
+    int threads;          /* 0: OMP_NUM_THREADS, else cores / local ranks */
+    /* checkpoints and logs */
+    const char *init_from;
+    const char *resume;   /* path or "auto" */
+    const char *checkpoint_dir;
+    int log_every;
+    const char *metrics;
+    /* modes */
+    int eval_only;
+    int bench;
+    int bench_steps, bench_warmup;
+    int dry_run;
+    int show_help, show_version;
+    const char *command_line;
+} Options;
+
+void options_defaults(Options *o);
+/* Parses and validates argv; sets st (code 2) on the first problem. */
+void options_parse(Options *o, int argc, char **argv, Status *st);
+void options_usage(FILE *out);
+/* One line per setting, for the start-up log and the metrics config record. */
+void options_print(const Options *o, FILE *out);
+
+#endif

@@ -1,0 +1,281 @@
+/* options.c - getopt_long table, defaults, validation and --help text. */
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "resnet.h"
+
+enum {
+    OPT_ARCH = 1000, OPT_NUM_CLASSES, OPT_STEM, OPT_ZERO_INIT, OPT_DATA, OPT_CROP,
+    OPT_IN_CHANNELS, OPT_SYNTHETIC, OPT_SPLIT, OPT_BATCH, OPT_EPOCHS, OPT_MAX_STEPS, OPT_LR,
+    OPT_BASE_LR, OPT_MOMENTUM, OPT_NESTEROV, OPT_WD, OPT_NO_BN_DECAY, OPT_SMOOTHING,
+    OPT_VAL_EVERY, OPT_PLATEAU_METRIC, OPT_PLATEAU_FACTOR, OPT_PLATEAU_PATIENCE,
+    OPT_PLATEAU_THRESHOLD, OPT_PLATEAU_THRESHOLD_MODE, OPT_PLATEAU_COOLDOWN, OPT_MIN_LR,
+    OPT_SEED, OPT_THREADS, OPT_INIT_FROM, OPT_RESUME, OPT_CKPT_DIR, OPT_LOG_EVERY, OPT_METRICS,
+    OPT_EVAL_ONLY, OPT_BENCH, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
+    OPT_VERSION,
+};
+
+typedef struct {
+    const char *name;
+    int has_arg;
+    int id;
+    const char *metavar;
+    const char *help; /* ends with the default in brackets where there is one */
+    const char *group;
+} OptionSpec;
+
+static const OptionSpec SPECS[] = {
+    {"arch", 1, OPT_ARCH, "NAME", "network architecture (see --help list below) [resnet50]", "Model"},
+    {"num-classes", 1, OPT_NUM_CLASSES, "K", "classifier outputs [from the dataset; synthetic: 1000]", "Model"},
+    {"stem", 1, OPT_STEM, "KIND", "imagenet (7x7/2 conv + max-pool) or small (3x3/1 conv, no pool; 28-64 px) [imagenet]", "Model"},
+    {"zero-init-residual", 0, OPT_ZERO_INIT, NULL, "start each block's last BN gamma at 0 (Goyal et al.) [off]", "Model"},
+    {"data", 1, OPT_DATA, "FILE.h5", "dataset in the resnet-dist HDF5 format [none]", "Data"},
+    {"crop", 1, OPT_CROP, "S", "centre S x S crop of the stored images [stored size; synthetic: 224]", "Data"},
+    {"in-channels", 1, OPT_IN_CHANNELS, "C", "input channels with --synthetic: 1 or 3 [3]", "Data"},
+    {"synthetic", 0, OPT_SYNTHETIC, NULL, "train on random tensors, no dataset file [off]", "Data"},
+    {"split", 1, OPT_SPLIT, "NAME", "split evaluated by --eval-only: val or test [val]", "Data"},
+    {"batch-size", 1, OPT_BATCH, "B", "global batch size, split evenly over ranks [256]", "Optimisation"},
+    {"epochs", 1, OPT_EPOCHS, "N", "epochs to train [90]", "Optimisation"},
+    {"max-steps", 1, OPT_MAX_STEPS, "N", "stop after N global optimizer steps in total [no limit]", "Optimisation"},
+    {"lr", 1, OPT_LR, "X", "learning rate, used as given [0.1]", "Optimisation"},
+    {"base-lr", 1, OPT_BASE_LR, "X", "instead of --lr: X * global batch / 256 (linear scaling) [unset]", "Optimisation"},
+    {"momentum", 1, OPT_MOMENTUM, "X", "SGD momentum [0.9]", "Optimisation"},
+    {"nesterov", 0, OPT_NESTEROV, NULL, "Nesterov momentum [off]", "Optimisation"},
+    {"weight-decay", 1, OPT_WD, "X", "L2 weight decay added to the gradient [1e-4]", "Optimisation"},
+    {"no-bn-decay", 0, OPT_NO_BN_DECAY, NULL, "no weight decay on BN parameters and biases [off]", "Optimisation"},
+    {"label-smoothing", 1, OPT_SMOOTHING, "X", "label smoothing epsilon [0]", "Optimisation"},
+    {"seed", 1, OPT_SEED, "N", "seed for initialisation and synthetic data [0]", "Optimisation"},
+    {"val-every", 1, OPT_VAL_EVERY, "N", "validate every N epochs and at the end [1]", "Schedule"},
+    {"plateau-metric", 1, OPT_PLATEAU_METRIC, "M", "val_top1 (mode max) or val_loss (mode min) [val_top1]", "Schedule"},
+    {"plateau-factor", 1, OPT_PLATEAU_FACTOR, "X", "LR multiplier on a plateau [0.1]", "Schedule"},
+    {"plateau-patience", 1, OPT_PLATEAU_PATIENCE, "N", "validations without improvement before a cut [10]", "Schedule"},
+    {"plateau-threshold", 1, OPT_PLATEAU_THRESHOLD, "X", "smallest change that counts as improvement [1e-4]", "Schedule"},
+    {"plateau-threshold-mode", 1, OPT_PLATEAU_THRESHOLD_MODE, "M", "rel or abs [rel]", "Schedule"},
+    {"plateau-cooldown", 1, OPT_PLATEAU_COOLDOWN, "N", "validations to wait after a cut [0]", "Schedule"},
+    {"min-lr", 1, OPT_MIN_LR, "X", "lower bound of the learning rate [0]", "Schedule"},
+    {"threads", 1, OPT_THREADS, "N", "OpenMP threads per rank [OMP_NUM_THREADS, else cores / ranks per node]", "Run"},
+    {"init-from", 1, OPT_INIT_FROM, "CKPT", "initialise weights from a checkpoint's /model group [none]", "Checkpoints"},
+    {"resume", 1, OPT_RESUME, "PATH|auto", "resume from a checkpoint, or the newest valid one in --checkpoint-dir [none]", "Checkpoints"},
+    {"checkpoint-dir", 1, OPT_CKPT_DIR, "DIR", "where step-NNNNNNNN.h5 and best.h5 go [checkpoints]", "Checkpoints"},
+    {"log-every", 1, OPT_LOG_EVERY, "N", "progress line every N steps [10]", "Logging"},
+    {"metrics", 1, OPT_METRICS, "FILE", "append JSON-lines metrics records to FILE [none]", "Logging"},
+    {"eval-only", 0, OPT_EVAL_ONLY, NULL, "evaluate --split once and exit [off]", "Modes"},
+    {"bench", 0, OPT_BENCH, NULL, "time training steps, print one JSON line [off]", "Modes"},
+    {"bench-steps", 1, OPT_BENCH_STEPS, "N", "timed steps for --bench [20]", "Modes"},
+    {"bench-warmup", 1, OPT_BENCH_WARMUP, "N", "untimed warm-up steps for --bench [3]", "Modes"},
+    {"dry-run", 0, OPT_DRY_RUN, NULL, "check flags, dataset and checkpoints, print the plan, exit [off]", "Modes"},
+    {"help", 0, OPT_HELP, NULL, "this text", "Modes"},
+    {"version", 0, OPT_VERSION, NULL, "program and library versions", "Modes"},
+};
+#define NSPECS (sizeof SPECS / sizeof SPECS[0])
+
+void options_defaults(Options *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->arch, sizeof o->arch, "resnet50");
+    o->split = "val";
+    o->batch_size = 256;
+    o->epochs = 90;
+    o->lr = 0.1;
+    o->momentum = 0.9;
+    o->weight_decay = 1e-4;
+    o->val_every = 1;
+    plateau_init(&o->plateau, PLATEAU_MAX);
+    o->checkpoint_dir = "checkpoints";
+    o->log_every = 10;
+    o->in_channels = 3;
+    o->bench_steps = 20;
+    o->bench_warmup = 3;
+}
+
+void options_usage(FILE *out)
+{
+    char archs[512];
+    arch_names(archs, sizeof archs);
+    fprintf(out, "usage: resnet_dist [flags]   (run under mpirun or srun for several ranks)\n");
+    const char *group = "";
+    for (size_t i = 0; i < NSPECS; i++) {
+        const OptionSpec *s = &SPECS[i];
+        if (strcmp(group, s->group) != 0) {
+            group = s->group;
+            fprintf(out, "\n%s:\n", group);
+        }
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", s->name, s->metavar ? " " : "",
+                 s->metavar ? s->metavar : "");
+        fprintf(out, "  %-30s %s\n", left, s->help);
+    }
+    fprintf(out, "\narchitectures: %s\n", archs);
+    fprintf(out, "exit codes: 0 done, 1 internal error, 2 bad usage or input, 3 stopped on SIGUSR1 "
+                 "(requeue), 4 stopped on SIGTERM/SIGINT, 5 non-finite loss\n");
+}
+
+static int parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out,
+                     Status *st)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        status_set(st, EXIT_USAGE, "--%s: '%s' is not a whole number in [%lld, %lld]", flag, s, lo,
+                   hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int parse_num(const char *flag, const char *s, double lo, double hi, double *out,
+                     Status *st)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        status_set(st, EXIT_USAGE, "--%s: '%s' is not a number in [%g, %g]", flag, s, lo, hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int parse_choice(const char *flag, const char *s, const char *a, const char *b, Status *st)
+{
+    if (strcmp(s, a) == 0)
+        return 0;
+    if (strcmp(s, b) == 0)
+        return 1;
+    status_set(st, EXIT_USAGE, "--%s: '%s' is neither %s nor %s", flag, s, a, b);
+    return 0;
+}
+
+static void apply_option(Options *o, int id, const char *flag, const char *v, Status *st)
+{
+    long long i = 0;
+    double d = 0;
+    switch (id) {
+    case OPT_ARCH:
+        if (!arch_exists(v))
+            status_set(st, EXIT_USAGE, "--arch: unknown architecture '%s' (see --help)", v);
+        snprintf(o->arch, sizeof o->arch, "%s", v);
+        break;
+    case OPT_NUM_CLASSES: if (parse_int(flag, v, 1, 1 << 20, &i, st)) o->num_classes = (int)i; break;
+    case OPT_STEM: o->small_stem = parse_choice(flag, v, "imagenet", "small", st); break;
+    case OPT_ZERO_INIT: o->zero_init_residual = 1; break;
+    case OPT_DATA: o->data = v; break;
+    case OPT_CROP: if (parse_int(flag, v, 8, 4096, &i, st)) o->crop = (int)i; break;
+    case OPT_IN_CHANNELS:
+        if (parse_int(flag, v, 1, 3, &i, st) && i == 2)
+            status_set(st, EXIT_USAGE, "--in-channels: must be 1 or 3");
+        o->in_channels = (int)i;
+        break;
+    case OPT_SYNTHETIC: o->synthetic = 1; break;
+    case OPT_SPLIT: o->split = parse_choice(flag, v, "val", "test", st) ? "test" : "val"; break;
+    case OPT_BATCH: if (parse_int(flag, v, 1, 1 << 24, &i, st)) o->batch_size = (int)i; break;
+    case OPT_EPOCHS: if (parse_int(flag, v, 1, 1 << 20, &i, st)) o->epochs = (int)i; break;
+    case OPT_MAX_STEPS: if (parse_int(flag, v, 1, INT64_MAX / 2, &i, st)) o->max_steps = i; break;
+    case OPT_LR: if (parse_num(flag, v, 0, 1e3, &d, st)) o->lr = d; break;
+    case OPT_BASE_LR: if (parse_num(flag, v, 1e-12, 1e3, &d, st)) o->base_lr = d; break;
+    case OPT_MOMENTUM: if (parse_num(flag, v, 0, 1, &d, st)) o->momentum = d; break;
+    case OPT_NESTEROV: o->nesterov = 1; break;
+    case OPT_WD: if (parse_num(flag, v, 0, 1, &d, st)) o->weight_decay = d; break;
+    case OPT_NO_BN_DECAY: o->no_bn_decay = 1; break;
+    case OPT_SMOOTHING: if (parse_num(flag, v, 0, 0.999, &d, st)) o->label_smoothing = d; break;
+    case OPT_SEED: if (parse_int(flag, v, 0, INT64_MAX, &i, st)) o->seed = (uint64_t)i; break;
+    case OPT_VAL_EVERY: if (parse_int(flag, v, 1, 1 << 20, &i, st)) o->val_every = (int)i; break;
+    case OPT_PLATEAU_METRIC: o->plateau_on_loss = parse_choice(flag, v, "val_top1", "val_loss", st); break;
+    case OPT_PLATEAU_FACTOR: if (parse_num(flag, v, 1e-9, 0.999999, &d, st)) o->plateau.factor = d; break;
+    case OPT_PLATEAU_PATIENCE: if (parse_int(flag, v, 0, 1 << 20, &i, st)) o->plateau.patience = (int)i; break;
+    case OPT_PLATEAU_THRESHOLD: if (parse_num(flag, v, 0, 1e9, &d, st)) o->plateau.threshold = d; break;
+    case OPT_PLATEAU_THRESHOLD_MODE:
+        o->plateau.threshold_mode = parse_choice(flag, v, "rel", "abs", st) ? THRESHOLD_ABS : THRESHOLD_REL;
+        break;
+    case OPT_PLATEAU_COOLDOWN: if (parse_int(flag, v, 0, 1 << 20, &i, st)) o->plateau.cooldown = (int)i; break;
+    case OPT_MIN_LR: if (parse_num(flag, v, 0, 1e3, &d, st)) o->plateau.min_lr = d; break;
+    case OPT_THREADS: if (parse_int(flag, v, 1, 4096, &i, st)) o->threads = (int)i; break;
+    case OPT_INIT_FROM: o->init_from = v; break;
+    case OPT_RESUME: o->resume = v; break;
+    case OPT_CKPT_DIR: o->checkpoint_dir = v; break;
+    case OPT_LOG_EVERY: if (parse_int(flag, v, 1, 1 << 30, &i, st)) o->log_every = (int)i; break;
+    case OPT_METRICS: o->metrics = v; break;
+    case OPT_EVAL_ONLY: o->eval_only = 1; break;
+    case OPT_BENCH: o->bench = 1; break;
+    case OPT_BENCH_STEPS: if (parse_int(flag, v, 1, 1 << 20, &i, st)) o->bench_steps = (int)i; break;
+    case OPT_BENCH_WARMUP: if (parse_int(flag, v, 0, 1 << 20, &i, st)) o->bench_warmup = (int)i; break;
+    case OPT_DRY_RUN: o->dry_run = 1; break;
+    case OPT_HELP: o->show_help = 1; break;
+    case OPT_VERSION: o->show_version = 1; break;
+    }
+}
+
+static void options_validate(Options *o, Status *st)
+{
+    if (o->show_help || o->show_version)
+        return;
+    if (o->synthetic && o->data)
+        status_set(st, EXIT_USAGE, "--synthetic and --data exclude each other");
+    if (!o->synthetic && !o->data)
+        status_set(st, EXIT_USAGE, "no dataset: give --data FILE.h5 or --synthetic");
+    if (o->eval_only && o->bench)
+        status_set(st, EXIT_USAGE, "--eval-only and --bench exclude each other");
+    if (o->eval_only && o->synthetic)
+        status_set(st, EXIT_USAGE, "--eval-only needs --data");
+    if (o->eval_only && !o->init_from && !o->resume)
+        status_set(st, EXIT_USAGE, "--eval-only needs weights: give --init-from CKPT");
+    if (o->init_from && o->resume)
+        status_set(st, EXIT_USAGE, "--init-from and --resume exclude each other");
+    if (o->resume && strcmp(o->resume, "auto") == 0 && !o->checkpoint_dir[0])
+        status_set(st, EXIT_USAGE, "--resume auto needs --checkpoint-dir");
+    if (o->plateau_on_loss)
+        o->plateau.mode = PLATEAU_MIN;
+    o->plateau.best = o->plateau.mode == PLATEAU_MIN ? INFINITY : -INFINITY;
+    if (o->base_lr > 0)
+        o->lr = o->base_lr * o->batch_size / 256.0;
+}
+
+void options_parse(Options *o, int argc, char **argv, Status *st)
+{
+    struct option longopts[NSPECS + 1];
+    for (size_t i = 0; i < NSPECS; i++)
+        longopts[i] = (struct option){SPECS[i].name, SPECS[i].has_arg ? required_argument : no_argument,
+                                      NULL, SPECS[i].id};
+    memset(&longopts[NSPECS], 0, sizeof longopts[NSPECS]);
+    opterr = 0;
+    optind = 1;
+    int c, index = 0;
+    while ((c = getopt_long(argc, argv, ":", longopts, &index)) != -1) {
+        if (c == '?') {
+            status_set(st, EXIT_USAGE, "unknown flag '%s' (see --help)", argv[optind - 1]);
+            continue;
+        }
+        if (c == ':') {
+            status_set(st, EXIT_USAGE, "flag '%s' needs a value", argv[optind - 1]);
+            continue;
+        }
+        const char *name = "";
+        for (size_t i = 0; i < NSPECS; i++)
+            if (SPECS[i].id == c)
+                name = SPECS[i].name;
+        apply_option(o, c, name, optarg, st);
+    }
+    if (optind < argc)
+        status_set(st, EXIT_USAGE, "unexpected argument '%s' (flags start with --)", argv[optind]);
+    options_validate(o, st);
+}
+
+void options_print(const Options *o, FILE *out)
+{
+    fprintf(out, "config: arch=%s stem=%s num_classes=%d data=%s%s crop=%d batch_size=%d "
+                 "epochs=%d max_steps=%lld lr=%g momentum=%g nesterov=%d weight_decay=%g "
+                 "no_bn_decay=%d label_smoothing=%g seed=%llu zero_init_residual=%d\n",
+            o->arch, o->small_stem ? "small" : "imagenet", o->num_classes,
+            o->data ? o->data : "", o->synthetic ? "(synthetic)" : "", o->crop, o->batch_size,
+            o->epochs, (long long)o->max_steps, o->lr, o->momentum, o->nesterov, o->weight_decay,
+            o->no_bn_decay, o->label_smoothing, (unsigned long long)o->seed,
+            o->zero_init_residual);
+}

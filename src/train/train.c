@@ -1,0 +1,590 @@
+/* train.c - the training driver: set-up, the step loop, validation. */
+#include "train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <mpi.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "checkpoint.h"
+#include "dataset.h"
+#include "dist.h"
+#include "error.h"
+#include "h5lock.h"
+#include "log.h"
+#include "metrics.h"
+#include "options.h"
+#include "resnet.h"
+#include "rng.h"
+#include "sgd.h"
+#include "timer.h"
+
+#define PROGRAM_VERSION "0.1.0"
+
+typedef struct {
+    Options opt;
+    DistInfo dist;
+    Dataset data;
+    int have_data;
+    int channels, crop, num_classes, local_batch;
+    Params params;
+    Net *net;
+    Metrics metrics;
+    SgdConfig sgd;
+    double lr;
+    int64_t step, steps_per_epoch, total_steps;
+    Plateau plateau;
+    double best_metric;
+    char fingerprint[256];
+    int32_t *labels;
+} Trainer;
+
+typedef struct {
+    double loss_sum;
+    double top1, top5, count;
+} EvalTotals;
+
+void train_version_string(char *out, unsigned long len)
+{
+    const dnnl_version_t *dv = dnnl_version();
+    unsigned maj, min, rel;
+    H5get_libversion(&maj, &min, &rel);
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+    int n = 0;
+    MPI_Get_library_version(mpi, &n);
+    char *nl = strchr(mpi, ','); /* keep "Open MPI v4.1.4" */
+    if (nl)
+        *nl = '\0';
+    snprintf(out, len, "resnet-dist %s (oneDNN %d.%d.%d, %s, HDF5 %u.%u.%u)", PROGRAM_VERSION,
+             dv->major, dv->minor, dv->patch, mpi, maj, min, rel);
+}
+
+static void trainer_set_threads(Trainer *t)
+{
+    int threads = t->opt.threads;
+    const char *env = getenv("OMP_NUM_THREADS");
+    if (!threads && env && atoi(env) > 0)
+        threads = atoi(env);
+    if (!threads) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = (int)(cores / t->dist.local_size);
+        if (threads < 1)
+            threads = 1;
+    }
+    t->opt.threads = threads;
+    omp_set_num_threads(threads);
+}
+
+static void trainer_open_data(Trainer *t)
+{
+    Status st = {0};
+    Options *o = &t->opt;
+    if (o->synthetic) {
+        t->channels = o->in_channels;
+        t->crop = o->crop ? o->crop : 224;
+        t->num_classes = o->num_classes ? o->num_classes : 1000;
+        snprintf(t->fingerprint, sizeof t->fingerprint, "synthetic");
+    } else {
+        t->have_data = dataset_open(&t->data, o->data, &st) == 0;
+        if (t->have_data) {
+            t->channels = t->data.channels;
+            t->crop = o->crop ? o->crop : t->data.height;
+            t->num_classes = t->data.num_classes;
+            if (o->num_classes && o->num_classes != t->data.num_classes)
+                status_set(&st, EXIT_USAGE, "--num-classes %d, but %s has %d classes",
+                           o->num_classes, o->data, t->data.num_classes);
+            if (!t->crop)
+                status_set(&st, EXIT_USAGE, "%s stores JPEG images of varying size: give --crop",
+                           o->data);
+            else if (t->data.height && (t->crop > t->data.height || t->crop > t->data.width))
+                status_set(&st, EXIT_USAGE, "--crop %d is larger than the %dx%d images of %s",
+                           t->crop, t->data.height, t->data.width, o->data);
+            dataset_fingerprint(&t->data, t->fingerprint, sizeof t->fingerprint);
+        }
+    }
+    if (o->batch_size % t->dist.size)
+        status_set(&st, EXIT_USAGE, "--batch-size %d does not divide over %d ranks",
+                   o->batch_size, t->dist.size);
+    t->local_batch = o->batch_size / t->dist.size;
+    o->num_classes = t->num_classes; /* resolved, for the start-up log */
+    o->crop = t->crop;
+    if (t->have_data && !o->eval_only && !o->bench &&
+        dataset_count(&t->data, SPLIT_TRAIN) < o->batch_size)
+        status_set(&st, EXIT_USAGE, "%s: /train has %lld images, fewer than --batch-size %d",
+                   o->data, (long long)dataset_count(&t->data, SPLIT_TRAIN), o->batch_size);
+    status_agree(&st);
+}
+
+static void trainer_build(Trainer *t)
+{
+    NetConfig cfg = {.num_classes = t->num_classes, .in_channels = t->channels,
+                     .image_size = t->crop, .batch = t->local_batch,
+                     .small_stem = t->opt.small_stem,
+                     .zero_init_residual = t->opt.zero_init_residual};
+    snprintf(cfg.arch, sizeof cfg.arch, "%s", t->opt.arch);
+    params_init(&t->params);
+    t->net = net_create(&cfg, &t->params);
+    params_allocate(&t->params);
+    net_init_weights(t->net, t->opt.seed);
+    t->labels = xcalloc((size_t)t->local_batch, sizeof *t->labels);
+    t->sgd = (SgdConfig){t->opt.momentum, t->opt.weight_decay, t->opt.nesterov,
+                         t->opt.no_bn_decay};
+    t->lr = t->opt.lr;
+    t->plateau = t->opt.plateau;
+    t->best_metric = NAN;
+}
+
+/* Rank 0 reads the checkpoint and broadcasts what it found. */
+static void trainer_load(Trainer *t, const char *path, CheckpointPart part)
+{
+    Status st = {0};
+    CheckpointMeta meta;
+    checkpoint_meta_init(&meta);
+    if (t->dist.rank == 0)
+        checkpoint_read(path, &t->params, &meta, part, &st);
+    status_agree(&st);
+    MPI_CHECK(MPI_Bcast(&meta, sizeof meta, MPI_BYTE, 0, MPI_COMM_WORLD));
+    dist_broadcast_state(&t->params);
+    if (part == CKPT_WEIGHTS_ONLY) {
+        log_info("initialised weights from %s", path);
+        return;
+    }
+    if (strcmp(meta.arch, t->opt.arch) != 0 || meta.num_classes != t->num_classes)
+        status_set(&st, EXIT_USAGE, "%s holds %s with %d classes; this run is %s with %d", path,
+                   meta.arch, meta.num_classes, t->opt.arch, t->num_classes);
+    else if (strcmp(meta.dataset_fingerprint, t->fingerprint) != 0)
+        status_set(&st, EXIT_USAGE,
+                   "%s was trained on another dataset (fingerprint '%s', this run '%s')", path,
+                   meta.dataset_fingerprint, t->fingerprint);
+    else if (meta.global_batch != t->opt.batch_size)
+        status_set(&st, EXIT_USAGE, "%s was trained with global batch %lld; this run has %d",
+                   path, (long long)meta.global_batch, t->opt.batch_size);
+    status_agree(&st);
+    t->step = meta.step;
+    t->lr = meta.lr;
+    t->best_metric = meta.best_metric;
+    if (meta.has_plateau)
+        t->plateau = meta.plateau;
+    log_info("resumed from %s at step %lld (lr %g)", path, (long long)t->step, t->lr);
+}
+
+static void trainer_restore(Trainer *t)
+{
+    const Options *o = &t->opt;
+    if (o->init_from) {
+        trainer_load(t, o->init_from, CKPT_WEIGHTS_ONLY);
+        return;
+    }
+    if (!o->resume)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s", o->resume);
+    if (strcmp(o->resume, "auto") == 0) {
+        Status st = {0};
+        int found = 0;
+        if (t->dist.rank == 0)
+            found = checkpoint_find_latest(o->checkpoint_dir, path, sizeof path, &st) > 0;
+        status_agree(&st);
+        MPI_CHECK(MPI_Bcast(&found, 1, MPI_INT, 0, MPI_COMM_WORLD));
+        MPI_CHECK(MPI_Bcast(path, sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD));
+        if (!found) {
+            log_info("--resume auto: no checkpoint in %s, starting fresh", o->checkpoint_dir);
+            return;
+        }
+    }
+    trainer_load(t, path, CKPT_FULL);
+}
+
+/* Rank r's contiguous share [first, first + n) of global batch `pos` of an
+ * epoch, in file order. */
+static void trainer_read_train(Trainer *t, int64_t pos)
+{
+    if (!t->have_data)
+        return; /* synthetic: the batch made at start stays */
+    Status st = {0};
+    int64_t first = pos * t->opt.batch_size + (int64_t)t->dist.rank * t->local_batch;
+    if (dataset_read_batch(&t->data, SPLIT_TRAIN, first, t->local_batch, t->crop,
+                           net_input(t->net), t->labels, &st) != 0)
+        fail_local(__FILE__, __LINE__, "dataset_read_batch", "%s", st.msg);
+}
+
+static void fill_synthetic(Trainer *t)
+{
+    Rng rng;
+    rng_seed(&rng, t->opt.seed, 0x5917, (uint64_t)t->dist.rank);
+    size_t n = (size_t)t->local_batch * t->channels * t->crop * t->crop;
+    float *x = net_input(t->net);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(2.0 * rng_uniform(&rng) - 1.0);
+    for (int i = 0; i < t->local_batch; i++)
+        t->labels[i] = (int32_t)rng_below(&rng, (uint64_t)t->num_classes);
+}
+
+/* One optimizer step; returns the global (loss sum, top-1 hits, non-finite flag). */
+static void trainer_step(Trainer *t, double out[3])
+{
+    net_forward(t->net, 1);
+    LossStats ls = net_loss(t->net, t->labels, (float)t->opt.label_smoothing, 1,
+                            t->opt.batch_size);
+    net_backward(t->net);
+    dist_allreduce_grads(&t->params);
+    dist_average_bn_state(&t->params);
+    double local[3] = {ls.loss_sum, (double)ls.top1, ls.nonfinite ? 1.0 : 0.0};
+    MPI_CHECK(MPI_Allreduce(local, out, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    if (out[2] == 0.0 && isfinite(out[0]))
+        sgd_step(&t->sgd, &t->params, t->lr);
+}
+
+static void eval_batches(Net *net, Trainer *t, DatasetSplit split, int64_t first, int64_t n,
+                         EvalTotals *tot)
+{
+    int b = net_config(net)->batch;
+    int32_t *labels = xcalloc((size_t)b, sizeof *labels);
+    for (int64_t i = 0; i + b <= n; i += b) {
+        Status st = {0};
+        if (dataset_read_batch(&t->data, split, first + i, b, t->crop, net_input(net), labels,
+                               &st) != 0)
+            fail_local(__FILE__, __LINE__, "dataset_read_batch", "%s", st.msg);
+        net_forward(net, 0);
+        LossStats ls = net_loss(net, labels, 0.0f, 0, b);
+        tot->loss_sum += ls.loss_sum;
+        tot->top1 += (double)ls.top1;
+        tot->top5 += (double)ls.top5;
+        tot->count += b;
+    }
+    free(labels);
+}
+
+/* Every image of the split exactly once across ranks: rank r evaluates
+ * its contiguous share; the last partial batch runs on a net built for
+ * that size, so nothing is padded or dropped. */
+static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
+{
+    EvalTotals tot = {0};
+    int64_t total = dataset_count(&t->data, split), w = t->dist.size, r = t->dist.rank;
+    int64_t first = total * r / w, n = total * (r + 1) / w - first;
+    int64_t full = n / t->local_batch * t->local_batch;
+    eval_batches(t->net, t, split, first, full, &tot);
+    if (n > full) {
+        NetConfig cfg = *net_config(t->net);
+        cfg.batch = (int)(n - full);
+        Net *rem = net_create(&cfg, &t->params);
+        eval_batches(rem, t, split, first + full, n - full, &tot);
+        net_free(rem);
+    }
+    EvalTotals sum;
+    MPI_CHECK(MPI_Allreduce(&tot, &sum, 4, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    CHECK((int64_t)sum.count == total, "validation saw %lld of %lld images",
+          (long long)sum.count, (long long)total);
+    return sum;
+}
+
+static void log_eval(Trainer *t, const char *kind, int64_t epoch, EvalTotals e)
+{
+    double loss = e.loss_sum / e.count, top1 = e.top1 / e.count, top5 = e.top5 / e.count;
+    log_info("%s epoch %lld step %lld: loss %.4f top-1 error %.2f%% top-5 error %.2f%% (%lld images)",
+             kind, (long long)epoch, (long long)t->step, loss, 100.0 * (1.0 - top1),
+             100.0 * (1.0 - top5), (long long)e.count);
+    metrics_begin(&t->metrics, kind);
+    metrics_int(&t->metrics, "step", t->step);
+    metrics_int(&t->metrics, "epoch", epoch);
+    metrics_num(&t->metrics, "time", timer_unix_now());
+    metrics_num(&t->metrics, "loss", loss);
+    metrics_num(&t->metrics, "top1", top1);
+    metrics_num(&t->metrics, "top5", top5);
+    metrics_end(&t->metrics);
+}
+
+static void trainer_checkpoint(Trainer *t, const char *name, const char *why)
+{
+    if (t->dist.rank != 0)
+        return;
+    CheckpointMeta m;
+    checkpoint_meta_init(&m);
+    snprintf(m.arch, sizeof m.arch, "%s", t->opt.arch);
+    m.num_classes = t->num_classes;
+    m.step = t->step;
+    m.epoch = t->step / t->steps_per_epoch;
+    m.epoch_step = t->step % t->steps_per_epoch;
+    m.lr = t->lr;
+    m.global_batch = t->opt.batch_size;
+    m.seed = t->opt.seed;
+    m.world_size = t->dist.size;
+    m.best_metric = t->best_metric;
+    snprintf(m.dataset_fingerprint, sizeof m.dataset_fingerprint, "%s", t->fingerprint);
+    snprintf(m.command_line, sizeof m.command_line, "%s", t->opt.command_line);
+    m.has_plateau = 1;
+    m.plateau = t->plateau;
+    char path[4096];
+    if (name)
+        snprintf(path, sizeof path, "%s/%s", t->opt.checkpoint_dir, name);
+    else
+        checkpoint_path(path, sizeof path, t->opt.checkpoint_dir, t->step);
+    SYS_CHECK(mkdir(t->opt.checkpoint_dir, 0755) == -1 && errno != EEXIST ? -1 : 0);
+    checkpoint_write(path, &t->params, &m);
+    log_info("checkpoint %s (%s)", path, why);
+    metrics_begin(&t->metrics, "checkpoint");
+    metrics_int(&t->metrics, "step", t->step);
+    metrics_num(&t->metrics, "time", timer_unix_now());
+    metrics_str(&t->metrics, "path", path);
+    metrics_str(&t->metrics, "reason", why);
+    metrics_end(&t->metrics);
+}
+
+/* Rank 0 steps the plateau rule; everyone applies the broadcast result. */
+static void trainer_validate(Trainer *t, int64_t epoch)
+{
+    EvalTotals e = trainer_evaluate(t, SPLIT_VAL);
+    log_eval(t, "val", epoch, e);
+    double metric = t->plateau.mode == PLATEAU_MIN ? e.loss_sum / e.count : e.top1 / e.count;
+    double lr = t->lr;
+    int improved = isnan(t->best_metric) || plateau_is_better(&t->plateau, metric, t->best_metric);
+    if (t->dist.rank == 0)
+        lr = plateau_step(&t->plateau, metric, t->lr);
+    MPI_CHECK(MPI_Bcast(&lr, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Bcast(&t->plateau, sizeof t->plateau, MPI_BYTE, 0, MPI_COMM_WORLD));
+    if (lr != t->lr) {
+        log_info("lr %g -> %g: validation %s has not improved for %d validations", t->lr, lr,
+                 t->plateau.mode == PLATEAU_MIN ? "loss" : "top-1", t->plateau.patience + 1);
+        metrics_begin(&t->metrics, "lr");
+        metrics_int(&t->metrics, "step", t->step);
+        metrics_int(&t->metrics, "epoch", epoch);
+        metrics_num(&t->metrics, "time", timer_unix_now());
+        metrics_num(&t->metrics, "lr", lr);
+        metrics_str(&t->metrics, "reason", "plateau");
+        metrics_end(&t->metrics);
+        t->lr = lr;
+    }
+    if (improved) {
+        t->best_metric = metric;
+        trainer_checkpoint(t, "best.h5", "best validation so far");
+    }
+}
+
+static void log_train(Trainer *t, double loss, double top1, double img_per_s)
+{
+    int64_t epoch = (t->step - 1) / t->steps_per_epoch;
+    int64_t in_epoch = (t->step - 1) % t->steps_per_epoch + 1;
+    log_info("epoch %lld step %lld/%lld loss %.4f top-1 %.3f lr %.5g img/s %.1f (%.1f per rank)",
+             (long long)epoch, (long long)in_epoch, (long long)t->steps_per_epoch, loss, top1,
+             t->lr, img_per_s, img_per_s / t->dist.size);
+    metrics_begin(&t->metrics, "train");
+    metrics_int(&t->metrics, "step", t->step);
+    metrics_int(&t->metrics, "epoch", epoch);
+    metrics_num(&t->metrics, "time", timer_unix_now());
+    metrics_num(&t->metrics, "loss", loss);
+    metrics_num(&t->metrics, "top1", top1);
+    metrics_num(&t->metrics, "lr", t->lr);
+    metrics_num(&t->metrics, "img_per_s", img_per_s);
+    metrics_end(&t->metrics);
+}
+
+static int trainer_run(Trainer *t)
+{
+    const Options *o = &t->opt;
+    int have_val = t->have_data && dataset_count(&t->data, SPLIT_VAL) > 0;
+    double t0 = timer_now(), loss_acc = 0, top1_acc = 0;
+    int64_t since_log = 0;
+    while (t->step < t->total_steps) {
+        trainer_read_train(t, t->step % t->steps_per_epoch);
+        double g[3];
+        trainer_step(t, g);
+        if (g[2] != 0.0 || !isfinite(g[0])) {
+            log_info("error: loss is not finite at step %lld (lr %g); stopping, the last "
+                     "checkpoint is kept", (long long)t->step + 1, t->lr);
+            return EXIT_NONFINITE;
+        }
+        t->step++;
+        loss_acc += g[0] / o->batch_size;
+        top1_acc += g[1] / o->batch_size;
+        since_log++;
+        if (t->step % o->log_every == 0 || t->step == t->total_steps) {
+            double now = timer_now();
+            log_train(t, loss_acc / since_log, top1_acc / since_log,
+                      (double)since_log * o->batch_size / (now - t0));
+            t0 = now, loss_acc = top1_acc = 0, since_log = 0;
+        }
+        int epoch_end = t->step % t->steps_per_epoch == 0;
+        int64_t epoch = (t->step - 1) / t->steps_per_epoch;
+        if (epoch_end && have_val && ((epoch + 1) % o->val_every == 0 || t->step == t->total_steps))
+            trainer_validate(t, epoch);
+        else if (t->step == t->total_steps && have_val)
+            trainer_validate(t, epoch);
+        if (epoch_end || t->step == t->total_steps)
+            trainer_checkpoint(t, NULL, t->step == t->total_steps ? "end of training" : "end of epoch");
+    }
+    return EXIT_OK;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    SYS_CHECK(getrusage(RUSAGE_SELF, &ru));
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int trainer_bench(Trainer *t)
+{
+    const Options *o = &t->opt;
+    double *ms = xcalloc((size_t)o->bench_steps, sizeof *ms), g[3];
+    for (int i = 0; i < o->bench_warmup; i++) {
+        trainer_read_train(t, i % t->steps_per_epoch);
+        trainer_step(t, g);
+    }
+    double start = timer_now();
+    for (int i = 0; i < o->bench_steps; i++) {
+        double s = timer_now();
+        trainer_read_train(t, (o->bench_warmup + i) % t->steps_per_epoch);
+        trainer_step(t, g);
+        ms[i] = 1e3 * (timer_now() - s);
+    }
+    double elapsed = timer_now() - start;
+    qsort(ms, (size_t)o->bench_steps, sizeof *ms, cmp_double);
+    double rss = peak_rss_mb(), rss_max;
+    MPI_CHECK(MPI_Reduce(&rss, &rss_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD));
+    if (t->dist.rank == 0)
+        printf("{\"arch\":\"%s\",\"batch\":%d,\"crop\":%d,\"ranks\":%d,\"threads\":%d,"
+               "\"img_per_s\":%.2f,\"step_ms_median\":%.2f,\"peak_rss_mb\":%.1f,"
+               "\"gmacs_per_image\":%.4f}\n",
+               o->arch, o->batch_size, t->crop, t->dist.size, o->threads,
+               o->bench_steps * o->batch_size / elapsed, ms[o->bench_steps / 2], rss_max,
+               net_macs_per_image(t->net) / 1e9);
+    fflush(stdout);
+    free(ms);
+    return EXIT_OK;
+}
+
+static int trainer_eval_only(Trainer *t)
+{
+    DatasetSplit split = strcmp(t->opt.split, "test") == 0 ? SPLIT_TEST : SPLIT_VAL;
+    Status st = {0};
+    if (dataset_count(&t->data, split) == 0)
+        status_set(&st, EXIT_USAGE, "%s has no /%s split to evaluate", t->opt.data, t->opt.split);
+    status_agree(&st);
+    EvalTotals e = trainer_evaluate(t, split);
+    log_eval(t, split == SPLIT_TEST ? "test" : "val", t->step / (t->steps_per_epoch ? t->steps_per_epoch : 1), e);
+    return EXIT_OK;
+}
+
+static void trainer_plan(Trainer *t)
+{
+    const Options *o = &t->opt;
+    int64_t train_n = t->have_data ? dataset_count(&t->data, SPLIT_TRAIN) : o->batch_size;
+    t->steps_per_epoch = train_n / o->batch_size;
+    if (t->steps_per_epoch < 1)
+        t->steps_per_epoch = 1;
+    t->total_steps = t->steps_per_epoch * o->epochs;
+    if (o->max_steps && o->max_steps < t->total_steps)
+        t->total_steps = o->max_steps;
+}
+
+static void trainer_log_config(Trainer *t)
+{
+    char version[512];
+    train_version_string(version, sizeof version);
+    log_info("%s", version);
+    if (t->dist.rank == 0)
+        options_print(&t->opt, stdout);
+    log_info("ranks %d x threads %d, %s: %zu parameters, %.3f GMACs per %dx%d image; %lld steps "
+             "per epoch, %lld steps in total",
+             t->dist.size, t->opt.threads, t->opt.arch, params_numel(&t->params),
+             net_macs_per_image(t->net) / 1e9, t->crop, t->crop, (long long)t->steps_per_epoch,
+             (long long)t->total_steps);
+    metrics_begin(&t->metrics, "config");
+    metrics_num(&t->metrics, "time", timer_unix_now());
+    metrics_str(&t->metrics, "arch", t->opt.arch);
+    metrics_int(&t->metrics, "ranks", t->dist.size);
+    metrics_int(&t->metrics, "threads", t->opt.threads);
+    metrics_int(&t->metrics, "global_batch", t->opt.batch_size);
+    metrics_num(&t->metrics, "lr", t->lr);
+    metrics_int(&t->metrics, "steps_per_epoch", t->steps_per_epoch);
+    metrics_int(&t->metrics, "total_steps", t->total_steps);
+    metrics_str(&t->metrics, "command_line", t->opt.command_line);
+    metrics_end(&t->metrics);
+}
+
+static char *join_argv(int argc, char **argv)
+{
+    size_t len = 1;
+    for (int i = 0; i < argc; i++)
+        len += strlen(argv[i]) + 1;
+    char *s = xcalloc(len, 1);
+    for (int i = 0; i < argc; i++) {
+        strcat(s, argv[i]);
+        if (i + 1 < argc)
+            strcat(s, " ");
+    }
+    return s;
+}
+
+int train_main(int argc, char **argv)
+{
+    Trainer *t = xcalloc(1, sizeof *t);
+    dist_init(&argc, &argv, &t->dist);
+    h5_quiet();
+    Status st = {0};
+    options_defaults(&t->opt);
+    options_parse(&t->opt, argc, argv, &st);
+    char *cmd = join_argv(argc, argv);
+    t->opt.command_line = cmd;
+    if (t->opt.show_help && t->dist.rank == 0)
+        options_usage(stdout);
+    if (t->opt.show_version && t->dist.rank == 0) {
+        char v[512];
+        train_version_string(v, sizeof v);
+        printf("%s\n", v);
+    }
+    if (t->opt.show_help || t->opt.show_version)
+        exit_all(EXIT_OK);
+    status_agree(&st);
+
+    trainer_set_threads(t);
+    dnn_init();
+    trainer_open_data(t);
+    trainer_build(t);
+    if (t->dist.rank == 0 && metrics_open(&t->metrics, t->opt.metrics, &st) != 0)
+        status_set(&st, EXIT_USAGE, "%s", st.msg);
+    status_agree(&st);
+    trainer_plan(t);
+    trainer_restore(t);
+    dist_broadcast_state(&t->params);
+    dist_check_params(&t->params, "at start");
+    trainer_log_config(t);
+
+    int code = EXIT_OK;
+    if (t->opt.dry_run)
+        log_info("dry run: flags, dataset and checkpoints are fine; resuming at step %lld of %lld",
+                 (long long)t->step, (long long)t->total_steps);
+    else if (t->opt.eval_only)
+        code = trainer_eval_only(t);
+    else {
+        if (!t->have_data)
+            fill_synthetic(t);
+        code = t->opt.bench ? trainer_bench(t) : trainer_run(t);
+    }
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &code, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    metrics_close(&t->metrics);
+    net_free(t->net);
+    params_free(&t->params);
+    if (t->have_data)
+        dataset_close(&t->data);
+    dnn_free();
+    free(t->labels);
+    free(cmd);
+    free(t);
+    exit_all(code);
+}

@@ -1,0 +1,122 @@
+#!/bin/sh
+# End-to-end tests of resnet_dist: help and flags, training with checkpoints
+# and metrics, evaluation, resume, two ranks, and every kind of bad input
+# (one clear line, exit 2, existing checkpoints untouched).
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+BIN="$BUILD/bin/resnet_dist"
+T="$BUILD/tmp/e2e-train"
+rm -rf "$T" && mkdir -p "$T"
+export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok: $1"; }
+bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
+
+# expect CODE PATTERN NAME -- command...: exit code and a line matching PATTERN
+expect() {
+    code=$1 pattern=$2 name=$3
+    shift 4
+    "$@" >"$T/out" 2>&1
+    got=$?
+    if [ "$got" -ne "$code" ]; then
+        bad "$name: exit $got, expected $code"; sed 's/^/    /' "$T/out" | tail -n 8; return
+    fi
+    if [ -n "$pattern" ] && ! grep -q -- "$pattern" "$T/out"; then
+        bad "$name: output lacks '$pattern'"; sed 's/^/    /' "$T/out" | tail -n 8; return
+    fi
+    ok "$name"
+}
+
+COMMON="--arch resnet20 --stem small --batch-size 16 --lr 0.05 --log-every 2"
+$PYTHON tests/fixtures/make_dataset.py "$T/good.h5" || { echo "cannot make dataset"; exit 1; }
+
+expect 0 "--arch" "help lists flags" -- "$BIN" --help
+expect 0 "oneDNN 2.6" "version names libraries" -- "$BIN" --version
+expect 2 "unknown flag '--bogus'" "unknown flag" -- "$BIN" --bogus
+expect 2 "not a whole number" "malformed number" -- "$BIN" --synthetic --batch-size ten
+expect 2 "unknown architecture" "unknown arch" -- "$BIN" --synthetic --arch resnet7
+expect 2 "no dataset" "no data" -- "$BIN"
+expect 2 "does not divide over 2 ranks" "batch not divisible" -- \
+    mpirun -np 2 --oversubscribe "$BIN" --synthetic $COMMON --batch-size 15 --max-steps 1
+
+# Training, checkpoints, metrics: 64 images / 16 = 4 steps per epoch.
+expect 0 "val epoch 1" "train two epochs" -- "$BIN" $COMMON --data "$T/good.h5" --epochs 2 \
+    --checkpoint-dir "$T/a" --metrics "$T/a.jsonl"
+[ -f "$T/a/step-00000008.h5" ] && [ -f "$T/a/step-00000004.h5" ] && [ -f "$T/a/best.h5" ] &&
+    ok "checkpoints written" || bad "checkpoints written: $(ls "$T/a")"
+$PYTHON - "$T/a.jsonl" <<'PY' && ok "metrics records" || bad "metrics records"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+kinds = {r["kind"] for r in recs}
+assert {"config", "train", "val", "checkpoint"} <= kinds, kinds
+val = [r for r in recs if r["kind"] == "val"]
+assert len(val) == 2 and all(0 <= r["top1"] <= 1 and 0 <= r["top5"] <= 1 for r in val)
+assert [r["step"] for r in recs if r["kind"] == "train"][-1] == 8
+PY
+$PYTHON - "$T/a/step-00000008.h5" <<'PY' && ok "checkpoint layout" || bad "checkpoint layout"
+import h5py, sys
+f = h5py.File(sys.argv[1], "r")
+assert f["model/conv1.weight"].shape == (16, 3, 3, 3)
+assert f["model/layer2.0.conv1.weight"].shape == (32, 16, 3, 3)
+assert f["model/fc.weight"].shape == (4, 64) and f["model/fc.bias"].shape == (4,)
+assert f["model/bn1.num_batches_tracked"][()] == 8
+assert f.attrs["step"] == 8 and f.attrs["arch"] in (b"resnet20", "resnet20")
+assert "optimizer/momentum/conv1.weight" in f
+PY
+
+expect 0 "top-1 error" "eval only" -- "$BIN" --eval-only --arch resnet20 --stem small \
+    --batch-size 6 --data "$T/good.h5" --init-from "$T/a/step-00000008.h5" --metrics "$T/eval.jsonl"
+grep -q '"kind":"val"' "$T/eval.jsonl" && ok "eval metrics record" || bad "eval metrics record"
+
+# Interrupted at step 4 then resumed: the same weights as the straight run.
+"$BIN" $COMMON --data "$T/good.h5" --epochs 2 --max-steps 4 --checkpoint-dir "$T/b" >"$T/out" 2>&1
+expect 0 "resumed from" "resume auto" -- "$BIN" $COMMON --data "$T/good.h5" --epochs 2 \
+    --resume auto --checkpoint-dir "$T/b"
+$PYTHON - "$T/a/step-00000008.h5" "$T/b/step-00000008.h5" <<'PY' && ok "resume is exact" || bad "resume is exact"
+import h5py, numpy as np, sys
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+worst = max(float(np.max(np.abs(a["model"][k][()] - b["model"][k][()]))) for k in a["model"])
+print("largest difference after resume:", worst)
+assert worst == 0.0
+PY
+expect 0 "starting fresh" "resume auto in empty dir" -- "$BIN" $COMMON --data "$T/good.h5" \
+    --max-steps 1 --resume auto --checkpoint-dir "$T/empty"
+
+expect 0 "" "two ranks" -- mpirun -np 2 --oversubscribe "$BIN" $COMMON --data "$T/good.h5" \
+    --epochs 1 --checkpoint-dir "$T/c"
+expect 0 "img_per_s" "bench json" -- "$BIN" --synthetic --arch resnet20 --stem small --crop 32 \
+    --num-classes 10 --batch-size 8 --bench --bench-steps 2 --bench-warmup 1
+
+# Bad datasets.
+for kind in float-images rank3 bad-label count-mismatch no-version; do
+    $PYTHON tests/fixtures/make_dataset.py "$T/$kind.h5" --kind "$kind"
+    expect 2 "$T/$kind.h5" "dataset $kind" -- "$BIN" $COMMON --data "$T/$kind.h5" --max-steps 2 \
+        --checkpoint-dir "$T/never"
+done
+expect 2 "missing.h5" "missing dataset" -- "$BIN" $COMMON --data "$T/missing.h5" --max-steps 1
+
+# Bad checkpoints; the good ones in the directory stay as they were.
+cp "$T/a/step-00000008.h5" "$T/missing-tensor.h5"
+cp "$T/a/step-00000008.h5" "$T/wrong-shape.h5"
+$PYTHON - "$T" <<'PY'
+import h5py, numpy as np, sys
+d = sys.argv[1]
+with h5py.File(d + "/missing-tensor.h5", "a") as f:
+    del f["model/layer1.0.conv2.weight"]
+with h5py.File(d + "/wrong-shape.h5", "a") as f:
+    del f["model/fc.weight"]
+    f["model/fc.weight"] = np.zeros((5, 64), np.float32)
+PY
+head -c 20000 "$T/a/step-00000008.h5" >"$T/truncated.h5"
+sums=$(cat "$T"/a/*.h5 | md5sum)
+expect 2 "layer1.0.conv2.weight" "checkpoint missing tensor" -- "$BIN" $COMMON --data "$T/good.h5" \
+    --max-steps 9 --init-from "$T/missing-tensor.h5" --checkpoint-dir "$T/a"
+expect 2 "fc.weight" "checkpoint wrong shape" -- "$BIN" $COMMON --data "$T/good.h5" \
+    --max-steps 9 --resume "$T/wrong-shape.h5" --checkpoint-dir "$T/a"
+expect 2 "truncated.h5" "checkpoint truncated" -- "$BIN" $COMMON --data "$T/good.h5" \
+    --max-steps 9 --resume "$T/truncated.h5" --checkpoint-dir "$T/a"
+[ "$(cat "$T"/a/*.h5 | md5sum)" = "$sums" ] && ok "checkpoints untouched" || bad "checkpoints untouched"
+
+echo "train_cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
