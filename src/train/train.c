@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <mpi.h>
 #include <omp.h>
 #include <stdio.h>
@@ -51,6 +52,34 @@ typedef struct {
     double loss_sum;
     double top1, top5, count;
 } EvalTotals;
+
+/* Set by the signal handlers; read at step boundaries, where the ranks
+ * agree on it through the per-step reduction. */
+static volatile sig_atomic_t g_got_usr1, g_got_term;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    g_got_usr1 = 1;
+}
+
+static void on_term(int sig)
+{
+    (void)sig;
+    g_got_term = 1;
+}
+
+static void install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_usr1;
+    SYS_CHECK(sigaction(SIGUSR1, &sa, NULL));
+    sa.sa_handler = on_term;
+    SYS_CHECK(sigaction(SIGTERM, &sa, NULL));
+    SYS_CHECK(sigaction(SIGINT, &sa, NULL));
+}
 
 void train_version_string(char *out, unsigned long len)
 {
@@ -228,8 +257,11 @@ static void fill_synthetic(Trainer *t)
         t->labels[i] = (int32_t)rng_below(&rng, (uint64_t)t->num_classes);
 }
 
-/* One optimizer step; returns the global (loss sum, top-1 hits, non-finite flag). */
-static void trainer_step(Trainer *t, double out[3])
+enum { STEP_LOSS, STEP_TOP1, STEP_NONFINITE, STEP_USR1, STEP_TERM, STEP_NVALUES };
+
+/* One optimizer step. out: the global loss sum and top-1 hits, and how many
+ * ranks saw a non-finite loss, a SIGUSR1 or a SIGTERM/SIGINT. */
+static void trainer_step(Trainer *t, double out[STEP_NVALUES])
 {
     net_forward(t->net, 1);
     LossStats ls = net_loss(t->net, t->labels, (float)t->opt.label_smoothing, 1,
@@ -237,9 +269,10 @@ static void trainer_step(Trainer *t, double out[3])
     net_backward(t->net);
     dist_allreduce_grads(&t->params);
     dist_average_bn_state(&t->params);
-    double local[3] = {ls.loss_sum, (double)ls.top1, ls.nonfinite ? 1.0 : 0.0};
-    MPI_CHECK(MPI_Allreduce(local, out, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-    if (out[2] == 0.0 && isfinite(out[0]))
+    double local[STEP_NVALUES] = {ls.loss_sum, (double)ls.top1, ls.nonfinite ? 1.0 : 0.0,
+                                  g_got_usr1, g_got_term};
+    MPI_CHECK(MPI_Allreduce(local, out, STEP_NVALUES, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    if (out[STEP_NONFINITE] == 0.0 && isfinite(out[STEP_LOSS]))
         sgd_step(&t->sgd, &t->params, t->lr);
 }
 
@@ -395,16 +428,16 @@ static int trainer_run(Trainer *t)
     int64_t since_log = 0;
     while (t->step < t->total_steps) {
         trainer_read_train(t, t->step % t->steps_per_epoch);
-        double g[3];
+        double g[STEP_NVALUES];
         trainer_step(t, g);
-        if (g[2] != 0.0 || !isfinite(g[0])) {
+        if (g[STEP_NONFINITE] != 0.0 || !isfinite(g[STEP_LOSS])) {
             log_info("error: loss is not finite at step %lld (lr %g); stopping, the last "
                      "checkpoint is kept", (long long)t->step + 1, t->lr);
             return EXIT_NONFINITE;
         }
         t->step++;
-        loss_acc += g[0] / o->batch_size;
-        top1_acc += g[1] / o->batch_size;
+        loss_acc += g[STEP_LOSS] / o->batch_size;
+        top1_acc += g[STEP_TOP1] / o->batch_size;
         since_log++;
         if (t->step % o->log_every == 0 || t->step == t->total_steps) {
             double now = timer_now();
@@ -420,6 +453,14 @@ static int trainer_run(Trainer *t)
             trainer_validate(t, epoch);
         if (epoch_end || t->step == t->total_steps)
             trainer_checkpoint(t, NULL, t->step == t->total_steps ? "end of training" : "end of epoch");
+        else if (g[STEP_USR1] > 0 || g[STEP_TERM] > 0)
+            trainer_checkpoint(t, NULL, "stop requested by a signal");
+        if (t->step < t->total_steps && (g[STEP_USR1] > 0 || g[STEP_TERM] > 0)) {
+            int code = g[STEP_TERM] > 0 ? EXIT_STOPPED : EXIT_REQUEUE;
+            log_info("stopping at step %lld on %s (exit %d)", (long long)t->step,
+                     code == EXIT_STOPPED ? "SIGTERM/SIGINT" : "SIGUSR1", code);
+            return code;
+        }
     }
     return EXIT_OK;
 }
@@ -440,7 +481,7 @@ static int cmp_double(const void *a, const void *b)
 static int trainer_bench(Trainer *t)
 {
     const Options *o = &t->opt;
-    double *ms = xcalloc((size_t)o->bench_steps, sizeof *ms), g[3];
+    double *ms = xcalloc((size_t)o->bench_steps, sizeof *ms), g[STEP_NVALUES];
     for (int i = 0; i < o->bench_warmup; i++) {
         trainer_read_train(t, i % t->steps_per_epoch);
         trainer_step(t, g);
@@ -552,6 +593,7 @@ int train_main(int argc, char **argv)
         exit_all(EXIT_OK);
     status_agree(&st);
 
+    install_signal_handlers();
     trainer_set_threads(t);
     dnn_init();
     trainer_open_data(t);
