@@ -1,8 +1,8 @@
 /*
- * lr_schedule.h - learning-rate schedules: linear warmup (Goyal et al.),
- * then PyTorch's ReduceLROnPlateau (exact rules), step decay or cosine.
- * Decided on rank 0 from globally reduced metrics and broadcast by the
- * caller; the functions here are local and deterministic.
+ * lr_schedule.h - PyTorch's ReduceLROnPlateau with its exact rules, the
+ * ResNet paper's "divide by 10 when the error plateaus". Decided on rank 0
+ * from globally reduced metrics and broadcast by the caller; the functions
+ * here are local and deterministic.
  */
 #ifndef RESNET_LR_SCHEDULE_H
 #define RESNET_LR_SCHEDULE_H

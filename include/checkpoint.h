@@ -1,0 +1,80 @@
+/*
+ * checkpoint.h - checkpoints as HDF5 files that PyTorch users can read
+ * (docs/checkpoint-format.md): /model/<name> with torchvision's state_dict
+ * keys, PyTorch shapes and plain layouts, /optimizer/momentum/<name>, the
+ * training position as root attributes and the plateau scheduler's state
+ * in /scheduler. Called by the training loop (write, resume) and by the
+ * tools (--eval-only, fine-tuning from a torchvision export).
+ *
+ * Every function here is local. Rank 0 writes; a local I/O failure while
+ * writing aborts the job (fail_local). Any rank may read: problems with the
+ * user's file never abort, they are returned in a Status (code EXIT_USAGE)
+ * for the caller to settle collectively with status_agree().
+ */
+#ifndef RESNET_CHECKPOINT_H
+#define RESNET_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "lr_schedule.h"
+#include "params.h"
+
+#define CHECKPOINT_FORMAT_VERSION 1
+
+typedef enum {
+    CKPT_WEIGHTS_ONLY, /* /model only (also torchvision exports); meta untouched */
+    CKPT_FULL,         /* /model, /optimizer/momentum, root attributes, /scheduler */
+} CheckpointPart;
+
+/* Everything besides tensors that a resume needs, plus provenance. */
+typedef struct {
+    char arch[32];
+    int num_classes;
+    int64_t epoch;      /* the epoch the next step belongs to (0-based) */
+    int64_t epoch_step; /* steps of that epoch already done */
+    int64_t step;       /* global optimizer steps done */
+    double lr;          /* learning rate for the next step */
+    int64_t global_batch;
+    uint64_t seed;
+    int world_size;     /* ranks that wrote it; a resume may use another count */
+    double best_metric; /* best validation metric so far (best.h5); NaN: none yet */
+    char dataset_fingerprint[256];
+    char version[256];  /* program and libraries; empty: checkpoint_write fills it */
+    char command_line[2048];
+    int has_plateau;    /* whether /scheduler is written / was found */
+    Plateau plateau;
+} CheckpointMeta;
+
+/* Zeroes m; best_metric NaN, no plateau. */
+void checkpoint_meta_init(CheckpointMeta *m);
+
+/* Writes path atomically: path.tmp is written, flushed, closed and fsynced,
+ * then renamed over path. Local (rank 0); aborts on I/O failure. */
+void checkpoint_write(const char *path, const Params *p, const CheckpointMeta *m);
+
+/* Loads what into p (and m for CKPT_FULL; m may be NULL for weights only).
+ * Every tensor the model has must be present with its PyTorch shape and
+ * float32 type (num_batches_tracked: an integer scalar, optional for
+ * weights only); tensors the model lacks are ignored with a warning.
+ * Returns 0, or st->code with one line in st->msg naming the file, the
+ * tensor or attribute and both shapes/types. On failure p may be partly
+ * loaded. Local. */
+int checkpoint_read(const char *path, Params *p, CheckpointMeta *m, CheckpointPart what,
+                    Status *st);
+
+/* Cheap test used by --resume auto: opens as HDF5 (a truncated file does
+ * not) and has the root attributes and the /model group. Local. */
+int checkpoint_is_valid(const char *path);
+
+/* Finds the valid dir/step-NNNNNNNN.h5 with the highest step, skipping
+ * invalid ones with a warning that names them. Returns 1 and the path in
+ * out; 0 when there is none (also when dir does not exist); or st->code when
+ * dir cannot be read. Local. */
+int checkpoint_find_latest(const char *dir, char *out, size_t outlen, Status *st);
+
+/* dir/step-00001234.h5 */
+void checkpoint_path(char *out, size_t len, const char *dir, int64_t step);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * dataset.h - the HDF5 dataset format (DESIGN.md section 5, version 1):
+ * opening and validating a file, reading labels, and a simple in-order
+ * reader that centre-crops and normalises a run of images (validation,
+ * tests, --eval-only). Raw uint8 [N, H, W, C] images and JPEG-encoded
+ * splits (decoded with libturbojpeg) are both read.
+ *
+ * Local: each rank opens its own read-only handle. A Dataset is used by one
+ * thread at a time; HDF5 calls are serialised by h5_lock() against the other
+ * threads' HDF5 use. Problems with the user's file are returned in a Status
+ * (code EXIT_USAGE) naming the file, the dataset and what was expected; the
+ * caller settles them collectively with status_agree().
+ */
+#ifndef RESNET_DATASET_H
+#define RESNET_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hdf5.h>
+
+#include "error.h"
+
+#define DATASET_VERSION 1
+#define DATASET_MAX_CHANNELS 3
+
+typedef enum { SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST, SPLIT_COUNT } DatasetSplit;
+typedef enum { ENCODING_RAW, ENCODING_JPEG } DatasetEncoding;
+
+typedef struct {
+    int present;
+    int64_t count;
+    int height, width;    /* raw: every image's size; jpeg: 0 (sizes vary) */
+    int64_t jpeg_bytes;   /* jpeg: length of /<split>/jpeg */
+    hid_t images;         /* raw: /<split>/images (N, H, W, C) uint8 */
+    hid_t jpeg;           /* jpeg: /<split>/jpeg (total_bytes) uint8 */
+    int64_t *offsets;     /* jpeg: (N + 1) byte offsets, validated */
+    int32_t *labels;      /* (N), each in [0, num_classes) */
+} DatasetPart;
+
+typedef struct {
+    char path[4096];
+    hid_t file;
+    int num_classes;
+    int channels;          /* 1 (grey) or 3 (RGB) */
+    int height, width;     /* the training split's raw size; 0 for jpeg */
+    DatasetEncoding encoding;
+    double mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS]; /* pixel/255 units */
+    DatasetPart part[SPLIT_COUNT];
+    float lut[DATASET_MAX_CHANNELS][256]; /* normalised value of each pixel value */
+    /* reader scratch, grown on demand */
+    uint8_t *pixels;
+    size_t pixels_cap;
+    uint8_t *bytes;
+    size_t bytes_cap;
+    void *tj;              /* tjhandle for jpeg */
+} Dataset;
+
+/* Opens path and validates everything: version, num_classes, mean/std of
+ * length C with std > 0, encoding, /train and /val (and /test if present)
+ * with their types and shapes, and every label. Returns 0, or st->code with
+ * d closed. Local. */
+int dataset_open(Dataset *d, const char *path, Status *st);
+void dataset_close(Dataset *d);
+
+/* "train", "val", "test" */
+const char *dataset_split_name(DatasetSplit split);
+/* Images in split (0 when an optional split is absent). */
+int64_t dataset_count(const Dataset *d, DatasetSplit split);
+/* The labels of split, (N), already validated. */
+const int32_t *dataset_labels(const Dataset *d, DatasetSplit split);
+
+/* Reads images [first, first + n) of split, centre-cropped to crop x crop
+ * as torchvision's CenterCrop does, into out (n, C, crop, crop) with
+ * out = (pixel / 255 - mean[c]) / std[c] in float32 as torchvision's
+ * ToTensor + Normalize compute it, and their labels (labels may be NULL).
+ * Returns 0, or st->code when the file is damaged, a JPEG does not decode
+ * or an image is smaller than crop. Local. */
+int dataset_read_batch(Dataset *d, DatasetSplit split, int64_t first, int n, int crop,
+                       float *out, int32_t *labels, Status *st);
+
+/* A cheap identity for checkpoints: encoding, classes, channels, counts,
+ * sizes and an FNV-1a 64 hash of every split's labels. Moving or renaming
+ * the file keeps it; changing the data or its order does not. Local. */
+void dataset_fingerprint(const Dataset *d, char *out, size_t len);
+
+#endif

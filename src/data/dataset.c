@@ -1,0 +1,783 @@
+/*
+ * dataset.c - open, validate and read the HDF5 dataset format (DESIGN.md
+ * section 5). A file of the documented shape written by any tool (h5py,
+ * resnet_prep) must work; anything else gets one line naming the file, the
+ * dataset and the expected type and shape. Local; every HDF5 call runs
+ * under h5_lock() with HDF5's own error printing suppressed, because the
+ * failures here are the user's to read in our words.
+ */
+#include "dataset.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <turbojpeg.h>
+
+#include "h5lock.h"
+
+#define DESC_MAX 96
+
+static const char *g_split_names[SPLIT_COUNT] = {"train", "val", "test"};
+
+const char *dataset_split_name(DatasetSplit split)
+{
+    return g_split_names[split];
+}
+
+/* ------------------------------------------------------------------ */
+/* descriptions for messages                                           */
+
+static void shape_string(char *out, size_t len, int ndims, const int64_t *dims)
+{
+    size_t used = (size_t)snprintf(out, len, "(");
+    for (int d = 0; d < ndims && used < len; d++)
+        used += (size_t)snprintf(out + used, len - used, d ? ", %lld" : "%lld",
+                                 (long long)dims[d]);
+    if (used < len)
+        snprintf(out + used, len - used, ndims == 1 ? ",)" : ")");
+}
+
+static void type_string(char *out, size_t len, hid_t type)
+{
+    size_t bits = 8 * H5Tget_size(type);
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        snprintf(out, len, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+        break;
+    case H5T_FLOAT: snprintf(out, len, "float%zu", bits); break;
+    case H5T_STRING: snprintf(out, len, "string"); break;
+    case H5T_ENUM: snprintf(out, len, "enum (bool?)"); break;
+    default: snprintf(out, len, "a non-numeric type"); break;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* root attributes                                                     */
+
+/* Opens root attribute name as one or more values of class cls (npoints
+ * between 1 and max); -1 with st set otherwise. */
+static hid_t attr_open(const Dataset *d, const char *name, H5T_class_t cls, int max,
+                       const char *expect, Status *st)
+{
+    hid_t attr = -1, type = -1, space = -1;
+    int ok = 0;
+    h5_lock();
+    H5E_BEGIN_TRY
+    {
+        if (H5Aexists(d->file, name) > 0)
+            attr = H5Aopen(d->file, name, H5P_DEFAULT);
+        if (attr >= 0) {
+            type = H5Aget_type(attr);
+            space = H5Aget_space(attr);
+        }
+    }
+    H5E_END_TRY;
+    if (attr < 0 || type < 0 || space < 0) {
+        status_set(st, EXIT_USAGE, "%s: root attribute %s is missing (expected %s)", d->path,
+                   name, expect);
+    } else {
+        hssize_t n = H5Sget_simple_extent_npoints(space);
+        ok = H5Tget_class(type) == cls && n >= 1 && n <= max;
+        if (!ok) {
+            char got[DESC_MAX];
+            type_string(got, sizeof got, type);
+            status_set(st, EXIT_USAGE, "%s: root attribute %s is %lld x %s, expected %s",
+                       d->path, name, (long long)n, got, expect);
+        }
+    }
+    H5E_BEGIN_TRY
+    {
+        H5Tclose(type);
+        H5Sclose(space);
+        if (!ok)
+            H5Aclose(attr);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    return ok ? attr : -1;
+}
+
+/* Reads the attribute's values as mem_type; returns how many, or -1. */
+static int attr_read(const Dataset *d, const char *name, H5T_class_t cls, int max,
+                     const char *expect, hid_t mem_type, void *out, Status *st)
+{
+    hid_t attr = attr_open(d, name, cls, max, expect, st);
+    if (attr < 0)
+        return -1;
+    h5_lock();
+    herr_t ret;
+    hssize_t n = 0;
+    H5E_BEGIN_TRY
+    {
+        hid_t space = H5Aget_space(attr);
+        n = H5Sget_simple_extent_npoints(space);
+        H5Sclose(space);
+        ret = H5Aread(attr, mem_type, out);
+        H5Aclose(attr);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    if (ret < 0) {
+        status_set(st, EXIT_USAGE, "%s: cannot read root attribute %s (expected %s)", d->path,
+                   name, expect);
+        return -1;
+    }
+    return (int)n;
+}
+
+/* Fixed- or variable-length, ASCII or UTF-8: whatever the writer chose. */
+static int attr_read_string(const Dataset *d, const char *name, char *out, size_t len,
+                            Status *st)
+{
+    hid_t attr = attr_open(d, name, H5T_STRING, 1, "a string", st);
+    if (attr < 0)
+        return -1;
+    h5_lock();
+    herr_t ret = -1;
+    H5E_BEGIN_TRY
+    {
+        hid_t ftype = H5Aget_type(attr);
+        hid_t mtype = H5Tcopy(ftype); /* HDF5 does not convert ASCII <-> UTF-8 */
+        if (H5Tis_variable_str(ftype) > 0) {
+            char *s = NULL;
+            ret = H5Aread(attr, mtype, &s);
+            if (ret >= 0)
+                snprintf(out, len, "%s", s ? s : "");
+            if (s)
+                H5free_memory(s);
+        } else {
+            size_t n = H5Tget_size(ftype);
+            char *buf = xcalloc(n + 1, 1);
+            ret = H5Aread(attr, mtype, buf);
+            if (ret >= 0)
+                snprintf(out, len, "%s", buf);
+            free(buf);
+        }
+        H5Tclose(mtype);
+        H5Tclose(ftype);
+        H5Aclose(attr);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    if (ret < 0)
+        status_set(st, EXIT_USAGE, "%s: cannot read root attribute %s", d->path, name);
+    return ret < 0 ? -1 : 0;
+}
+
+static int root_read_stats(Dataset *d, Status *st)
+{
+    const char *expect = "mean and std: 1 or 3 floats, one per channel, in pixel/255 units";
+    int nm = attr_read(d, "mean", H5T_FLOAT, DATASET_MAX_CHANNELS, expect, H5T_NATIVE_DOUBLE,
+                       d->mean, st);
+    if (nm < 0)
+        return -1;
+    int ns = attr_read(d, "std", H5T_FLOAT, DATASET_MAX_CHANNELS, expect, H5T_NATIVE_DOUBLE,
+                       d->std, st);
+    if (ns < 0)
+        return -1;
+    if (nm != ns || nm == 2) {
+        status_set(st, EXIT_USAGE, "%s: root attributes mean and std have %d and %d values, "
+                   "expected 1 or 3 each (one per channel)", d->path, nm, ns);
+        return -1;
+    }
+    d->channels = nm;
+    for (int c = 0; c < nm; c++) {
+        if (!isfinite(d->mean[c]) || !isfinite(d->std[c]) || d->std[c] <= 0) {
+            status_set(st, EXIT_USAGE, "%s: root attributes mean[%d] = %g, std[%d] = %g: "
+                       "expected finite values with std > 0", d->path, c, d->mean[c], c,
+                       d->std[c]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int root_read(Dataset *d, Status *st)
+{
+    int64_t version = 0, classes = 0;
+    if (attr_read(d, "resnet_dataset_version", H5T_INTEGER, 1, "the integer 1",
+                  H5T_NATIVE_INT64, &version, st) < 0)
+        return -1;
+    if (version != DATASET_VERSION) {
+        status_set(st, EXIT_USAGE, "%s: resnet_dataset_version is %lld, this program reads %d",
+                   d->path, (long long)version, DATASET_VERSION);
+        return -1;
+    }
+    if (attr_read(d, "num_classes", H5T_INTEGER, 1, "an integer >= 1", H5T_NATIVE_INT64,
+                  &classes, st) < 0)
+        return -1;
+    if (classes < 1 || classes > INT32_MAX) {
+        status_set(st, EXIT_USAGE, "%s: root attribute num_classes is %lld, expected >= 1",
+                   d->path, (long long)classes);
+        return -1;
+    }
+    d->num_classes = (int)classes;
+    if (root_read_stats(d, st) < 0)
+        return -1;
+    char enc[32];
+    if (attr_read_string(d, "encoding", enc, sizeof enc, st) < 0)
+        return -1;
+    if (strcmp(enc, "raw") != 0 && strcmp(enc, "jpeg") != 0) {
+        status_set(st, EXIT_USAGE, "%s: root attribute encoding is \"%s\", expected \"raw\" or "
+                   "\"jpeg\"", d->path, enc);
+        return -1;
+    }
+    d->encoding = strcmp(enc, "jpeg") == 0 ? ENCODING_JPEG : ENCODING_RAW;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* split datasets                                                      */
+
+typedef struct {
+    H5T_class_t cls;
+    size_t size;
+    H5T_sign_t sign; /* integers only */
+} TypeWant;
+
+static const TypeWant T_UINT8 = {H5T_INTEGER, 1, H5T_SGN_NONE};
+static const TypeWant T_INT32 = {H5T_INTEGER, 4, H5T_SGN_2};
+static const TypeWant T_INT64 = {H5T_INTEGER, 8, H5T_SGN_2};
+
+static int link_exists(hid_t loc, const char *name)
+{
+    htri_t yes;
+    h5_lock();
+    H5E_BEGIN_TRY { yes = H5Lexists(loc, name, H5P_DEFAULT); }
+    H5E_END_TRY;
+    h5_unlock();
+    return yes > 0;
+}
+
+/* Opens dataset name, checks its element type and returns its shape in
+ * rank/dims; -1 with st set ("expect" says what was wanted). */
+static hid_t dataset_checked(const Dataset *d, const char *name, TypeWant want,
+                             const char *expect, int *rank, int64_t *dims, Status *st)
+{
+    if (!link_exists(d->file, name)) {
+        status_set(st, EXIT_USAGE, "%s: %s is missing (expected %s)", d->path, name, expect);
+        return -1;
+    }
+    hid_t ds = -1, type = -1, space = -1;
+    int ok = 0;
+    h5_lock();
+    H5E_BEGIN_TRY
+    {
+        ds = H5Dopen2(d->file, name, H5P_DEFAULT);
+        if (ds >= 0) {
+            type = H5Dget_type(ds);
+            space = H5Dget_space(ds);
+        }
+    }
+    H5E_END_TRY;
+    if (ds < 0 || type < 0 || space < 0) {
+        status_set(st, EXIT_USAGE, "%s: %s is not a readable dataset (expected %s)", d->path,
+                   name, expect);
+    } else if (H5Tget_class(type) != want.cls || H5Tget_size(type) != want.size ||
+               (want.cls == H5T_INTEGER && H5Tget_sign(type) != want.sign)) {
+        char got[DESC_MAX];
+        type_string(got, sizeof got, type);
+        status_set(st, EXIT_USAGE, "%s: %s has type %s, expected %s", d->path, name, got, expect);
+    } else {
+        hsize_t hd[H5S_MAX_RANK];
+        *rank = H5Sget_simple_extent_dims(space, hd, NULL);
+        for (int i = 0; i < *rank; i++)
+            dims[i] = (int64_t)hd[i];
+        ok = 1;
+    }
+    H5E_BEGIN_TRY
+    {
+        H5Tclose(type);
+        H5Sclose(space);
+        if (!ok)
+            H5Dclose(ds);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    return ok ? ds : -1;
+}
+
+static int shape_error(const Dataset *d, const char *name, int rank, const int64_t *dims,
+                       const char *expect, Status *st)
+{
+    char got[DESC_MAX];
+    shape_string(got, sizeof got, rank, dims);
+    status_set(st, EXIT_USAGE, "%s: %s has shape %s, expected %s", d->path, name, got, expect);
+    return -1;
+}
+
+/* Reads all of a 1-D dataset as mem_type (size bytes per element). */
+static int dataset_read_all(const Dataset *d, hid_t ds, const char *name, hid_t mem_type,
+                            void *out, Status *st)
+{
+    herr_t ret;
+    h5_lock();
+    H5E_BEGIN_TRY { ret = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out); }
+    H5E_END_TRY;
+    h5_unlock();
+    if (ret < 0)
+        status_set(st, EXIT_USAGE, "%s: reading %s failed (damaged file?)", d->path, name);
+    return ret < 0 ? -1 : 0;
+}
+
+static void dataset_close_id(hid_t *ds)
+{
+    if (*ds < 0)
+        return;
+    h5_lock();
+    H5E_BEGIN_TRY { H5Dclose(*ds); }
+    H5E_END_TRY;
+    h5_unlock();
+    *ds = -1;
+}
+
+/* /<split>/labels: int32 (N), each in [0, num_classes). */
+static int labels_read(Dataset *d, DatasetSplit split, Status *st)
+{
+    DatasetPart *part = &d->part[split];
+    char name[64];
+    snprintf(name, sizeof name, "/%s/labels", g_split_names[split]);
+    int rank = 0;
+    int64_t dims[H5S_MAX_RANK];
+    hid_t ds = dataset_checked(d, name, T_INT32, "int32 [N]", &rank, dims, st);
+    if (ds < 0)
+        return -1;
+    int ok = rank == 1 || shape_error(d, name, rank, dims, "int32 [N]", st) == 0;
+    if (ok) {
+        part->count = dims[0];
+        part->labels = xmalloc((size_t)part->count * sizeof *part->labels);
+        ok = dataset_read_all(d, ds, name, H5T_NATIVE_INT32, part->labels, st) == 0;
+    }
+    dataset_close_id(&ds);
+    for (int64_t i = 0; ok && i < part->count; i++) {
+        if (part->labels[i] < 0 || part->labels[i] >= d->num_classes) {
+            status_set(st, EXIT_USAGE, "%s: %s[%lld] = %d is outside [0, %d)", d->path, name,
+                       (long long)i, part->labels[i], d->num_classes);
+            ok = 0;
+        }
+    }
+    return ok ? 0 : -1;
+}
+
+/* /<split>/images: uint8 (N, H, W, C) with the labels' N and the stats' C. */
+static int raw_open(Dataset *d, DatasetSplit split, Status *st)
+{
+    DatasetPart *part = &d->part[split];
+    const char *expect = "uint8 [N,H,W,C]";
+    char name[64];
+    snprintf(name, sizeof name, "/%s/images", g_split_names[split]);
+    int rank = 0;
+    int64_t dims[H5S_MAX_RANK];
+    part->images = dataset_checked(d, name, T_UINT8, expect, &rank, dims, st);
+    if (part->images < 0)
+        return -1;
+    if (rank != 4 || dims[1] < 1 || dims[2] < 1 || dims[1] > INT32_MAX || dims[2] > INT32_MAX)
+        return shape_error(d, name, rank, dims, expect, st);
+    if (dims[3] != d->channels) {
+        status_set(st, EXIT_USAGE, "%s: %s has %lld channels (the last of [N,H,W,C]), but root "
+                   "attributes mean and std have %d values", d->path, name, (long long)dims[3],
+                   d->channels);
+        return -1;
+    }
+    if (dims[0] != part->count) {
+        status_set(st, EXIT_USAGE, "%s: %s has %lld images but /%s/labels has %lld", d->path,
+                   name, (long long)dims[0], g_split_names[split], (long long)part->count);
+        return -1;
+    }
+    part->height = (int)dims[1];
+    part->width = (int)dims[2];
+    return 0;
+}
+
+/* /<split>/offsets int64 (N + 1): non-decreasing, each image non-empty,
+ * all inside /<split>/jpeg. */
+static int offsets_check(const Dataset *d, DatasetSplit split, const char *name, Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    const int64_t *o = part->offsets;
+    if (o[0] < 0 || o[part->count] > part->jpeg_bytes) {
+        status_set(st, EXIT_USAGE, "%s: %s runs from %lld to %lld, outside /%s/jpeg (%lld bytes)",
+                   d->path, name, (long long)o[0], (long long)o[part->count],
+                   g_split_names[split], (long long)part->jpeg_bytes);
+        return -1;
+    }
+    for (int64_t i = 0; i < part->count; i++) {
+        if (o[i + 1] <= o[i]) {
+            status_set(st, EXIT_USAGE, "%s: %s[%lld] = %lld and [%lld] = %lld: image %lld is empty "
+                       "(offsets must increase)", d->path, name, (long long)i, (long long)o[i],
+                       (long long)(i + 1), (long long)o[i + 1], (long long)i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int jpeg_open(Dataset *d, DatasetSplit split, Status *st)
+{
+    DatasetPart *part = &d->part[split];
+    const char *sn = g_split_names[split];
+    char name[64], oname[64];
+    int rank = 0;
+    int64_t dims[H5S_MAX_RANK];
+    snprintf(name, sizeof name, "/%s/jpeg", sn);
+    part->jpeg = dataset_checked(d, name, T_UINT8, "uint8 [total_bytes]", &rank, dims, st);
+    if (part->jpeg < 0)
+        return -1;
+    if (rank != 1)
+        return shape_error(d, name, rank, dims, "uint8 [total_bytes]", st);
+    part->jpeg_bytes = dims[0];
+
+    snprintf(oname, sizeof oname, "/%s/offsets", sn);
+    hid_t ds = dataset_checked(d, oname, T_INT64, "int64 [N+1]", &rank, dims, st);
+    if (ds < 0)
+        return -1;
+    int ok = rank == 1 || shape_error(d, oname, rank, dims, "int64 [N+1]", st) == 0;
+    if (ok && dims[0] != part->count + 1) {
+        status_set(st, EXIT_USAGE, "%s: %s has %lld entries, expected N+1 = %lld (/%s/labels "
+                   "has %lld)", d->path, oname, (long long)dims[0], (long long)part->count + 1,
+                   sn, (long long)part->count);
+        ok = 0;
+    }
+    if (ok) {
+        part->offsets = xmalloc((size_t)(part->count + 1) * sizeof *part->offsets);
+        ok = dataset_read_all(d, ds, oname, H5T_NATIVE_INT64, part->offsets, st) == 0 &&
+             offsets_check(d, split, oname, st) == 0;
+    }
+    dataset_close_id(&ds);
+    return ok ? 0 : -1;
+}
+
+static int part_open(Dataset *d, DatasetSplit split, Status *st)
+{
+    DatasetPart *part = &d->part[split];
+    const char *sn = g_split_names[split];
+    if (!link_exists(d->file, sn)) {
+        if (split == SPLIT_TEST)
+            return 0;
+        status_set(st, EXIT_USAGE, "%s: /%s is missing (a dataset has /train, /val and "
+                   "optionally /test)", d->path, sn);
+        return -1;
+    }
+    part->present = 1;
+    if (labels_read(d, split, st) < 0)
+        return -1;
+    if (part->count == 0 && split != SPLIT_TEST) {
+        status_set(st, EXIT_USAGE, "%s: /%s has no images", d->path, sn);
+        return -1;
+    }
+    return d->encoding == ENCODING_RAW ? raw_open(d, split, st) : jpeg_open(d, split, st);
+}
+
+/* torchvision: ToTensor (float32 pixel / 255) then Normalize (x - mean) /
+ * std in float32, so the same operations in the same order give the same
+ * bits. */
+static void lut_build(Dataset *d)
+{
+    for (int c = 0; c < d->channels; c++) {
+        float mean = (float)d->mean[c], std = (float)d->std[c];
+        for (int v = 0; v < 256; v++)
+            d->lut[c][v] = ((float)v / 255.0f - mean) / std;
+    }
+}
+
+static void dataset_reset(Dataset *d)
+{
+    memset(d, 0, sizeof *d);
+    d->file = -1;
+    for (int s = 0; s < SPLIT_COUNT; s++)
+        d->part[s].images = d->part[s].jpeg = -1;
+}
+
+int dataset_open(Dataset *d, const char *path, Status *st)
+{
+    dataset_reset(d);
+    if ((size_t)snprintf(d->path, sizeof d->path, "%s", path) >= sizeof d->path) {
+        status_set(st, EXIT_USAGE, "dataset path too long: %s", path);
+        return st->code;
+    }
+    if (access(path, R_OK) != 0) {
+        status_set(st, EXIT_USAGE, "%s: cannot read: %s", path, sys_error_string());
+        return st->code;
+    }
+    htri_t is_h5 = -1;
+    h5_lock();
+    H5E_BEGIN_TRY
+    {
+        is_h5 = H5Fis_hdf5(path);
+        if (is_h5 > 0)
+            d->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    if (d->file < 0) {
+        status_set(st, EXIT_USAGE, is_h5 > 0 ? "%s: cannot open as HDF5 (truncated or damaged?)"
+                                             : "%s: not an HDF5 file", path);
+        return st->code;
+    }
+    int bad = root_read(d, st) < 0;
+    for (int s = 0; s < SPLIT_COUNT && !bad; s++)
+        bad = part_open(d, (DatasetSplit)s, st) < 0;
+    if (bad) {
+        dataset_close(d);
+        return st->code;
+    }
+    d->height = d->part[SPLIT_TRAIN].height;
+    d->width = d->part[SPLIT_TRAIN].width;
+    lut_build(d);
+    if (d->encoding == ENCODING_JPEG)
+        d->tj = tjInitDecompress();
+    CHECK(d->encoding == ENCODING_RAW || d->tj, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
+    return 0;
+}
+
+void dataset_close(Dataset *d)
+{
+    for (int s = 0; s < SPLIT_COUNT; s++) {
+        dataset_close_id(&d->part[s].images);
+        dataset_close_id(&d->part[s].jpeg);
+        free(d->part[s].offsets);
+        free(d->part[s].labels);
+    }
+    if (d->file >= 0) {
+        h5_lock();
+        H5E_BEGIN_TRY { H5Fclose(d->file); }
+        H5E_END_TRY;
+        h5_unlock();
+    }
+    if (d->tj)
+        tjDestroy(d->tj);
+    free(d->pixels);
+    free(d->bytes);
+    dataset_reset(d);
+}
+
+int64_t dataset_count(const Dataset *d, DatasetSplit split)
+{
+    return d->part[split].present ? d->part[split].count : 0;
+}
+
+const int32_t *dataset_labels(const Dataset *d, DatasetSplit split)
+{
+    return d->part[split].labels;
+}
+
+/* ------------------------------------------------------------------ */
+/* reading batches                                                     */
+
+static void *grow(void *buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return buf;
+    *cap = need;
+    return xrealloc(buf, need);
+}
+
+/* torchvision's CenterCrop: int(round((size - crop) / 2.0)), and Python
+ * rounds halves to even. */
+static int centre_offset(int size, int crop)
+{
+    int diff = size - crop, half = diff / 2;
+    return (diff % 2 == 1 && half % 2 == 1) ? half + 1 : half;
+}
+
+/* One crop x crop window of an interleaved (H, W, C) image at (top, left)
+ * into dst (C, crop, crop). */
+static void normalise(const Dataset *d, const uint8_t *hwc, int width, int top, int left,
+                      int crop, float *dst)
+{
+    int c_n = d->channels;
+    for (int c = 0; c < c_n; c++) {
+        const float *lut = d->lut[c];
+        for (int y = 0; y < crop; y++) {
+            const uint8_t *row = hwc + ((size_t)(top + y) * (size_t)width + (size_t)left) * c_n;
+            float *out = dst + ((size_t)c * crop + y) * crop;
+            for (int x = 0; x < crop; x++)
+                out[x] = lut[row[(size_t)x * c_n + c]];
+        }
+    }
+}
+
+/* Raw: read just the centre windows of the n images with one hyperslab. */
+static int raw_read(Dataset *d, DatasetSplit split, int64_t first, int n, int crop, float *out,
+                    Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    if (crop > part->height || crop > part->width) {
+        status_set(st, EXIT_USAGE, "%s: crop %d is larger than the /%s images (%dx%d)", d->path,
+                   crop, g_split_names[split], part->height, part->width);
+        return -1;
+    }
+    size_t image = (size_t)crop * crop * d->channels;
+    d->pixels = grow(d->pixels, &d->pixels_cap, (size_t)n * image);
+    hsize_t start[4] = {(hsize_t)first, (hsize_t)centre_offset(part->height, crop),
+                        (hsize_t)centre_offset(part->width, crop), 0};
+    hsize_t count[4] = {(hsize_t)n, (hsize_t)crop, (hsize_t)crop, (hsize_t)d->channels};
+    herr_t ret = -1;
+    h5_lock();
+    H5E_BEGIN_TRY
+    {
+        hid_t fspace = H5Dget_space(part->images);
+        hid_t mspace = H5Screate_simple(4, count, NULL);
+        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+            ret = H5Dread(part->images, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT,
+                          d->pixels);
+        H5Sclose(mspace);
+        H5Sclose(fspace);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    if (ret < 0) {
+        status_set(st, EXIT_USAGE, "%s: reading /%s/images [%lld, %lld) failed (damaged file?)",
+                   d->path, g_split_names[split], (long long)first, (long long)(first + n));
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        normalise(d, d->pixels + (size_t)i * image, crop, 0, 0, crop, out + (size_t)i * image);
+    return 0;
+}
+
+/* The compressed bytes of images [first, first + n): one contiguous read. */
+static int jpeg_bytes_read(Dataset *d, DatasetSplit split, int64_t first, int n, Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    int64_t lo = part->offsets[first], hi = part->offsets[first + n];
+    d->bytes = grow(d->bytes, &d->bytes_cap, (size_t)(hi - lo));
+    hsize_t start = (hsize_t)lo, count = (hsize_t)(hi - lo);
+    herr_t ret = -1;
+    h5_lock();
+    H5E_BEGIN_TRY
+    {
+        hid_t fspace = H5Dget_space(part->jpeg);
+        hid_t mspace = H5Screate_simple(1, &count, NULL);
+        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) >= 0)
+            ret = H5Dread(part->jpeg, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, d->bytes);
+        H5Sclose(mspace);
+        H5Sclose(fspace);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    if (ret < 0)
+        status_set(st, EXIT_USAGE, "%s: reading /%s/jpeg bytes [%lld, %lld) failed (damaged "
+                   "file?)", d->path, g_split_names[split], (long long)lo, (long long)hi);
+    return ret < 0 ? -1 : 0;
+}
+
+/* Decodes one image (RGB or grey, as the channels say) and crops it. */
+static int jpeg_decode(Dataset *d, DatasetSplit split, int64_t index, const uint8_t *buf,
+                       size_t size, int crop, float *out, Status *st)
+{
+    tjhandle tj = d->tj;
+    int w = 0, h = 0, subsamp = 0, colorspace = 0;
+    const char *sn = g_split_names[split];
+    if (tjDecompressHeader3(tj, buf, size, &w, &h, &subsamp, &colorspace) != 0) {
+        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is not a JPEG: %s", d->path, sn,
+                   (long long)index, tjGetErrorStr2(tj));
+        return -1;
+    }
+    if (w < crop || h < crop) {
+        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is %dx%d, smaller than the crop %d",
+                   d->path, sn, (long long)index, w, h, crop);
+        return -1;
+    }
+    int c = d->channels;
+    d->pixels = grow(d->pixels, &d->pixels_cap, (size_t)w * h * c);
+    /* Warnings (e.g. extraneous bytes) still leave a complete image, as
+     * PIL would accept it; only errors stop. */
+    if (tjDecompress2(tj, buf, size, d->pixels, w, w * c, h, c == 1 ? TJPF_GRAY : TJPF_RGB, 0) !=
+            0 &&
+        tjGetErrorCode(tj) != TJERR_WARNING) {
+        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld does not decode: %s", d->path, sn,
+                   (long long)index, tjGetErrorStr2(tj));
+        return -1;
+    }
+    normalise(d, d->pixels, w, centre_offset(h, crop), centre_offset(w, crop), crop, out);
+    return 0;
+}
+
+static int jpeg_read(Dataset *d, DatasetSplit split, int64_t first, int n, int crop, float *out,
+                     Status *st)
+{
+    if (jpeg_bytes_read(d, split, first, n, st) < 0)
+        return -1;
+    const int64_t *o = d->part[split].offsets;
+    size_t image = (size_t)crop * crop * d->channels;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *buf = d->bytes + (o[first + i] - o[first]);
+        size_t size = (size_t)(o[first + i + 1] - o[first + i]);
+        if (jpeg_decode(d, split, first + i, buf, size, crop, out + (size_t)i * image, st) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int dataset_read_batch(Dataset *d, DatasetSplit split, int64_t first, int n, int crop,
+                       float *out, int32_t *labels, Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    CHECK(part->present && first >= 0 && n >= 0 && first + n <= part->count,
+          "images [%lld, %lld) requested from /%s with %lld", (long long)first,
+          (long long)(first + n), g_split_names[split], (long long)dataset_count(d, split));
+    CHECK(crop >= 1, "crop %d", crop);
+    if (n == 0)
+        return 0;
+    int ret = d->encoding == ENCODING_RAW ? raw_read(d, split, first, n, crop, out, st)
+                                          : jpeg_read(d, split, first, n, crop, out, st);
+    if (ret < 0)
+        return st->code;
+    if (labels)
+        memcpy(labels, part->labels + first, (size_t)n * sizeof *labels);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* fingerprint                                                         */
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* Labels hashed as little-endian int32, so every machine agrees. */
+static uint64_t labels_hash(uint64_t h, const DatasetPart *part)
+{
+    for (int64_t i = 0; i < part->count; i++) {
+        uint32_t v = (uint32_t)part->labels[i];
+        uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+        h = fnv1a(h, le, sizeof le);
+    }
+    int64_t count = part->count; /* split boundaries count too */
+    uint8_t sep[8];
+    for (int b = 0; b < 8; b++)
+        sep[b] = (uint8_t)((uint64_t)count >> (8 * b));
+    return fnv1a(h, sep, sizeof sep);
+}
+
+void dataset_fingerprint(const Dataset *d, char *out, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t used = (size_t)snprintf(out, len, "v%d %s classes=%d C=%d", DATASET_VERSION,
+                                   d->encoding == ENCODING_RAW ? "raw" : "jpeg", d->num_classes,
+                                   d->channels);
+    for (int s = 0; s < SPLIT_COUNT && used < len; s++) {
+        const DatasetPart *part = &d->part[s];
+        if (d->encoding == ENCODING_RAW)
+            used += (size_t)snprintf(out + used, len - used, " %s=%lldx%dx%d", g_split_names[s],
+                                     (long long)dataset_count(d, (DatasetSplit)s), part->height,
+                                     part->width);
+        else
+            used += (size_t)snprintf(out + used, len - used, " %s=%lld/%lldB", g_split_names[s],
+                                     (long long)dataset_count(d, (DatasetSplit)s),
+                                     (long long)part->jpeg_bytes);
+        h = labels_hash(h, part);
+    }
+    if (used < len)
+        snprintf(out + used, len - used, " labels=fnv1a64:%016llx", (unsigned long long)h);
+}

@@ -1,0 +1,915 @@
+/*
+ * checkpoint.c - HDF5 checkpoints with torchvision state_dict names
+ * (docs/checkpoint-format.md). Tensors leave the flat buffers through
+ * params_get_plain/params_set_plain, so oneDNN's blocked layouts never reach
+ * a file. Local: rank 0 writes, any rank reads. Every HDF5 call runs under
+ * h5_lock(), taken per small group of calls so that the loader thread is not
+ * stalled for a whole write.
+ */
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+#include <mpi.h>
+
+#include "h5lock.h"
+#include "log.h"
+
+/* "/optimizer/momentum/" + a tensor name + ".num_batches_tracked" */
+#define TENSOR_PATH_MAX (PARAM_NAME_MAX + 64)
+#define DESC_MAX 96
+#define EXTRA_NAMES_SHOWN 5
+
+/* ------------------------------------------------------------------ */
+/* descriptions for messages                                           */
+
+static void shape_string(char *out, size_t len, int ndims, const int64_t *dims)
+{
+    size_t used = (size_t)snprintf(out, len, "(");
+    for (int d = 0; d < ndims && used < len; d++)
+        used += (size_t)snprintf(out + used, len - used, d ? ", %lld" : "%lld",
+                                 (long long)dims[d]);
+    if (used < len)
+        snprintf(out + used, len - used, ndims == 1 ? ",)" : ")");
+}
+
+static void type_string(char *out, size_t len, hid_t type)
+{
+    size_t bits = 8 * H5Tget_size(type);
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        snprintf(out, len, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+        break;
+    case H5T_FLOAT: snprintf(out, len, "float%zu", bits); break;
+    case H5T_STRING: snprintf(out, len, "string"); break;
+    case H5T_ENUM: snprintf(out, len, "enum (bool?)"); break;
+    case H5T_COMPOUND: snprintf(out, len, "compound (complex?)"); break;
+    default: snprintf(out, len, "a non-numeric type"); break;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* writing: every failure is local I/O and aborts, naming the file     */
+
+static int64_t write_checked(int64_t ret, const char *path, const char *file, int line,
+                             const char *call)
+{
+    if (ret < 0)
+        fail_local(file, line, call,
+                   "writing checkpoint %s failed (disk full, quota or I/O error?)", path);
+    return ret;
+}
+#define W_CHECK(path, call) write_checked((int64_t)(call), path, __FILE__, __LINE__, #call)
+
+static hid_t group_create(hid_t loc, const char *name, const char *path)
+{
+    h5_lock();
+    hid_t g = W_CHECK(path, H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    h5_unlock();
+    return g;
+}
+
+static void object_close(hid_t id, const char *path)
+{
+    h5_lock();
+    W_CHECK(path, H5Oclose(id));
+    h5_unlock();
+}
+
+/* ndims 0 writes a scalar (0-dim) dataset, as h5py does for a 0-dim array. */
+static void dataset_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, int ndims,
+                          const int64_t *dims, const void *data, const char *path)
+{
+    hsize_t hdims[4];
+    for (int d = 0; d < ndims; d++)
+        hdims[d] = (hsize_t)dims[d];
+    h5_lock();
+    hid_t space = W_CHECK(path, ndims ? H5Screate_simple(ndims, hdims, NULL)
+                                      : H5Screate(H5S_SCALAR));
+    hid_t ds = W_CHECK(path, H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT,
+                                        H5P_DEFAULT));
+    W_CHECK(path, H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+    W_CHECK(path, H5Dclose(ds));
+    W_CHECK(path, H5Sclose(space));
+    h5_unlock();
+}
+
+static void attr_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
+                       const void *value, const char *path)
+{
+    h5_lock();
+    hid_t space = W_CHECK(path, H5Screate(H5S_SCALAR));
+    hid_t attr = W_CHECK(path, H5Acreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT));
+    W_CHECK(path, H5Awrite(attr, mem_type, value));
+    W_CHECK(path, H5Aclose(attr));
+    W_CHECK(path, H5Sclose(space));
+    h5_unlock();
+}
+
+static void attr_write_i64(hid_t loc, const char *name, int64_t v, const char *path)
+{
+    attr_write(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, path);
+}
+
+static void attr_write_f64(hid_t loc, const char *name, double v, const char *path)
+{
+    attr_write(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, path);
+}
+
+/* Variable-length UTF-8, which h5py returns as str. */
+static void attr_write_str(hid_t loc, const char *name, const char *s, const char *path)
+{
+    h5_lock();
+    hid_t type = W_CHECK(path, H5Tcopy(H5T_C_S1));
+    W_CHECK(path, H5Tset_size(type, H5T_VARIABLE));
+    W_CHECK(path, H5Tset_cset(type, H5T_CSET_UTF8));
+    attr_write(loc, name, type, type, &s, path);
+    W_CHECK(path, H5Tclose(type));
+    h5_unlock();
+}
+
+static size_t largest_tensor(const Params *p)
+{
+    size_t n = 1;
+    for (int i = 0; i < p->count; i++)
+        if (p->info[i].numel > n)
+            n = p->info[i].numel;
+    return n;
+}
+
+static void model_write(hid_t file, const Params *p, const char *path)
+{
+    float *plain = xmalloc(largest_tensor(p) * sizeof(float));
+    hid_t g = group_create(file, "model", path);
+    for (int i = 0; i < p->count; i++) {
+        const ParamInfo *info = &p->info[i];
+        params_get_plain(p, i, BUF_VALUE, plain);
+        dataset_write(g, info->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, info->ndims, info->dims,
+                      plain, path);
+    }
+    char name[TENSOR_PATH_MAX];
+    for (int i = 0; i < p->bn_count; i++) {
+        int64_t c = (int64_t)p->bn[i].channels; /* (C) */
+        snprintf(name, sizeof name, "%s.running_mean", p->bn[i].name);
+        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, bn_running_mean(p, i),
+                      path);
+        snprintf(name, sizeof name, "%s.running_var", p->bn[i].name);
+        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, bn_running_var(p, i),
+                      path);
+        snprintf(name, sizeof name, "%s.num_batches_tracked", p->bn[i].name);
+        dataset_write(g, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 0, NULL,
+                      &p->num_batches_tracked, path);
+    }
+    object_close(g, path);
+    free(plain);
+}
+
+static void momentum_write(hid_t file, const Params *p, const char *path)
+{
+    float *plain = xmalloc(largest_tensor(p) * sizeof(float));
+    hid_t opt = group_create(file, "optimizer", path);
+    hid_t g = group_create(opt, "momentum", path);
+    for (int i = 0; i < p->count; i++) {
+        const ParamInfo *info = &p->info[i];
+        params_get_plain(p, i, BUF_MOMENTUM, plain);
+        dataset_write(g, info->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, info->ndims, info->dims,
+                      plain, path);
+    }
+    object_close(g, path);
+    object_close(opt, path);
+    free(plain);
+}
+
+/* "resnet-dist; oneDNN 2.6.3; Open MPI v4.1.4; HDF5 1.10.8" */
+static void version_string(char *out, size_t len)
+{
+    const dnnl_version_t *dv = dnnl_version();
+    unsigned maj = 0, min = 0, rel = 0;
+    h5_lock();
+    H5get_libversion(&maj, &min, &rel);
+    h5_unlock();
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = "MPI";
+    int mlen = 0;
+    /* Allowed before MPI_Init; keep only the name and version. */
+    if (MPI_Get_library_version(mpi, &mlen) == MPI_SUCCESS)
+        mpi[strcspn(mpi, ",\n")] = '\0';
+    snprintf(out, len, "resnet-dist; oneDNN %d.%d.%d; %.128s; HDF5 %u.%u.%u", dv->major, dv->minor,
+             dv->patch, mpi, maj, min, rel);
+}
+
+static void meta_write(hid_t file, const CheckpointMeta *m, const char *path)
+{
+    char version[sizeof m->version];
+    if (m->version[0])
+        snprintf(version, sizeof version, "%s", m->version);
+    else
+        version_string(version, sizeof version);
+    uint64_t seed = m->seed;
+    attr_write_i64(file, "format_version", CHECKPOINT_FORMAT_VERSION, path);
+    attr_write_str(file, "arch", m->arch, path);
+    attr_write_i64(file, "num_classes", m->num_classes, path);
+    attr_write_i64(file, "epoch", m->epoch, path);
+    attr_write_i64(file, "epoch_step", m->epoch_step, path);
+    attr_write_i64(file, "step", m->step, path);
+    attr_write_f64(file, "lr", m->lr, path);
+    attr_write_i64(file, "global_batch", m->global_batch, path);
+    attr_write(file, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed, path);
+    attr_write_i64(file, "world_size", m->world_size, path);
+    attr_write_f64(file, "best_metric", m->best_metric, path);
+    attr_write_str(file, "dataset_fingerprint", m->dataset_fingerprint, path);
+    attr_write_str(file, "version", version, path);
+    attr_write_str(file, "command_line", m->command_line, path);
+}
+
+/* torch's state_dict spelling: mode "min"/"max", threshold_mode "rel"/"abs". */
+static void scheduler_write(hid_t file, const Plateau *s, const char *path)
+{
+    hid_t g = group_create(file, "scheduler", path);
+    attr_write_str(g, "type", "ReduceLROnPlateau", path);
+    attr_write_str(g, "mode", s->mode == PLATEAU_MIN ? "min" : "max", path);
+    attr_write_f64(g, "factor", s->factor, path);
+    attr_write_i64(g, "patience", s->patience, path);
+    attr_write_f64(g, "threshold", s->threshold, path);
+    attr_write_str(g, "threshold_mode", s->threshold_mode == THRESHOLD_REL ? "rel" : "abs", path);
+    attr_write_i64(g, "cooldown", s->cooldown, path);
+    attr_write_f64(g, "min_lr", s->min_lr, path);
+    attr_write_f64(g, "eps", s->eps, path);
+    attr_write_f64(g, "best", s->best, path);
+    attr_write_i64(g, "num_bad_epochs", s->num_bad_epochs, path);
+    attr_write_i64(g, "cooldown_counter", s->cooldown_counter, path);
+    attr_write_i64(g, "last_epoch", s->last_epoch, path);
+    object_close(g, path);
+}
+
+/* The data must be on disk before the rename makes it the checkpoint. */
+static void file_sync(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || fsync(fd) != 0)
+        fail_local(__FILE__, __LINE__, "fsync", "%s: %s", path, sys_error_string());
+    close(fd);
+}
+
+/* Makes the rename durable. Some file systems cannot fsync a directory
+ * (EINVAL); the rename is still atomic there, so that is not an error. */
+static void dir_sync(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return;
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+        fail_local(__FILE__, __LINE__, "fsync", "directory %s: %s", dir, sys_error_string());
+    close(fd);
+}
+
+void checkpoint_meta_init(CheckpointMeta *m)
+{
+    memset(m, 0, sizeof *m);
+    m->best_metric = NAN;
+}
+
+void checkpoint_write(const char *path, const Params *p, const CheckpointMeta *m)
+{
+    char tmp[4096];
+    CHECK((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) < sizeof tmp,
+          "checkpoint path too long: %s", path);
+    h5_lock();
+    hid_t file;
+    H5E_BEGIN_TRY { file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); }
+    H5E_END_TRY;
+    h5_unlock();
+    if (file < 0)
+        fail_local(__FILE__, __LINE__, "H5Fcreate",
+                   "cannot create checkpoint %s (directory missing or not writable? on a file "
+                   "system without locks set HDF5_USE_FILE_LOCKING=FALSE)", tmp);
+
+    model_write(file, p, tmp);
+    momentum_write(file, p, tmp);
+    meta_write(file, m, tmp);
+    if (m->has_plateau)
+        scheduler_write(file, &m->plateau, tmp);
+
+    h5_lock();
+    W_CHECK(tmp, H5Fflush(file, H5F_SCOPE_GLOBAL));
+    W_CHECK(tmp, H5Fclose(file));
+    h5_unlock();
+    file_sync(tmp);
+    if (rename(tmp, path) != 0)
+        fail_local(__FILE__, __LINE__, "rename", "%s -> %s: %s", tmp, path, sys_error_string());
+    dir_sync(path);
+}
+
+void checkpoint_path(char *out, size_t len, const char *dir, int64_t step)
+{
+    CHECK((size_t)snprintf(out, len, "%s/step-%08lld.h5", dir, (long long)step) < len,
+          "checkpoint path too long in %s", dir);
+}
+
+/* ------------------------------------------------------------------ */
+/* reading: the file is the user's input, so every problem is a Status */
+
+typedef struct {
+    const char *path; /* as the user gave it: messages name it */
+    hid_t file;
+    Status *st;
+    float *plain; /* scratch for one tensor in PyTorch layout */
+} Reader;
+
+/* Opens path for reading; -1 with st set when it is not a readable HDF5 file. */
+static hid_t file_open(const char *path, Status *st)
+{
+    if (access(path, R_OK) != 0) {
+        if (st)
+            status_set(st, EXIT_USAGE, "%s: cannot read: %s", path, sys_error_string());
+        return -1;
+    }
+    h5_lock();
+    hid_t file = -1;
+    htri_t is_h5 = -1;
+    H5E_BEGIN_TRY
+    {
+        is_h5 = H5Fis_hdf5(path);
+        if (is_h5 > 0)
+            file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    if (file < 0 && st) {
+        if (is_h5 <= 0)
+            status_set(st, EXIT_USAGE, "%s: not an HDF5 file", path);
+        else
+            status_set(st, EXIT_USAGE, "%s: cannot open as HDF5 (truncated or damaged file?)",
+                       path);
+    }
+    return file;
+}
+
+static void file_close(hid_t file)
+{
+    h5_lock();
+    H5E_BEGIN_TRY { H5Fclose(file); }
+    H5E_END_TRY;
+    h5_unlock();
+}
+
+static int link_exists(hid_t loc, const char *name)
+{
+    h5_lock();
+    htri_t yes;
+    H5E_BEGIN_TRY { yes = H5Lexists(loc, name, H5P_DEFAULT); }
+    H5E_END_TRY;
+    h5_unlock();
+    return yes > 0;
+}
+
+/* Opens attribute name on loc ("/" or "/scheduler" in messages) and checks
+ * it is one value of class want; -1 with st set otherwise. */
+static hid_t attr_open(Reader *r, hid_t loc, const char *where, const char *name,
+                       H5T_class_t want, const char *want_desc)
+{
+    const char *kind = strcmp(where, "/") == 0 ? "root attribute" : "attribute";
+    const char *of = strcmp(where, "/") == 0 ? "" : " of ";
+    const char *grp = strcmp(where, "/") == 0 ? "" : where;
+    h5_lock();
+    hid_t attr = -1, type = -1, space = -1;
+    H5E_BEGIN_TRY
+    {
+        if (H5Aexists(loc, name) > 0)
+            attr = H5Aopen(loc, name, H5P_DEFAULT);
+        if (attr >= 0) {
+            type = H5Aget_type(attr);
+            space = H5Aget_space(attr);
+        }
+    }
+    H5E_END_TRY;
+    int ok = attr >= 0 && type >= 0 && space >= 0;
+    if (!ok) {
+        status_set(r->st, EXIT_USAGE, "%s: %s %s%s%s is missing (not a resnet-dist checkpoint?)",
+                   r->path, kind, name, of, grp);
+    } else if (H5Tget_class(type) != want || H5Sget_simple_extent_npoints(space) != 1) {
+        char got[DESC_MAX];
+        type_string(got, sizeof got, type);
+        status_set(r->st, EXIT_USAGE, "%s: %s %s%s%s has type %s with %lld values, expected one %s",
+                   r->path, kind, name, of, grp, got,
+                   (long long)H5Sget_simple_extent_npoints(space), want_desc);
+        ok = 0;
+    }
+    H5E_BEGIN_TRY
+    {
+        H5Tclose(type);
+        H5Sclose(space);
+        if (!ok)
+            H5Aclose(attr);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    return ok ? attr : -1;
+}
+
+static int attr_read(Reader *r, hid_t loc, const char *where, const char *name,
+                     H5T_class_t cls, const char *desc, hid_t mem_type, void *out)
+{
+    hid_t attr = attr_open(r, loc, where, name, cls, desc);
+    if (attr < 0)
+        return -1;
+    h5_lock();
+    herr_t ret;
+    H5E_BEGIN_TRY
+    {
+        ret = H5Aread(attr, mem_type, out);
+        H5Aclose(attr);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    if (ret < 0)
+        status_set(r->st, EXIT_USAGE, "%s: cannot read attribute %s of %s", r->path, name, where);
+    return ret < 0 ? -1 : 0;
+}
+
+static int attr_i64(Reader *r, hid_t loc, const char *where, const char *name, int64_t *out)
+{
+    return attr_read(r, loc, where, name, H5T_INTEGER, "integer", H5T_NATIVE_INT64, out);
+}
+
+static int attr_int(Reader *r, hid_t loc, const char *where, const char *name, int *out)
+{
+    int64_t v;
+    if (attr_i64(r, loc, where, name, &v) < 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int attr_f64(Reader *r, hid_t loc, const char *where, const char *name, double *out)
+{
+    return attr_read(r, loc, where, name, H5T_FLOAT, "float", H5T_NATIVE_DOUBLE, out);
+}
+
+/* Fixed-length or variable-length strings, as h5py may write either. */
+static int attr_str(Reader *r, hid_t loc, const char *where, const char *name, char *out,
+                    size_t len)
+{
+    hid_t attr = attr_open(r, loc, where, name, H5T_STRING, "string");
+    if (attr < 0)
+        return -1;
+    h5_lock();
+    herr_t ret = -1;
+    H5E_BEGIN_TRY
+    {
+        hid_t ftype = H5Aget_type(attr);
+        if (H5Tis_variable_str(ftype) > 0) {
+            /* HDF5 does not convert between ASCII and UTF-8: read as stored. */
+            hid_t mtype = H5Tcopy(ftype);
+            char *s = NULL;
+            ret = H5Aread(attr, mtype, &s);
+            if (ret >= 0)
+                snprintf(out, len, "%s", s ? s : "");
+            if (s)
+                H5free_memory(s);
+            H5Tclose(mtype);
+        } else {
+            size_t n = H5Tget_size(ftype);
+            char *buf = xcalloc(n + 1, 1);
+            ret = H5Aread(attr, ftype, buf);
+            if (ret >= 0)
+                snprintf(out, len, "%s", buf);
+            free(buf);
+        }
+        H5Tclose(ftype);
+        H5Aclose(attr);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    if (ret < 0)
+        status_set(r->st, EXIT_USAGE, "%s: cannot read attribute %s of %s", r->path, name, where);
+    return ret < 0 ? -1 : 0;
+}
+
+/* Reads a string attribute that must be one of two words; returns 0 or 1. */
+static int attr_choice(Reader *r, hid_t loc, const char *name, const char *w0, const char *w1,
+                       int *out)
+{
+    char s[32];
+    if (attr_str(r, loc, "/scheduler", name, s, sizeof s) < 0)
+        return -1;
+    if (strcmp(s, w0) != 0 && strcmp(s, w1) != 0) {
+        status_set(r->st, EXIT_USAGE,
+                   "%s: attribute %s of /scheduler is \"%s\", expected \"%s\" or \"%s\"",
+                   r->path, name, s, w0, w1);
+        return -1;
+    }
+    *out = strcmp(s, w1) == 0;
+    return 0;
+}
+
+static int meta_read(Reader *r, CheckpointMeta *m)
+{
+    const char *root = "/";
+    int64_t format = 0;
+    if (attr_i64(r, r->file, root, "format_version", &format) < 0)
+        return -1;
+    if (format != CHECKPOINT_FORMAT_VERSION) {
+        status_set(r->st, EXIT_USAGE, "%s: format_version is %lld, this program reads %d",
+                   r->path, (long long)format, CHECKPOINT_FORMAT_VERSION);
+        return -1;
+    }
+    if (attr_str(r, r->file, root, "arch", m->arch, sizeof m->arch) < 0 ||
+        attr_int(r, r->file, root, "num_classes", &m->num_classes) < 0 ||
+        attr_i64(r, r->file, root, "epoch", &m->epoch) < 0 ||
+        attr_i64(r, r->file, root, "epoch_step", &m->epoch_step) < 0 ||
+        attr_i64(r, r->file, root, "step", &m->step) < 0 ||
+        attr_f64(r, r->file, root, "lr", &m->lr) < 0 ||
+        attr_i64(r, r->file, root, "global_batch", &m->global_batch) < 0 ||
+        attr_read(r, r->file, root, "seed", H5T_INTEGER, "integer", H5T_NATIVE_UINT64,
+                  &m->seed) < 0 ||
+        attr_int(r, r->file, root, "world_size", &m->world_size) < 0 ||
+        attr_f64(r, r->file, root, "best_metric", &m->best_metric) < 0 ||
+        attr_str(r, r->file, root, "dataset_fingerprint", m->dataset_fingerprint,
+                 sizeof m->dataset_fingerprint) < 0 ||
+        attr_str(r, r->file, root, "version", m->version, sizeof m->version) < 0 ||
+        attr_str(r, r->file, root, "command_line", m->command_line, sizeof m->command_line) < 0)
+        return -1;
+    return 0;
+}
+
+static int scheduler_read(Reader *r, CheckpointMeta *m)
+{
+    m->has_plateau = link_exists(r->file, "scheduler");
+    if (!m->has_plateau)
+        return 0;
+    h5_lock();
+    hid_t g;
+    H5E_BEGIN_TRY { g = H5Gopen2(r->file, "scheduler", H5P_DEFAULT); }
+    H5E_END_TRY;
+    h5_unlock();
+    if (g < 0) {
+        status_set(r->st, EXIT_USAGE, "%s: /scheduler is not a group", r->path);
+        return -1;
+    }
+    Plateau *s = &m->plateau;
+    const char *w = "/scheduler";
+    int is_max = 0, is_abs = 0;
+    int bad = attr_choice(r, g, "mode", "min", "max", &is_max) < 0 ||
+              attr_f64(r, g, w, "factor", &s->factor) < 0 ||
+              attr_int(r, g, w, "patience", &s->patience) < 0 ||
+              attr_f64(r, g, w, "threshold", &s->threshold) < 0 ||
+              attr_choice(r, g, "threshold_mode", "rel", "abs", &is_abs) < 0 ||
+              attr_int(r, g, w, "cooldown", &s->cooldown) < 0 ||
+              attr_f64(r, g, w, "min_lr", &s->min_lr) < 0 ||
+              attr_f64(r, g, w, "eps", &s->eps) < 0 ||
+              attr_f64(r, g, w, "best", &s->best) < 0 ||
+              attr_int(r, g, w, "num_bad_epochs", &s->num_bad_epochs) < 0 ||
+              attr_int(r, g, w, "cooldown_counter", &s->cooldown_counter) < 0 ||
+              attr_i64(r, g, w, "last_epoch", &s->last_epoch) < 0;
+    s->mode = is_max ? PLATEAU_MAX : PLATEAU_MIN;
+    s->threshold_mode = is_abs ? THRESHOLD_ABS : THRESHOLD_REL;
+    object_close(g, r->path);
+    return bad ? -1 : 0;
+}
+
+/* " (the checkpoint is resnet50 with 1000 classes)" when the file says, to
+ * explain a missing tensor or a wrong shape. */
+static void file_hint(const Reader *r, char *out, size_t len)
+{
+    Status quiet = {0};
+    Reader q = *r;
+    q.st = &quiet;
+    char arch[32];
+    int classes;
+    out[0] = '\0';
+    if (attr_str(&q, r->file, "/", "arch", arch, sizeof arch) == 0 &&
+        attr_int(&q, r->file, "/", "num_classes", &classes) == 0)
+        snprintf(out, len, " (the checkpoint is %s with %d classes)", arch, classes);
+}
+
+/* Checks that the dataset name exists with the given shape (ndims -1: any
+ * single value) and type class, and reads it into out when out is not NULL.
+ * Returns 1 when done, 0 when absent and optional, -1 with st set. */
+static int tensor_io(Reader *r, const char *name, int ndims, const int64_t *dims, int is_int,
+                     int optional, void *out)
+{
+    if (!link_exists(r->file, name)) {
+        if (optional)
+            return 0;
+        char hint[DESC_MAX];
+        file_hint(r, hint, sizeof hint);
+        status_set(r->st, EXIT_USAGE, "%s: %s is missing%s", r->path, name, hint);
+        return -1;
+    }
+    char got[DESC_MAX], want[DESC_MAX];
+    int ok = 0;
+    h5_lock();
+    hid_t ds = -1, type = -1, space = -1;
+    H5E_BEGIN_TRY
+    {
+        ds = H5Dopen2(r->file, name, H5P_DEFAULT);
+        if (ds >= 0) {
+            type = H5Dget_type(ds);
+            space = H5Dget_space(ds);
+        }
+    }
+    H5E_END_TRY;
+    if (ds < 0 || type < 0 || space < 0) {
+        status_set(r->st, EXIT_USAGE, "%s: %s is not a readable dataset", r->path, name);
+        goto done;
+    }
+    int want_cls = is_int ? H5T_INTEGER : H5T_FLOAT;
+    if (H5Tget_class(type) != want_cls || (!is_int && H5Tget_size(type) != 4)) {
+        type_string(got, sizeof got, type);
+        status_set(r->st, EXIT_USAGE, "%s: %s has type %s, expected %s", r->path, name, got,
+                   is_int ? "int64" : "float32");
+        goto done;
+    }
+    int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t hdims[H5S_MAX_RANK];
+    int64_t fdims[H5S_MAX_RANK];
+    H5Sget_simple_extent_dims(space, hdims, NULL);
+    for (int d = 0; d < rank; d++)
+        fdims[d] = (int64_t)hdims[d];
+    int same = ndims < 0 ? H5Sget_simple_extent_npoints(space) == 1 : rank == ndims;
+    for (int d = 0; same && ndims > 0 && d < ndims; d++)
+        same = fdims[d] == dims[d];
+    if (!same) {
+        char hint[DESC_MAX];
+        shape_string(got, sizeof got, rank, fdims);
+        if (ndims < 0)
+            snprintf(want, sizeof want, "a single value");
+        else
+            shape_string(want, sizeof want, ndims, dims);
+        file_hint(r, hint, sizeof hint);
+        status_set(r->st, EXIT_USAGE, "%s: %s has shape %s, the model expects %s%s", r->path,
+                   name, got, want, hint);
+        goto done;
+    }
+    ok = 1;
+    if (out) {
+        herr_t ret;
+        H5E_BEGIN_TRY
+        {
+            ret = H5Dread(ds, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
+                          H5P_DEFAULT, out);
+        }
+        H5E_END_TRY;
+        if (ret < 0) {
+            status_set(r->st, EXIT_USAGE, "%s: reading %s failed (damaged file?)", r->path, name);
+            ok = 0;
+        }
+    }
+done:
+    H5E_BEGIN_TRY
+    {
+        H5Sclose(space);
+        H5Tclose(type);
+        H5Dclose(ds);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    return ok ? 1 : -1;
+}
+
+/* One parameter tensor under prefix ("/model/" or "/optimizer/momentum/"):
+ * checked, and when load is set read and stored into buffer buf. */
+static int param_io(Reader *r, Params *p, int i, const char *prefix, ParamBuffer buf, int load)
+{
+    const ParamInfo *info = &p->info[i];
+    char name[TENSOR_PATH_MAX];
+    snprintf(name, sizeof name, "%s%s", prefix, info->name);
+    if (tensor_io(r, name, info->ndims, info->dims, 0, 0, load ? r->plain : NULL) < 0)
+        return -1;
+    if (load)
+        params_set_plain(p, i, buf, r->plain);
+    return 0;
+}
+
+/* BN layer i's running statistics and counter; the counter may be absent
+ * in weights-only loads. One counter serves all layers, so the first one
+ * found wins. */
+static int bn_io(Reader *r, Params *p, int i, int nbt_optional, int load, int *nbt_seen)
+{
+    const BnStateInfo *bn = &p->bn[i];
+    int64_t c = (int64_t)bn->channels;
+    char name[TENSOR_PATH_MAX];
+    snprintf(name, sizeof name, "/model/%s.running_mean", bn->name);
+    if (tensor_io(r, name, 1, &c, 0, 0, load ? bn_running_mean(p, i) : NULL) < 0)
+        return -1;
+    snprintf(name, sizeof name, "/model/%s.running_var", bn->name);
+    if (tensor_io(r, name, 1, &c, 0, 0, load ? bn_running_var(p, i) : NULL) < 0)
+        return -1;
+    snprintf(name, sizeof name, "/model/%s.num_batches_tracked", bn->name);
+    int64_t nbt = 0;
+    int found = tensor_io(r, name, -1, NULL, 1, nbt_optional, load ? &nbt : NULL);
+    if (found < 0)
+        return -1;
+    if (found && load && !*nbt_seen) {
+        p->num_batches_tracked = nbt;
+        *nbt_seen = 1;
+    }
+    return 0;
+}
+
+/* Checks (load 0) or loads (load 1) every tensor the model needs. */
+static int tensors_io(Reader *r, Params *p, CheckpointPart what, int load)
+{
+    int nbt_seen = 0;
+    for (int i = 0; i < p->count; i++)
+        if (param_io(r, p, i, "/model/", BUF_VALUE, load) < 0)
+            return -1;
+    for (int i = 0; i < p->bn_count; i++)
+        if (bn_io(r, p, i, what == CKPT_WEIGHTS_ONLY, load, &nbt_seen) < 0)
+            return -1;
+    if (what == CKPT_FULL)
+        for (int i = 0; i < p->count; i++)
+            if (param_io(r, p, i, "/optimizer/momentum/", BUF_MOMENTUM, load) < 0)
+                return -1;
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix, size_t *stem)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    if (n < k || strcmp(s + n - k, suffix) != 0)
+        return 0;
+    *stem = n - k;
+    return 1;
+}
+
+static int model_has_key(const Params *p, const char *key)
+{
+    static const char *suffixes[] = {".running_mean", ".running_var", ".num_batches_tracked"};
+    if (params_find(p, key) >= 0)
+        return 1;
+    for (size_t s = 0; s < sizeof suffixes / sizeof *suffixes; s++) {
+        size_t stem;
+        char prefix[PARAM_NAME_MAX];
+        if (ends_with(key, suffixes[s], &stem) && stem < sizeof prefix) {
+            memcpy(prefix, key, stem);
+            prefix[stem] = '\0';
+            if (bn_state_find(p, prefix) >= 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    const Params *p;
+    int count;
+    char names[256];
+} ExtraKeys;
+
+static herr_t extra_key_visit(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)group;
+    (void)info;
+    ExtraKeys *x = data;
+    if (model_has_key(x->p, name))
+        return 0;
+    if (x->count < EXTRA_NAMES_SHOWN) {
+        size_t used = strlen(x->names);
+        snprintf(x->names + used, sizeof x->names - used, "%s%s", x->count ? ", " : "", name);
+    }
+    x->count++;
+    return 0;
+}
+
+/* Tensors in the file that the model does not have (e.g. a torchvision
+ * head on a model with another one) are ignored, but said. */
+static void warn_extra_keys(const Reader *r, const Params *p)
+{
+    ExtraKeys x = {.p = p};
+    h5_lock();
+    H5E_BEGIN_TRY
+    {
+        hid_t g = H5Gopen2(r->file, "model", H5P_DEFAULT);
+        if (g >= 0) {
+            H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, extra_key_visit, &x);
+            H5Gclose(g);
+        }
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    if (x.count)
+        log_warn("%s: ignoring %d tensor(s) in /model that the model does not have: %s%s", r->path,
+                 x.count, x.names, x.count > EXTRA_NAMES_SHOWN ? ", ..." : "");
+}
+
+int checkpoint_read(const char *path, Params *p, CheckpointMeta *m, CheckpointPart what,
+                    Status *st)
+{
+    Reader r = {.path = path, .st = st};
+    r.file = file_open(path, st);
+    if (r.file < 0)
+        return st->code;
+    CheckpointMeta meta;
+    checkpoint_meta_init(&meta);
+    if (what == CKPT_FULL && (meta_read(&r, &meta) < 0 || scheduler_read(&r, &meta) < 0))
+        goto done;
+    if (!link_exists(r.file, "model")) {
+        status_set(st, EXIT_USAGE, "%s: has no /model group (expected /model/<state_dict key>)",
+                   path);
+        goto done;
+    }
+    /* Check everything first, so a bad file usually leaves p untouched. */
+    r.plain = xmalloc(largest_tensor(p) * sizeof(float));
+    if (tensors_io(&r, p, what, 0) < 0 || tensors_io(&r, p, what, 1) < 0)
+        goto done;
+    warn_extra_keys(&r, p);
+    if (what == CKPT_FULL && m)
+        *m = meta;
+done:
+    free(r.plain);
+    file_close(r.file);
+    return st->code;
+}
+
+int checkpoint_is_valid(const char *path)
+{
+    hid_t file = file_open(path, NULL);
+    if (file < 0)
+        return 0;
+    int ok = 0;
+    h5_lock();
+    H5E_BEGIN_TRY
+    {
+        ok = H5Aexists(file, "format_version") > 0 && H5Aexists(file, "step") > 0 &&
+             H5Lexists(file, "model", H5P_DEFAULT) > 0;
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    file_close(file);
+    return ok;
+}
+
+/* step-<digits>.h5 exactly: not .tmp leftovers, not best.h5. */
+static int parse_step_name(const char *name, int64_t *step)
+{
+    if (strncmp(name, "step-", 5) != 0)
+        return 0;
+    const char *s = name + 5;
+    size_t digits = strspn(s, "0123456789");
+    if (digits == 0 || digits > 18 || strcmp(s + digits, ".h5") != 0)
+        return 0;
+    *step = strtoll(s, NULL, 10);
+    return 1;
+}
+
+static int step_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
+int checkpoint_find_latest(const char *dir, char *out, size_t outlen, Status *st)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        status_set(st, EXIT_USAGE, "%s: cannot read checkpoint directory: %s", dir,
+                   sys_error_string());
+        return st->code;
+    }
+    int64_t *steps = NULL;
+    size_t n = 0, cap = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        int64_t step;
+        if (!parse_step_name(e->d_name, &step))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            steps = xrealloc(steps, cap * sizeof *steps);
+        }
+        steps[n++] = step;
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(steps, n, sizeof *steps, step_desc);
+    int found = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        checkpoint_path(out, outlen, dir, steps[i]);
+        found = checkpoint_is_valid(out);
+        if (!found)
+            log_warn("skipping %s: not a valid checkpoint (truncated or damaged)", out);
+    }
+    free(steps);
+    if (!found && outlen)
+        out[0] = '\0';
+    return found;
+}

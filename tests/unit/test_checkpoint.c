@@ -1,0 +1,689 @@
+/*
+ * test_checkpoint.c - HDF5 checkpoints: a registry with a blocked layout
+ * round-trips through plain PyTorch tensors; every kind of bad file gives a
+ * Status naming the file and the tensor; writes replace files only by
+ * rename; find_latest skips damaged files; torchvision state_dicts load and
+ * our files load into torch (tests/fixtures/ckpt_interop.py).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <hdf5.h>
+
+#include "checkpoint.h"
+#include "common/testutil.h"
+#include "h5lock.h"
+
+static char g_dir[512];
+
+static int group_setup(void **state)
+{
+    (void)state;
+    h5_quiet();
+    testutil_tmpdir(g_dir, sizeof g_dir, "checkpoint");
+    return 0;
+}
+
+static void meta_example(CheckpointMeta *m)
+{
+    checkpoint_meta_init(m);
+    snprintf(m->arch, sizeof m->arch, "tiny");
+    m->num_classes = 10;
+    m->epoch = 3;
+    m->epoch_step = 17;
+    m->step = 1234;
+    m->lr = 0.0125;
+    m->global_batch = 256;
+    m->seed = 18446744073709551557ull; /* above INT64_MAX: stored as uint64 */
+    m->world_size = 4;
+    m->best_metric = 0.625;
+    snprintf(m->dataset_fingerprint, sizeof m->dataset_fingerprint, "train=100 labels=abc");
+    snprintf(m->command_line, sizeof m->command_line, "resnet_dist --arch \"tiny\" --lr 0.1");
+    m->has_plateau = 1;
+    plateau_init(&m->plateau, PLATEAU_MAX);
+    m->plateau.patience = 3;
+    m->plateau.threshold_mode = THRESHOLD_ABS;
+    m->plateau.cooldown = 2;
+    m->plateau.min_lr = 1e-5;
+    m->plateau.num_bad_epochs = 1;
+    m->plateau.cooldown_counter = 1;
+    m->plateau.last_epoch = 3;
+    /* best stays -inf: the state before any validation must survive too */
+}
+
+static void write_example(const char *name, char *path, size_t len, uint32_t seed)
+{
+    Params p;
+    CheckpointMeta m;
+    testutil_params_tiny(&p, dnnl_OIhw16i16o, seed);
+    meta_example(&m);
+    testutil_join(path, len, g_dir, name);
+    checkpoint_write(path, &p, &m);
+    params_free(&p);
+}
+
+/* Reads path into a fresh tiny registry and expects a code-2 Status whose
+ * message names the file and contains every needle. */
+static void expect_error(const char *path, Params *p, CheckpointPart what, const char *needle1,
+                         const char *needle2)
+{
+    Status st = {0};
+    CheckpointMeta m;
+    int rc = checkpoint_read(path, p, &m, what, &st);
+    print_message("    -> %s\n", st.msg);
+    assert_int_equal(rc, EXIT_USAGE);
+    assert_int_equal(st.code, EXIT_USAGE);
+    assert_non_null(strstr(st.msg, path));
+    assert_null(strchr(st.msg, '\n'));
+    if (needle1 && !strstr(st.msg, needle1))
+        fail_msg("message \"%s\" lacks \"%s\"", st.msg, needle1);
+    if (needle2 && !strstr(st.msg, needle2))
+        fail_msg("message \"%s\" lacks \"%s\"", st.msg, needle2);
+}
+
+static void expect_error_tiny(const char *path, CheckpointPart what, const char *needle1,
+                              const char *needle2)
+{
+    Params p;
+    testutil_params_tiny(&p, dnnl_oihw, 0);
+    expect_error(path, &p, what, needle1, needle2);
+    params_free(&p);
+}
+
+static void expect_ok(const char *path, Params *p, CheckpointMeta *m, CheckpointPart what)
+{
+    Status st = {0};
+    int rc = checkpoint_read(path, p, m, what, &st);
+    if (rc != 0)
+        fail_msg("reading %s: %s", path, st.msg);
+}
+
+/* ---- file surgery with the HDF5 API, as a user's tool might do ---- */
+
+static hid_t h5_open_rw(const char *path)
+{
+    h5_lock();
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    h5_unlock();
+    assert_true(f >= 0);
+    return f;
+}
+
+static void h5_close(hid_t f)
+{
+    h5_lock();
+    assert_true(H5Fclose(f) >= 0);
+    h5_unlock();
+}
+
+static void h5_unlink(const char *path, const char *name)
+{
+    hid_t f = h5_open_rw(path);
+    h5_lock();
+    assert_true(H5Ldelete(f, name, H5P_DEFAULT) >= 0);
+    h5_unlock();
+    h5_close(f);
+}
+
+static void h5_attr_delete(const char *path, const char *obj, const char *name)
+{
+    hid_t f = h5_open_rw(path);
+    h5_lock();
+    assert_true(H5Adelete_by_name(f, obj, name, H5P_DEFAULT) >= 0);
+    h5_unlock();
+    h5_close(f);
+}
+
+/* Replaces dataset name by a float64 one of the same shape. */
+static void h5_make_float64(const char *path, const char *name)
+{
+    hid_t f = h5_open_rw(path);
+    h5_lock();
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t space = H5Dget_space(ds);
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    double *data = calloc((size_t)n, sizeof *data);
+    H5Dclose(ds);
+    assert_true(H5Ldelete(f, name, H5P_DEFAULT) >= 0);
+    ds = H5Dcreate2(f, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    assert_true(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    H5Dclose(ds);
+    H5Sclose(space);
+    h5_unlock();
+    free(data);
+    h5_close(f);
+}
+
+static void file_truncate_half(const char *path)
+{
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(truncate(path, sb.st_size / 2), 0);
+}
+
+static void file_write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* ---- round trip ---- */
+
+static void params_compare(const Params *a, const Params *b)
+{
+    assert_int_equal(a->count, b->count);
+    for (int i = 0; i < a->count; i++) {
+        size_t n = a->info[i].numel;
+        float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+        for (int buf = BUF_VALUE; buf <= BUF_MOMENTUM; buf += BUF_MOMENTUM - BUF_VALUE) {
+            params_get_plain(a, i, (ParamBuffer)buf, x);
+            params_get_plain(b, i, (ParamBuffer)buf, y);
+            assert_close(y, x, n, 0, 0, a->info[i].name);
+        }
+        free(x);
+        free(y);
+    }
+    assert_int_equal(a->bn_count, b->bn_count);
+    for (int i = 0; i < a->bn_count; i++) {
+        size_t c = a->bn[i].channels;
+        assert_close(bn_running_mean(b, i), bn_running_mean(a, i), c, 0, 0, "running_mean");
+        assert_close(bn_running_var(b, i), bn_running_var(a, i), c, 0, 0, "running_var");
+    }
+    assert_int_equal(a->num_batches_tracked, b->num_batches_tracked);
+}
+
+static void meta_compare(const CheckpointMeta *a, const CheckpointMeta *b)
+{
+    assert_string_equal(a->arch, b->arch);
+    assert_int_equal(a->num_classes, b->num_classes);
+    assert_int_equal(a->epoch, b->epoch);
+    assert_int_equal(a->epoch_step, b->epoch_step);
+    assert_int_equal(a->step, b->step);
+    assert_true(a->lr == b->lr);
+    assert_int_equal(a->global_batch, b->global_batch);
+    assert_true(a->seed == b->seed);
+    assert_int_equal(a->world_size, b->world_size);
+    assert_true(a->best_metric == b->best_metric);
+    assert_string_equal(a->dataset_fingerprint, b->dataset_fingerprint);
+    assert_string_equal(a->command_line, b->command_line);
+    assert_int_equal(a->has_plateau, b->has_plateau);
+    assert_memory_equal(&a->plateau, &b->plateau, sizeof a->plateau);
+}
+
+static void test_round_trip_blocked(void **state)
+{
+    (void)state;
+    Params a, b, c;
+    CheckpointMeta m, back;
+    testutil_params_tiny(&a, dnnl_OIhw16i16o, 5);
+    int conv = params_find(&a, "layer1.0.conv1.weight");
+    /* (16, 8, 3, 3) blocked by 16 input channels: padded, not plain */
+    assert_true(a.info[conv].span > a.info[conv].numel);
+    meta_example(&m);
+    char path[1024];
+    testutil_join(path, sizeof path, g_dir, "roundtrip.h5");
+    checkpoint_write(path, &a, &m);
+
+    testutil_params_tiny(&b, dnnl_OIhw16i16o, 0);
+    expect_ok(path, &b, &back, CKPT_FULL);
+    params_compare(&a, &b);
+    meta_compare(&m, &back);
+    assert_true(back.version[0] != '\0'); /* filled in with the library versions */
+    assert_non_null(strstr(back.version, "oneDNN"));
+
+    /* the same file into a plain-layout registry: layouts do not leak */
+    testutil_params_tiny(&c, dnnl_oihw, 0);
+    expect_ok(path, &c, NULL, CKPT_FULL);
+    params_compare(&a, &c);
+    params_free(&a);
+    params_free(&b);
+    params_free(&c);
+}
+
+/* The file itself holds plain OIHW float32 data, PyTorch's shapes, and
+ * num_batches_tracked as an int64 scalar. */
+static void test_file_is_plain_pytorch(void **state)
+{
+    (void)state;
+    Params a;
+    char path[1024];
+    testutil_params_tiny(&a, dnnl_OIhw16i16o, 9);
+    CheckpointMeta m;
+    meta_example(&m);
+    testutil_join(path, sizeof path, g_dir, "plain.h5");
+    checkpoint_write(path, &a, &m);
+
+    int conv = params_find(&a, "layer1.0.conv1.weight");
+    float want[16 * 8 * 3 * 3], got[16 * 8 * 3 * 3];
+    params_get_plain(&a, conv, BUF_VALUE, want);
+    h5_lock();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "/model/layer1.0.conv1.weight", H5P_DEFAULT);
+    hid_t space = H5Dget_space(ds), type = H5Dget_type(ds);
+    hsize_t dims[4];
+    assert_int_equal(H5Sget_simple_extent_dims(space, dims, NULL), 4);
+    assert_int_equal(dims[0], 16);
+    assert_int_equal(dims[1], 8);
+    assert_int_equal(dims[2], 3);
+    assert_int_equal(dims[3], 3);
+    assert_true(H5Tequal(type, H5T_IEEE_F32LE) > 0);
+    assert_true(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, got) >= 0);
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Dclose(ds);
+    ds = H5Dopen2(f, "/model/layer1.0.bn1.num_batches_tracked", H5P_DEFAULT);
+    space = H5Dget_space(ds);
+    type = H5Dget_type(ds);
+    assert_int_equal(H5Sget_simple_extent_type(space), H5S_SCALAR);
+    assert_true(H5Tequal(type, H5T_STD_I64LE) > 0);
+    int64_t nbt = 0;
+    assert_true(H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &nbt) >= 0);
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Dclose(ds);
+    assert_true(H5Lexists(f, "/optimizer/momentum/fc.bias", H5P_DEFAULT) > 0);
+    assert_true(H5Aexists_by_name(f, "/scheduler", "threshold_mode", H5P_DEFAULT) > 0);
+    H5Fclose(f);
+    h5_unlock();
+    assert_close(got, want, 16 * 8 * 3 * 3, 0, 0, "file layer1.0.conv1.weight");
+    assert_int_equal(nbt, a.num_batches_tracked);
+    params_free(&a);
+}
+
+/* ---- bad files ---- */
+
+static void test_missing_tensor(void **state)
+{
+    (void)state;
+    char path[1024];
+    write_example("missing.h5", path, sizeof path, 1);
+    h5_unlink(path, "/model/layer1.0.bn1.running_var");
+    expect_error_tiny(path, CKPT_WEIGHTS_ONLY, "/model/layer1.0.bn1.running_var is missing",
+                      "tiny with 10 classes");
+    expect_error_tiny(path, CKPT_FULL, "/model/layer1.0.bn1.running_var is missing", NULL);
+}
+
+static void test_missing_momentum(void **state)
+{
+    (void)state;
+    char path[1024];
+    write_example("nomomentum.h5", path, sizeof path, 1);
+    h5_unlink(path, "/optimizer/momentum/fc.bias");
+    expect_error_tiny(path, CKPT_FULL, "/optimizer/momentum/fc.bias is missing", NULL);
+    Params p;
+    testutil_params_tiny(&p, dnnl_oihw, 0);
+    expect_ok(path, &p, NULL, CKPT_WEIGHTS_ONLY); /* weights need no momentum */
+    params_free(&p);
+}
+
+static void test_wrong_shape(void **state)
+{
+    (void)state;
+    char path[1024];
+    write_example("shape.h5", path, sizeof path, 1);
+    Params p;
+    params_init(&p);
+    int64_t dims[4] = {16, 8, 1, 1};
+    testutil_param_plain(&p, "layer1.0.conv1.weight", PARAM_CONV_WEIGHT, 4, dims);
+    params_allocate(&p);
+    expect_error(path, &p, CKPT_WEIGHTS_ONLY,
+                 "/model/layer1.0.conv1.weight has shape (16, 8, 3, 3), the model expects "
+                 "(16, 8, 1, 1)",
+                 NULL);
+    params_free(&p);
+
+    /* a BN layer of another width: the 1-D shapes read like Python's */
+    params_init(&p);
+    bn_state_add(&p, "bn1", 12);
+    params_allocate(&p);
+    expect_error(path, &p, CKPT_WEIGHTS_ONLY, "/model/bn1.running_mean has shape (8,)",
+                 "expects (12,)");
+    params_free(&p);
+}
+
+static void test_wrong_dtype(void **state)
+{
+    (void)state;
+    char path[1024];
+    write_example("dtype.h5", path, sizeof path, 1);
+    h5_make_float64(path, "/model/fc.weight");
+    expect_error_tiny(path, CKPT_WEIGHTS_ONLY, "/model/fc.weight has type float64",
+                      "expected float32");
+
+    write_example("dtype_nbt.h5", path, sizeof path, 1);
+    h5_make_float64(path, "/model/bn1.num_batches_tracked");
+    expect_error_tiny(path, CKPT_WEIGHTS_ONLY, "/model/bn1.num_batches_tracked has type float64",
+                      "expected int64");
+}
+
+static void test_truncated_file(void **state)
+{
+    (void)state;
+    char path[1024];
+    write_example("truncated.h5", path, sizeof path, 1);
+    assert_true(checkpoint_is_valid(path));
+    file_truncate_half(path);
+    assert_false(checkpoint_is_valid(path));
+    expect_error_tiny(path, CKPT_FULL, "truncated", NULL);
+    expect_error_tiny(path, CKPT_WEIGHTS_ONLY, "truncated", NULL);
+}
+
+static void test_not_hdf5(void **state)
+{
+    (void)state;
+    char path[1024];
+    testutil_join(path, sizeof path, g_dir, "text.h5");
+    file_write_text(path, "this is not an HDF5 file\n");
+    assert_false(checkpoint_is_valid(path));
+    expect_error_tiny(path, CKPT_FULL, "not an HDF5 file", NULL);
+
+    testutil_join(path, sizeof path, g_dir, "does-not-exist.h5");
+    expect_error_tiny(path, CKPT_WEIGHTS_ONLY, "cannot read", "No such file");
+}
+
+static void test_missing_attributes(void **state)
+{
+    (void)state;
+    char path[1024];
+    write_example("noattr.h5", path, sizeof path, 1);
+    h5_attr_delete(path, "/", "step");
+    expect_error_tiny(path, CKPT_FULL, "root attribute step is missing", NULL);
+    Params p;
+    testutil_params_tiny(&p, dnnl_oihw, 0);
+    expect_ok(path, &p, NULL, CKPT_WEIGHTS_ONLY); /* weights need no attributes */
+    params_free(&p);
+
+    write_example("nosched.h5", path, sizeof path, 1);
+    h5_attr_delete(path, "/scheduler", "patience");
+    expect_error_tiny(path, CKPT_FULL, "attribute patience of /scheduler is missing", NULL);
+
+    write_example("nomodel.h5", path, sizeof path, 1);
+    h5_unlink(path, "/model");
+    expect_error_tiny(path, CKPT_WEIGHTS_ONLY, "no /model group", NULL);
+}
+
+/* A torchvision export has a counter per BN layer; a hand-made state_dict
+ * may have none, which is fine for weights but not for a resume. */
+static void test_num_batches_tracked_optional(void **state)
+{
+    (void)state;
+    char path[1024];
+    write_example("nonbt.h5", path, sizeof path, 2);
+    h5_unlink(path, "/model/bn1.num_batches_tracked");
+    h5_unlink(path, "/model/layer1.0.bn1.num_batches_tracked");
+    Params p;
+    testutil_params_tiny(&p, dnnl_oihw, 0);
+    p.num_batches_tracked = 77;
+    expect_ok(path, &p, NULL, CKPT_WEIGHTS_ONLY);
+    assert_int_equal(p.num_batches_tracked, 77);
+    params_free(&p);
+    expect_error_tiny(path, CKPT_FULL, "/model/bn1.num_batches_tracked is missing", NULL);
+}
+
+/* ---- atomic replacement ---- */
+
+static int64_t step_of(const char *path)
+{
+    Params p;
+    CheckpointMeta m;
+    testutil_params_tiny(&p, dnnl_oihw, 0);
+    expect_ok(path, &p, &m, CKPT_FULL);
+    params_free(&p);
+    return m.step;
+}
+
+static void test_write_replaces_by_rename(void **state)
+{
+    (void)state;
+    Params p;
+    CheckpointMeta m;
+    char path[1024], tmp[1100];
+    testutil_params_tiny(&p, dnnl_OIhw16i16o, 4);
+    meta_example(&m);
+    testutil_join(path, sizeof path, g_dir, "atomic.h5");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    m.step = 1;
+    checkpoint_write(path, &p, &m);
+    struct stat before, after;
+    assert_int_equal(stat(path, &before), 0);
+
+    file_write_text(tmp, "left over by a writer that was killed\n");
+    m.step = 2;
+    checkpoint_write(path, &p, &m);
+    assert_int_equal(stat(path, &after), 0);
+    assert_int_not_equal(before.st_ino, after.st_ino); /* a new file renamed in */
+    assert_int_not_equal(access(tmp, F_OK), 0);
+    assert_int_equal(step_of(path), 2);
+
+    /* A writer that fails (here: path.tmp cannot be created) dies before it
+     * touches the good file. */
+    assert_int_equal(mkdir(tmp, 0755), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr))
+            _exit(2);
+        m.step = 3;
+        checkpoint_write(path, &p, &m);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(step_of(path), 2);
+    rmdir(tmp);
+    params_free(&p);
+}
+
+/* ---- the latest checkpoint in a directory ---- */
+
+static void write_step(const char *dir, int64_t step)
+{
+    Params p;
+    CheckpointMeta m;
+    char path[1024];
+    testutil_params_tiny(&p, dnnl_oihw, 1);
+    meta_example(&m);
+    m.step = step;
+    checkpoint_path(path, sizeof path, dir, step);
+    checkpoint_write(path, &p, &m);
+    params_free(&p);
+}
+
+static void test_find_latest(void **state)
+{
+    (void)state;
+    char dir[1024], path[1100], out[1100];
+    Status st = {0};
+    testutil_join(dir, sizeof dir, g_dir, "run");
+    assert_int_equal(checkpoint_find_latest(dir, out, sizeof out, &st), 0); /* no dir yet */
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(checkpoint_find_latest(dir, out, sizeof out, &st), 0); /* empty */
+    assert_int_equal(st.code, 0);
+
+    write_step(dir, 10);
+    write_step(dir, 200);
+    write_step(dir, 30);
+    write_step(dir, 400);
+    checkpoint_path(path, sizeof path, dir, 400);
+    file_truncate_half(path); /* the newest is damaged: skipped with a warning */
+    testutil_join(path, sizeof path, dir, "step-00000500.h5.tmp");
+    file_write_text(path, "half written");
+    testutil_join(path, sizeof path, dir, "step-0000060x.h5");
+    file_write_text(path, "not a step name");
+    testutil_join(path, sizeof path, dir, "best.h5");
+    file_write_text(path, "not a step name either");
+
+    assert_int_equal(checkpoint_find_latest(dir, out, sizeof out, &st), 1);
+    checkpoint_path(path, sizeof path, dir, 200);
+    assert_string_equal(out, path);
+    assert_int_equal(step_of(out), 200);
+
+    /* a file where the directory should be is the user's error */
+    testutil_join(path, sizeof path, dir, "step-00000010.h5");
+    assert_int_equal(checkpoint_find_latest(path, out, sizeof out, &st), EXIT_USAGE);
+    assert_non_null(strstr(st.msg, path));
+}
+
+static void test_checkpoint_path(void **state)
+{
+    (void)state;
+    char out[128];
+    checkpoint_path(out, sizeof out, "runs/a", 1234);
+    assert_string_equal(out, "runs/a/step-00001234.h5");
+    checkpoint_path(out, sizeof out, "d", 0);
+    assert_string_equal(out, "d/step-00000000.h5");
+    checkpoint_path(out, sizeof out, "d", 123456789);
+    assert_string_equal(out, "d/step-123456789.h5");
+}
+
+/* ---- torchvision interop ---- */
+
+/* torch -> h5py state_dict -> our blocked registry -> our checkpoint ->
+ * torchvision load_state_dict(strict=True), every tensor bit-identical. */
+static void test_torch_interop(void **state)
+{
+    (void)state;
+    char export[1024], ours[1024];
+    testutil_join(export, sizeof export, g_dir, "torch_export.h5");
+    testutil_join(ours, sizeof ours, g_dir, "from_torch.h5");
+    assert_int_equal(testutil_run_fixture("h5py numpy torch torchvision", "ckpt_interop.py",
+                                          "export --arch tiny --seed 3 --extra-key '%s'", export),
+                     0);
+    Params p;
+    CheckpointMeta m;
+    testutil_params_tiny(&p, dnnl_OIhw16i16o, 0);
+    expect_ok(export, &p, NULL, CKPT_WEIGHTS_ONLY); /* warns about aux_head.weight */
+    assert_int_equal(p.num_batches_tracked, 1003);
+    meta_example(&m);
+    checkpoint_write(ours, &p, &m);
+    assert_int_equal(testutil_run_fixture("h5py numpy torch torchvision", "ckpt_interop.py",
+                                          "load --arch tiny --expect '%s' '%s'", export, ours),
+                     0);
+    params_free(&p);
+}
+
+typedef struct {
+    Params *p;
+    hid_t model;
+} RegistryBuild;
+
+/* Registers /model/<name> the way the model builder would: BN statistics
+ * by prefix, 4-D convs blocked (OIhw16i16o pads small channel counts),
+ * everything else plain. */
+static herr_t registry_visit(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)info;
+    RegistryBuild *rb = data;
+    size_t n = strlen(name);
+    const char *mean = ".running_mean";
+    if (n > strlen(mean) && strcmp(name + n - strlen(mean), mean) == 0) {
+        char prefix[PARAM_NAME_MAX];
+        snprintf(prefix, sizeof prefix, "%.*s", (int)(n - strlen(mean)), name);
+        hid_t ds = H5Dopen2(group, name, H5P_DEFAULT);
+        hid_t space = H5Dget_space(ds);
+        hsize_t c;
+        H5Sget_simple_extent_dims(space, &c, NULL);
+        bn_state_add(rb->p, prefix, (size_t)c);
+        H5Sclose(space);
+        H5Dclose(ds);
+        return 0;
+    }
+    if (strstr(name, ".running_var") || strstr(name, ".num_batches_tracked"))
+        return 0;
+    hid_t ds = H5Dopen2(group, name, H5P_DEFAULT);
+    hid_t space = H5Dget_space(ds);
+    hsize_t hd[4];
+    int nd = H5Sget_simple_extent_dims(space, hd, NULL);
+    int64_t dims[4];
+    dnnl_dim_t dd[4];
+    for (int d = 0; d < nd; d++)
+        dims[d] = dd[d] = (int64_t)hd[d];
+    if (nd == 4) {
+        dnnl_memory_desc_t md = md_make(4, dd, dnnl_OIhw16i16o);
+        params_add(rb->p, name, PARAM_CONV_WEIGHT, 4, dims, &md);
+    } else {
+        ParamKind kind = strncmp(name, "fc.", 3) == 0
+                             ? (nd == 2 ? PARAM_FC_WEIGHT : PARAM_FC_BIAS)
+                             : (strstr(name, ".weight") ? PARAM_BN_WEIGHT : PARAM_BN_BIAS);
+        testutil_param_plain(rb->p, name, kind, nd, dims);
+    }
+    H5Sclose(space);
+    H5Dclose(ds);
+    return 0;
+}
+
+static void registry_from_file(const char *path, Params *p)
+{
+    params_init(p);
+    h5_lock();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    RegistryBuild rb = {p, H5Gopen2(f, "model", H5P_DEFAULT)};
+    assert_true(H5Literate(rb.model, H5_INDEX_NAME, H5_ITER_INC, NULL, registry_visit, &rb) >= 0);
+    H5Gclose(rb.model);
+    H5Fclose(f);
+    h5_unlock();
+    params_allocate(p);
+}
+
+/* The same with torchvision's real resnet18 names and shapes (stem 7x7
+ * conv, downsample.0/1, fc), registered in blocked layouts. */
+static void test_torchvision_resnet18_interop(void **state)
+{
+    (void)state;
+    char export[1024], ours[1024];
+    testutil_join(export, sizeof export, g_dir, "resnet18_export.h5");
+    testutil_join(ours, sizeof ours, g_dir, "resnet18_ours.h5");
+    assert_int_equal(testutil_run_fixture("h5py numpy torch torchvision", "ckpt_interop.py",
+                                          "export --arch resnet18 --seed 7 '%s'", export),
+                     0);
+    Params p;
+    CheckpointMeta m;
+    registry_from_file(export, &p);
+    assert_int_equal(p.count, 62);    /* torchvision resnet18 parameters */
+    assert_int_equal(p.bn_count, 20); /* and BatchNorm layers */
+    expect_ok(export, &p, NULL, CKPT_WEIGHTS_ONLY);
+    meta_example(&m);
+    snprintf(m.arch, sizeof m.arch, "resnet18");
+    checkpoint_write(ours, &p, &m);
+    assert_int_equal(testutil_run_fixture("h5py numpy torch torchvision", "ckpt_interop.py",
+                                          "load --arch resnet18 --expect '%s' '%s'", export, ours),
+                     0);
+    params_free(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_blocked),
+        cmocka_unit_test(test_file_is_plain_pytorch),
+        cmocka_unit_test(test_missing_tensor),
+        cmocka_unit_test(test_missing_momentum),
+        cmocka_unit_test(test_wrong_shape),
+        cmocka_unit_test(test_wrong_dtype),
+        cmocka_unit_test(test_truncated_file),
+        cmocka_unit_test(test_not_hdf5),
+        cmocka_unit_test(test_missing_attributes),
+        cmocka_unit_test(test_num_batches_tracked_optional),
+        cmocka_unit_test(test_write_replaces_by_rename),
+        cmocka_unit_test(test_find_latest),
+        cmocka_unit_test(test_checkpoint_path),
+        cmocka_unit_test(test_torch_interop),
+        cmocka_unit_test(test_torchvision_resnet18_interop),
+    };
+    return cmocka_run_group_tests_name("checkpoint", tests, group_setup, NULL);
+}
