@@ -354,6 +354,7 @@ static void trainer_checkpoint(Trainer *t, const char *name, const char *why)
     m.best_metric = t->best_metric;
     snprintf(m.dataset_fingerprint, sizeof m.dataset_fingerprint, "%s", t->fingerprint);
     snprintf(m.command_line, sizeof m.command_line, "%s", t->opt.command_line);
+    train_version_string(m.version, sizeof m.version);
     m.has_plateau = 1;
     m.plateau = t->plateau;
     char path[4096];
