@@ -1,0 +1,265 @@
+/*
+ * test_loss.c - mean softmax cross-entropy (F.cross_entropy semantics, with
+ * and without label smoothing): the summed loss and its gradient against
+ * the naive double reference and against central differences, hand-worked
+ * values, numerical stability, top-1/top-5 counting with ties (the lower
+ * index wins, as loss.h states), and the non-finite flag.
+ *
+ * Both implementations work in double from the same float logits, so the
+ * loss agrees to ~1e-15 relative (atol/rtol 1e-12 leave room for k = 1000
+ * terms); the gradient is (softmax - target) / scale_n rounded to float, so
+ * it agrees to one float ulp (rtol 2u) plus 1e-12 where it cancels to ~0.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "../ref/ref_kernels.h"
+#include "common/testutil.h"
+#include "error.h"
+#include "loss.h"
+#include "rng.h"
+
+#define U (FLT_EPSILON / 2)
+
+static void make_batch(float *logits, int32_t *labels, int n, int k, uint64_t seed)
+{
+    ref_fill_normal(logits, (size_t)n * k, seed, 2.0);
+    Rng r;
+    rng_seed(&r, seed, 1, 0);
+    for (int i = 0; i < n; i++)
+        labels[i] = (int32_t)rng_below(&r, (uint64_t)k);
+}
+
+static void check_against_ref(int n, int k, float eps, int scale_n, uint64_t seed,
+                              const char *name)
+{
+    size_t total = (size_t)n * k;
+    char what[160];
+    float *logits = xmalloc(total * sizeof(float)), *diff = xmalloc(total * sizeof(float));
+    int32_t *labels = xmalloc((size_t)n * sizeof(int32_t));
+    make_batch(logits, labels, n, k, seed);
+    double *ld = ref_to_double(logits, total), *dd = xmalloc(total * sizeof(double));
+    double ref = ref_softmax_xent(ld, labels, n, k, eps, dd);
+    LossStats st = loss_softmax_xent(logits, labels, n, k, eps, diff, scale_n);
+    assert_false(st.nonfinite);
+    if (fabs(st.loss_sum - ref) > 1e-12 * (1.0 + fabs(ref)))
+        fail_msg("%s: loss_sum %.17g vs reference %.17g", name, st.loss_sum, ref);
+    for (size_t i = 0; i < total; i++)
+        dd[i] /= scale_n;
+    float *dr = ref_to_float(dd, total);
+    snprintf(what, sizeof what, "%s gradient", name);
+    assert_close(diff, dr, total, 1e-12, 2 * U, what);
+    /* the gradient of each row sums to 0 (softmax and target both sum to 1) */
+    for (int i = 0; i < n; i++) {
+        double s = 0.0;
+        for (int j = 0; j < k; j++)
+            s += diff[(size_t)i * k + j];
+        assert_true(fabs(s) < 2 * U * k / scale_n + 1e-12);
+    }
+    /* evaluation: no gradient, same statistics */
+    LossStats ev = loss_softmax_xent(logits, labels, n, k, eps, NULL, scale_n);
+    assert_true(ev.loss_sum == st.loss_sum);
+    assert_int_equal(ev.top1, st.top1);
+    assert_int_equal(ev.top5, st.top5);
+    free(logits), free(diff), free(labels), free(ld), free(dd), free(dr);
+}
+
+static void test_loss_vs_reference(void **state)
+{
+    (void)state;
+    check_against_ref(8, 10, 0.0f, 8, 1, "cifar 8x10");
+    check_against_ref(8, 10, 0.1f, 8, 2, "cifar 8x10 smoothing 0.1");
+    check_against_ref(2, 1000, 0.0f, 2, 3, "imagenet 2x1000");
+    check_against_ref(2, 1000, 0.1f, 2, 4, "imagenet 2x1000 smoothing 0.1");
+    /* one rank's share of a global batch of 8 */
+    check_against_ref(2, 10, 0.1f, 8, 5, "2x10 of a global batch of 8");
+}
+
+/*
+ * Central differences of loss_sum / scale_n with step h = 2^-10: the logits
+ * lie in (-16, 16), so x +- h is exact in float; the O(h^2) error is below
+ * h^2 / 6 * max|d^3 lse| < 1e-7 (the third derivative of log-sum-exp is at
+ * most 1/(6 sqrt 3) per coordinate) and the double loss adds ~1e-13 / h.
+ */
+static void check_fd(int n, int k, float eps, int scale_n, uint64_t seed, const char *name)
+{
+    size_t total = (size_t)n * k;
+    float *logits = xmalloc(total * sizeof(float)), *diff = xmalloc(total * sizeof(float));
+    float *fd = xmalloc(total * sizeof(float));
+    int32_t *labels = xmalloc((size_t)n * sizeof(int32_t));
+    make_batch(logits, labels, n, k, seed);
+    for (size_t i = 0; i < total; i++)
+        assert_true(fabsf(logits[i]) < 16.0f);
+    loss_softmax_xent(logits, labels, n, k, eps, diff, scale_n);
+    const float h = 0x1p-10f;
+    for (size_t i = 0; i < total; i++) {
+        float keep = logits[i];
+        logits[i] = keep + h;
+        double lp = loss_softmax_xent(logits, labels, n, k, eps, NULL, scale_n).loss_sum;
+        logits[i] = keep - h;
+        double lm = loss_softmax_xent(logits, labels, n, k, eps, NULL, scale_n).loss_sum;
+        logits[i] = keep;
+        fd[i] = (float)((lp - lm) / (2.0 * h) / scale_n);
+    }
+    assert_close(diff, fd, total, 1e-7, 2 * U, name);
+    free(logits), free(diff), free(fd), free(labels);
+}
+
+static void test_loss_finite_differences(void **state)
+{
+    (void)state;
+    check_fd(4, 10, 0.0f, 4, 10, "gradient vs fd");
+    check_fd(4, 10, 0.1f, 4, 11, "gradient vs fd, smoothing 0.1");
+    check_fd(3, 7, 0.25f, 6, 12, "gradient vs fd, smoothing 0.25, scale 6");
+}
+
+/* Values worked by hand. */
+static void test_loss_known_values(void **state)
+{
+    (void)state;
+    /* equal logits: log K whatever the smoothing */
+    float zeros[10] = {0};
+    int32_t label = 3;
+    for (int e = 0; e < 3; e++) {
+        float eps = 0.1f * (float)e;
+        LossStats st = loss_softmax_xent(zeros, &label, 1, 10, eps, NULL, 1);
+        assert_true(fabs(st.loss_sum - log(10.0)) < 1e-14);
+    }
+    /* K = 2, logits (0, log 3): p = (1/4, 3/4); label 1, eps 0.2: target
+     * (0.1, 0.9); loss -(0.1 log 1/4 + 0.9 log 3/4); gradient p - target =
+     * (0.15, -0.15), over scale_n = 2 */
+    float two[2] = {0.0f, (float)log(3.0)};
+    int32_t one = 1;
+    float diff[2];
+    LossStats st = loss_softmax_xent(two, &one, 1, 2, 0.2f, diff, 2);
+    double p1 = 1.0 / (1.0 + exp(-(double)two[1])); /* with the float logit */
+    double eps = (double)0.2f, t0 = eps / 2, t1 = 1.0 - eps + eps / 2;
+    double want = -(t0 * log(1.0 - p1) + t1 * log(p1));
+    assert_true(fabs(st.loss_sum - want) < 1e-14);
+    assert_true(fabs(want - (-(0.1 * log(0.25) + 0.9 * log(0.75)))) < 1e-7);
+    float wd[2] = {(float)((1.0 - p1 - t0) / 2), (float)((p1 - t1) / 2)};
+    assert_close(diff, wd, 2, 1e-12, 2 * U, "hand-worked gradient");
+    assert_true(fabs(diff[0] - 0.075) < 1e-7);
+    /* no smoothing, same logits: -log 3/4 */
+    st = loss_softmax_xent(two, &one, 1, 2, 0.0f, NULL, 1);
+    assert_true(fabs(st.loss_sum + log(p1)) < 1e-14);
+}
+
+/* Large logits neither overflow nor lose the answer. */
+static void test_loss_stable(void **state)
+{
+    (void)state;
+    float logits[3] = {1000.0f, 0.0f, -1000.0f};
+    int32_t right = 0, wrong = 1;
+    float diff[3];
+    LossStats st = loss_softmax_xent(logits, &right, 1, 3, 0.0f, diff, 1);
+    assert_false(st.nonfinite);
+    assert_true(st.loss_sum >= 0.0 && st.loss_sum < 1e-12);
+    assert_true(fabsf(diff[0]) < 1e-30f && diff[1] >= 0.0f && diff[1] < 1e-30f);
+    st = loss_softmax_xent(logits, &wrong, 1, 3, 0.0f, diff, 1);
+    assert_false(st.nonfinite);
+    assert_true(fabs(st.loss_sum - 1000.0) < 1e-9);
+    assert_true(fabsf(diff[0] - 1.0f) < 1e-7f && fabsf(diff[1] + 1.0f) < 1e-7f);
+    /* with smoothing, the other logits cost eps/K (lse - x_j) each:
+     * eps/K (1000 + 2000) */
+    st = loss_softmax_xent(logits, &right, 1, 3, 0.3f, NULL, 1);
+    assert_true(fabs(st.loss_sum - (double)0.3f / 3 * (1000.0 + 2000.0)) < 1e-9);
+}
+
+static void test_topk_counts(void **state)
+{
+    (void)state;
+    const int k = 10;
+    float rows[6][10];
+    int32_t labels[6];
+    /* 0: a clear winner, the label: top-1 */
+    for (int j = 0; j < k; j++)
+        rows[0][j] = (float)j;
+    labels[0] = 9;
+    /* 1: the label is 5th largest: top-5 only */
+    memcpy(rows[1], rows[0], sizeof rows[0]);
+    labels[1] = 5;
+    /* 2: the label is 6th largest: neither */
+    memcpy(rows[2], rows[0], sizeof rows[0]);
+    labels[2] = 4;
+    /* 3: all equal, label 4: indices 0-3 come first, so 5th: top-5 only */
+    for (int j = 0; j < k; j++)
+        rows[3][j] = 1.0f;
+    labels[3] = 4;
+    /* 4: all equal, label 5: 6th: neither */
+    memcpy(rows[4], rows[3], sizeof rows[3]);
+    labels[4] = 5;
+    /* 5: the maximum tied at indices 2 and 7, label 2: the lower index wins */
+    for (int j = 0; j < k; j++)
+        rows[5][j] = 0.0f;
+    rows[5][2] = rows[5][7] = 3.0f;
+    labels[5] = 2;
+    int64_t top1, top5;
+    loss_topk(&rows[0][0], labels, 6, k, &top1, &top5);
+    assert_int_equal(top1, 2); /* rows 0 and 5 */
+    assert_int_equal(top5, 4); /* rows 0, 1, 3, 5 */
+    /* the same row with label 7: 2nd, a top-5 hit only */
+    labels[5] = 7;
+    loss_topk(&rows[5][0], &labels[5], 1, k, &top1, &top5);
+    assert_int_equal(top1, 0);
+    assert_int_equal(top5, 1);
+    /* fewer than 5 classes: every label is in the top 5 */
+    float small[3] = {3.0f, 2.0f, 1.0f};
+    int32_t last = 2;
+    loss_topk(small, &last, 1, 3, &top1, &top5);
+    assert_int_equal(top1, 0);
+    assert_int_equal(top5, 1);
+    /* loss_softmax_xent reports the same counts */
+    labels[5] = 2;
+    LossStats st = loss_softmax_xent(&rows[0][0], labels, 6, k, 0.0f, NULL, 6);
+    assert_int_equal(st.top1, 2);
+    assert_int_equal(st.top5, 4);
+}
+
+static void test_loss_nonfinite(void **state)
+{
+    (void)state;
+    float row[4] = {0.5f, -1.0f, 2.0f, 0.0f};
+    int32_t label = 2;
+    float diff[4];
+    assert_false(loss_softmax_xent(row, &label, 1, 4, 0.0f, diff, 1).nonfinite);
+    /* any NaN or infinite logit, on the label or not, with or without
+     * smoothing, is flagged (loss.h) */
+    float cases[3] = {NAN, INFINITY, -INFINITY};
+    for (int e = 0; e < 2; e++)
+        for (int c = 0; c < 3; c++)
+            for (int at = 0; at < 4; at++) {
+                float bad[4];
+                memcpy(bad, row, sizeof row);
+                bad[at] = cases[c];
+                LossStats st = loss_softmax_xent(bad, &label, 1, 4, 0.1f * (float)e, diff, 1);
+                if (!st.nonfinite)
+                    fail_msg("logit %d = %g (smoothing %d) not flagged (loss %g)", at,
+                             (double)cases[c], e, st.loss_sum);
+            }
+    /* a second, healthy row does not hide the first */
+    float two[8] = {NAN, 0, 0, 0, 1, 2, 3, 4};
+    int32_t labels[2] = {0, 3};
+    assert_true(loss_softmax_xent(two, labels, 2, 4, 0.0f, NULL, 2).nonfinite);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loss_vs_reference),
+        cmocka_unit_test(test_loss_finite_differences),
+        cmocka_unit_test(test_loss_known_values),
+        cmocka_unit_test(test_loss_stable),
+        cmocka_unit_test(test_topk_counts),
+        cmocka_unit_test(test_loss_nonfinite),
+    };
+    return cmocka_run_group_tests_name("loss", tests, NULL, NULL);
+}
