@@ -17,8 +17,7 @@
 #include <turbojpeg.h>
 
 #include "h5lock.h"
-
-#define DESC_MAX 96
+#include "h5util.h"
 
 static const char *g_split_names[SPLIT_COUNT] = {"train", "val", "test"};
 
@@ -28,143 +27,54 @@ const char *dataset_split_name(DatasetSplit split)
 }
 
 /* ------------------------------------------------------------------ */
-/* descriptions for messages                                           */
-
-static void shape_string(char *out, size_t len, int ndims, const int64_t *dims)
-{
-    size_t used = (size_t)snprintf(out, len, "(");
-    for (int d = 0; d < ndims && used < len; d++)
-        used += (size_t)snprintf(out + used, len - used, d ? ", %lld" : "%lld",
-                                 (long long)dims[d]);
-    if (used < len)
-        snprintf(out + used, len - used, ndims == 1 ? ",)" : ")");
-}
-
-static void type_string(char *out, size_t len, hid_t type)
-{
-    size_t bits = 8 * H5Tget_size(type);
-    switch (H5Tget_class(type)) {
-    case H5T_INTEGER:
-        snprintf(out, len, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
-        break;
-    case H5T_FLOAT: snprintf(out, len, "float%zu", bits); break;
-    case H5T_STRING: snprintf(out, len, "string"); break;
-    case H5T_ENUM: snprintf(out, len, "enum (bool?)"); break;
-    default: snprintf(out, len, "a non-numeric type"); break;
-    }
-}
-
-/* ------------------------------------------------------------------ */
 /* root attributes                                                     */
 
-/* Opens root attribute name as one or more values of class cls (npoints
- * between 1 and max); -1 with st set otherwise. */
-static hid_t attr_open(const Dataset *d, const char *name, H5T_class_t cls, int max,
-                       const char *expect, Status *st)
+/* Words what h5util found wrong with root attribute name; 0 when nothing,
+ * else -1 with st set ("expect" says what was wanted). */
+static int attr_problem(const Dataset *d, const char *name, const char *expect,
+                        const H5utilFound *f, Status *st)
 {
-    hid_t attr = -1, type = -1, space = -1;
-    int ok = 0;
-    h5_lock();
-    H5E_BEGIN_TRY
-    {
-        if (H5Aexists(d->file, name) > 0)
-            attr = H5Aopen(d->file, name, H5P_DEFAULT);
-        if (attr >= 0) {
-            type = H5Aget_type(attr);
-            space = H5Aget_space(attr);
-        }
-    }
-    H5E_END_TRY;
-    if (attr < 0 || type < 0 || space < 0) {
-        status_set(st, EXIT_USAGE, "%s: root attribute %s is missing (expected %s)", d->path,
-                   name, expect);
-    } else {
-        hssize_t n = H5Sget_simple_extent_npoints(space);
-        ok = H5Tget_class(type) == cls && n >= 1 && n <= max;
-        if (!ok) {
-            char got[DESC_MAX];
-            type_string(got, sizeof got, type);
-            status_set(st, EXIT_USAGE, "%s: root attribute %s is %lld x %s, expected %s",
-                       d->path, name, (long long)n, got, expect);
-        }
-    }
-    H5E_BEGIN_TRY
-    {
-        H5Tclose(type);
-        H5Sclose(space);
-        if (!ok)
-            H5Aclose(attr);
-    }
-    H5E_END_TRY;
-    h5_unlock();
-    return ok ? attr : -1;
-}
-
-/* Reads the attribute's values as mem_type; returns how many, or -1. */
-static int attr_read(const Dataset *d, const char *name, H5T_class_t cls, int max,
-                     const char *expect, hid_t mem_type, void *out, Status *st)
-{
-    hid_t attr = attr_open(d, name, cls, max, expect, st);
-    if (attr < 0)
+    switch (f->problem) {
+    case H5UTIL_OK: return 0;
+    case H5UTIL_WRONG_TYPE:
+        status_set(st, EXIT_USAGE, "%s: root attribute %s is %lld x %s, expected %s", d->path,
+                   name, (long long)f->npoints, f->type, expect);
         return -1;
-    h5_lock();
-    herr_t ret;
-    hssize_t n = 0;
-    H5E_BEGIN_TRY
-    {
-        hid_t space = H5Aget_space(attr);
-        n = H5Sget_simple_extent_npoints(space);
-        H5Sclose(space);
-        ret = H5Aread(attr, mem_type, out);
-        H5Aclose(attr);
-    }
-    H5E_END_TRY;
-    h5_unlock();
-    if (ret < 0) {
+    case H5UTIL_READ_FAILED:
         status_set(st, EXIT_USAGE, "%s: cannot read root attribute %s (expected %s)", d->path,
                    name, expect);
         return -1;
+    default:
+        status_set(st, EXIT_USAGE, "%s: root attribute %s is missing (expected %s)", d->path,
+                   name, expect);
+        return -1;
     }
-    return (int)n;
+}
+
+/* Reads root attribute name, 1 to max values of class cls, as mem_type;
+ * returns how many, or -1. */
+static int attr_read(const Dataset *d, const char *name, H5T_class_t cls, int max,
+                     const char *expect, hid_t mem_type, void *out, Status *st)
+{
+    H5utilFound f;
+    h5_lock();
+    h5util_attr_read(d->file, name, cls, max, mem_type, out, &f);
+    h5_unlock();
+    return attr_problem(d, name, expect, &f, st) < 0 ? -1 : (int)f.npoints;
 }
 
 /* Fixed- or variable-length, ASCII or UTF-8: whatever the writer chose. */
 static int attr_read_string(const Dataset *d, const char *name, char *out, size_t len,
                             Status *st)
 {
-    hid_t attr = attr_open(d, name, H5T_STRING, 1, "a string", st);
-    if (attr < 0)
-        return -1;
+    H5utilFound f;
     h5_lock();
-    herr_t ret = -1;
-    H5E_BEGIN_TRY
-    {
-        hid_t ftype = H5Aget_type(attr);
-        hid_t mtype = H5Tcopy(ftype); /* HDF5 does not convert ASCII <-> UTF-8 */
-        if (H5Tis_variable_str(ftype) > 0) {
-            char *s = NULL;
-            ret = H5Aread(attr, mtype, &s);
-            if (ret >= 0)
-                snprintf(out, len, "%s", s ? s : "");
-            if (s)
-                H5free_memory(s);
-        } else {
-            size_t n = H5Tget_size(ftype);
-            char *buf = xcalloc(n + 1, 1);
-            ret = H5Aread(attr, mtype, buf);
-            if (ret >= 0)
-                snprintf(out, len, "%s", buf);
-            free(buf);
-        }
-        H5Tclose(mtype);
-        H5Tclose(ftype);
-        H5Aclose(attr);
-    }
-    H5E_END_TRY;
+    h5util_attr_read_string(d->file, name, out, len, &f);
     h5_unlock();
-    if (ret < 0)
-        status_set(st, EXIT_USAGE, "%s: cannot read root attribute %s", d->path, name);
-    return ret < 0 ? -1 : 0;
+    if (f.problem != H5UTIL_READ_FAILED)
+        return attr_problem(d, name, "a string", &f, st);
+    status_set(st, EXIT_USAGE, "%s: cannot read root attribute %s", d->path, name);
+    return -1;
 }
 
 static int root_read_stats(Dataset *d, Status *st)
@@ -232,106 +142,55 @@ static int root_read(Dataset *d, Status *st)
 /* ------------------------------------------------------------------ */
 /* split datasets                                                      */
 
-typedef struct {
-    H5T_class_t cls;
-    size_t size;
-    H5T_sign_t sign; /* integers only */
-} TypeWant;
+static const H5utilType T_UINT8 = {H5T_INTEGER, 1, H5T_SGN_NONE};
+static const H5utilType T_INT32 = {H5T_INTEGER, 4, H5T_SGN_2};
+static const H5utilType T_INT64 = {H5T_INTEGER, 8, H5T_SGN_2};
 
-static const TypeWant T_UINT8 = {H5T_INTEGER, 1, H5T_SGN_NONE};
-static const TypeWant T_INT32 = {H5T_INTEGER, 4, H5T_SGN_2};
-static const TypeWant T_INT64 = {H5T_INTEGER, 8, H5T_SGN_2};
-
-static int link_exists(hid_t loc, const char *name)
+/* Opens dataset name and checks its element type; its shape is left in f.
+ * -1 with st set ("expect" says what was wanted). */
+static hid_t dataset_checked(const Dataset *d, const char *name, H5utilType want,
+                             const char *expect, H5utilFound *f, Status *st)
 {
-    htri_t yes;
     h5_lock();
-    H5E_BEGIN_TRY { yes = H5Lexists(loc, name, H5P_DEFAULT); }
-    H5E_END_TRY;
+    hid_t ds = h5util_dataset_open(d->file, name, want, f);
     h5_unlock();
-    return yes > 0;
-}
-
-/* Opens dataset name, checks its element type and returns its shape in
- * rank/dims; -1 with st set ("expect" says what was wanted). */
-static hid_t dataset_checked(const Dataset *d, const char *name, TypeWant want,
-                             const char *expect, int *rank, int64_t *dims, Status *st)
-{
-    if (!link_exists(d->file, name)) {
+    if (f->problem == H5UTIL_MISSING)
         status_set(st, EXIT_USAGE, "%s: %s is missing (expected %s)", d->path, name, expect);
-        return -1;
-    }
-    hid_t ds = -1, type = -1, space = -1;
-    int ok = 0;
-    h5_lock();
-    H5E_BEGIN_TRY
-    {
-        ds = H5Dopen2(d->file, name, H5P_DEFAULT);
-        if (ds >= 0) {
-            type = H5Dget_type(ds);
-            space = H5Dget_space(ds);
-        }
-    }
-    H5E_END_TRY;
-    if (ds < 0 || type < 0 || space < 0) {
+    else if (f->problem == H5UTIL_UNOPENABLE)
         status_set(st, EXIT_USAGE, "%s: %s is not a readable dataset (expected %s)", d->path,
                    name, expect);
-    } else if (H5Tget_class(type) != want.cls || H5Tget_size(type) != want.size ||
-               (want.cls == H5T_INTEGER && H5Tget_sign(type) != want.sign)) {
-        char got[DESC_MAX];
-        type_string(got, sizeof got, type);
-        status_set(st, EXIT_USAGE, "%s: %s has type %s, expected %s", d->path, name, got, expect);
-    } else {
-        hsize_t hd[H5S_MAX_RANK];
-        *rank = H5Sget_simple_extent_dims(space, hd, NULL);
-        for (int i = 0; i < *rank; i++)
-            dims[i] = (int64_t)hd[i];
-        ok = 1;
-    }
-    H5E_BEGIN_TRY
-    {
-        H5Tclose(type);
-        H5Sclose(space);
-        if (!ok)
-            H5Dclose(ds);
-    }
-    H5E_END_TRY;
-    h5_unlock();
-    return ok ? ds : -1;
+    else if (f->problem == H5UTIL_WRONG_TYPE)
+        status_set(st, EXIT_USAGE, "%s: %s has type %s, expected %s", d->path, name, f->type,
+                   expect);
+    return ds;
 }
 
-static int shape_error(const Dataset *d, const char *name, int rank, const int64_t *dims,
+static int shape_error(const Dataset *d, const char *name, const H5utilFound *f,
                        const char *expect, Status *st)
 {
-    char got[DESC_MAX];
-    shape_string(got, sizeof got, rank, dims);
+    char got[H5UTIL_DESC_MAX];
+    h5util_shape_string(got, sizeof got, f->rank, f->dims);
     status_set(st, EXIT_USAGE, "%s: %s has shape %s, expected %s", d->path, name, got, expect);
     return -1;
 }
 
-/* Reads all of a 1-D dataset as mem_type (size bytes per element). */
+/* Reads all of dataset ds as mem_type. */
 static int dataset_read_all(const Dataset *d, hid_t ds, const char *name, hid_t mem_type,
                             void *out, Status *st)
 {
-    herr_t ret;
     h5_lock();
-    H5E_BEGIN_TRY { ret = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out); }
-    H5E_END_TRY;
+    int ret = h5util_dataset_read(ds, mem_type, out);
     h5_unlock();
     if (ret < 0)
         status_set(st, EXIT_USAGE, "%s: reading %s failed (damaged file?)", d->path, name);
-    return ret < 0 ? -1 : 0;
+    return ret;
 }
 
 static void dataset_close_id(hid_t *ds)
 {
-    if (*ds < 0)
-        return;
     h5_lock();
-    H5E_BEGIN_TRY { H5Dclose(*ds); }
-    H5E_END_TRY;
+    h5util_dataset_close(ds);
     h5_unlock();
-    *ds = -1;
 }
 
 /* /<split>/labels: int32 (N), each in [0, num_classes). */
@@ -340,14 +199,13 @@ static int labels_read(Dataset *d, DatasetSplit split, Status *st)
     DatasetPart *part = &d->part[split];
     char name[64];
     snprintf(name, sizeof name, "/%s/labels", g_split_names[split]);
-    int rank = 0;
-    int64_t dims[H5S_MAX_RANK];
-    hid_t ds = dataset_checked(d, name, T_INT32, "int32 [N]", &rank, dims, st);
+    H5utilFound f;
+    hid_t ds = dataset_checked(d, name, T_INT32, "int32 [N]", &f, st);
     if (ds < 0)
         return -1;
-    int ok = rank == 1 || shape_error(d, name, rank, dims, "int32 [N]", st) == 0;
+    int ok = f.rank == 1 || shape_error(d, name, &f, "int32 [N]", st) == 0;
     if (ok) {
-        part->count = dims[0];
+        part->count = f.dims[0];
         part->labels = xmalloc((size_t)part->count * sizeof *part->labels);
         ok = dataset_read_all(d, ds, name, H5T_NATIVE_INT32, part->labels, st) == 0;
     }
@@ -369,13 +227,13 @@ static int raw_open(Dataset *d, DatasetSplit split, Status *st)
     const char *expect = "uint8 [N,H,W,C]";
     char name[64];
     snprintf(name, sizeof name, "/%s/images", g_split_names[split]);
-    int rank = 0;
-    int64_t dims[H5S_MAX_RANK];
-    part->images = dataset_checked(d, name, T_UINT8, expect, &rank, dims, st);
+    H5utilFound f;
+    part->images = dataset_checked(d, name, T_UINT8, expect, &f, st);
     if (part->images < 0)
         return -1;
-    if (rank != 4 || dims[1] < 1 || dims[2] < 1 || dims[1] > INT32_MAX || dims[2] > INT32_MAX)
-        return shape_error(d, name, rank, dims, expect, st);
+    const int64_t *dims = f.dims;
+    if (f.rank != 4 || dims[1] < 1 || dims[2] < 1 || dims[1] > INT32_MAX || dims[2] > INT32_MAX)
+        return shape_error(d, name, &f, expect, st);
     if (dims[3] != d->channels) {
         status_set(st, EXIT_USAGE, "%s: %s has %lld channels (the last of [N,H,W,C]), but root "
                    "attributes mean and std have %d values", d->path, name, (long long)dims[3],
@@ -420,24 +278,23 @@ static int jpeg_open(Dataset *d, DatasetSplit split, Status *st)
     DatasetPart *part = &d->part[split];
     const char *sn = g_split_names[split];
     char name[64], oname[64];
-    int rank = 0;
-    int64_t dims[H5S_MAX_RANK];
+    H5utilFound f;
     snprintf(name, sizeof name, "/%s/jpeg", sn);
-    part->jpeg = dataset_checked(d, name, T_UINT8, "uint8 [total_bytes]", &rank, dims, st);
+    part->jpeg = dataset_checked(d, name, T_UINT8, "uint8 [total_bytes]", &f, st);
     if (part->jpeg < 0)
         return -1;
-    if (rank != 1)
-        return shape_error(d, name, rank, dims, "uint8 [total_bytes]", st);
-    part->jpeg_bytes = dims[0];
+    if (f.rank != 1)
+        return shape_error(d, name, &f, "uint8 [total_bytes]", st);
+    part->jpeg_bytes = f.dims[0];
 
     snprintf(oname, sizeof oname, "/%s/offsets", sn);
-    hid_t ds = dataset_checked(d, oname, T_INT64, "int64 [N+1]", &rank, dims, st);
+    hid_t ds = dataset_checked(d, oname, T_INT64, "int64 [N+1]", &f, st);
     if (ds < 0)
         return -1;
-    int ok = rank == 1 || shape_error(d, oname, rank, dims, "int64 [N+1]", st) == 0;
-    if (ok && dims[0] != part->count + 1) {
+    int ok = f.rank == 1 || shape_error(d, oname, &f, "int64 [N+1]", st) == 0;
+    if (ok && f.dims[0] != part->count + 1) {
         status_set(st, EXIT_USAGE, "%s: %s has %lld entries, expected N+1 = %lld (/%s/labels "
-                   "has %lld)", d->path, oname, (long long)dims[0], (long long)part->count + 1,
+                   "has %lld)", d->path, oname, (long long)f.dims[0], (long long)part->count + 1,
                    sn, (long long)part->count);
         ok = 0;
     }
@@ -454,7 +311,10 @@ static int part_open(Dataset *d, DatasetSplit split, Status *st)
 {
     DatasetPart *part = &d->part[split];
     const char *sn = g_split_names[split];
-    if (!link_exists(d->file, sn)) {
+    h5_lock();
+    int present = h5util_link_exists(d->file, sn);
+    h5_unlock();
+    if (!present) {
         if (split == SPLIT_TEST)
             return 0;
         status_set(st, EXIT_USAGE, "%s: /%s is missing (a dataset has /train, /val and "
@@ -502,19 +362,13 @@ int dataset_open(Dataset *d, const char *path, Status *st)
         status_set(st, EXIT_USAGE, "%s: cannot read: %s", path, sys_error_string());
         return st->code;
     }
-    htri_t is_h5 = -1;
+    int is_h5;
     h5_lock();
-    H5E_BEGIN_TRY
-    {
-        is_h5 = H5Fis_hdf5(path);
-        if (is_h5 > 0)
-            d->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    }
-    H5E_END_TRY;
+    d->file = h5util_file_open(path, &is_h5);
     h5_unlock();
     if (d->file < 0) {
-        status_set(st, EXIT_USAGE, is_h5 > 0 ? "%s: cannot open as HDF5 (truncated or damaged?)"
-                                             : "%s: not an HDF5 file", path);
+        status_set(st, EXIT_USAGE, is_h5 ? "%s: cannot open as HDF5 (truncated or damaged?)"
+                                         : "%s: not an HDF5 file", path);
         return st->code;
     }
     int bad = root_read(d, st) < 0;
@@ -541,12 +395,9 @@ void dataset_close(Dataset *d)
         free(d->part[s].offsets);
         free(d->part[s].labels);
     }
-    if (d->file >= 0) {
-        h5_lock();
-        H5E_BEGIN_TRY { H5Fclose(d->file); }
-        H5E_END_TRY;
-        h5_unlock();
-    }
+    h5_lock();
+    h5util_file_close(&d->file);
+    h5_unlock();
     if (d->tj)
         tjDestroy(d->tj);
     free(d->pixels);

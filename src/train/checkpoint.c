@@ -21,40 +21,13 @@
 #include <mpi.h>
 
 #include "h5lock.h"
+#include "h5util.h"
 #include "log.h"
 
 /* "/optimizer/momentum/" + a tensor name + ".num_batches_tracked" */
 #define TENSOR_PATH_MAX (PARAM_NAME_MAX + 64)
 #define DESC_MAX 96
 #define EXTRA_NAMES_SHOWN 5
-
-/* ------------------------------------------------------------------ */
-/* descriptions for messages                                           */
-
-static void shape_string(char *out, size_t len, int ndims, const int64_t *dims)
-{
-    size_t used = (size_t)snprintf(out, len, "(");
-    for (int d = 0; d < ndims && used < len; d++)
-        used += (size_t)snprintf(out + used, len - used, d ? ", %lld" : "%lld",
-                                 (long long)dims[d]);
-    if (used < len)
-        snprintf(out + used, len - used, ndims == 1 ? ",)" : ")");
-}
-
-static void type_string(char *out, size_t len, hid_t type)
-{
-    size_t bits = 8 * H5Tget_size(type);
-    switch (H5Tget_class(type)) {
-    case H5T_INTEGER:
-        snprintf(out, len, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
-        break;
-    case H5T_FLOAT: snprintf(out, len, "float%zu", bits); break;
-    case H5T_STRING: snprintf(out, len, "string"); break;
-    case H5T_ENUM: snprintf(out, len, "enum (bool?)"); break;
-    case H5T_COMPOUND: snprintf(out, len, "compound (complex?)"); break;
-    default: snprintf(out, len, "a non-numeric type"); break;
-    }
-}
 
 /* ------------------------------------------------------------------ */
 /* writing: every failure is local I/O and aborts, naming the file     */
@@ -340,19 +313,12 @@ static hid_t file_open(const char *path, Status *st)
             status_set(st, EXIT_USAGE, "%s: cannot read: %s", path, sys_error_string());
         return -1;
     }
+    int is_h5;
     h5_lock();
-    hid_t file = -1;
-    htri_t is_h5 = -1;
-    H5E_BEGIN_TRY
-    {
-        is_h5 = H5Fis_hdf5(path);
-        if (is_h5 > 0)
-            file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    }
-    H5E_END_TRY;
+    hid_t file = h5util_file_open(path, &is_h5);
     h5_unlock();
     if (file < 0 && st) {
-        if (is_h5 <= 0)
+        if (!is_h5)
             status_set(st, EXIT_USAGE, "%s: not an HDF5 file", path);
         else
             status_set(st, EXIT_USAGE, "%s: cannot open as HDF5 (truncated or damaged file?)",
@@ -361,86 +327,51 @@ static hid_t file_open(const char *path, Status *st)
     return file;
 }
 
-static void file_close(hid_t file)
-{
-    h5_lock();
-    H5E_BEGIN_TRY { H5Fclose(file); }
-    H5E_END_TRY;
-    h5_unlock();
-}
-
 static int link_exists(hid_t loc, const char *name)
 {
     h5_lock();
-    htri_t yes;
-    H5E_BEGIN_TRY { yes = H5Lexists(loc, name, H5P_DEFAULT); }
-    H5E_END_TRY;
+    int yes = h5util_link_exists(loc, name);
     h5_unlock();
-    return yes > 0;
+    return yes;
 }
 
-/* Opens attribute name on loc ("/" or "/scheduler" in messages) and checks
- * it is one value of class want; -1 with st set otherwise. */
-static hid_t attr_open(Reader *r, hid_t loc, const char *where, const char *name,
-                       H5T_class_t want, const char *want_desc)
+/* The element type found, as text. A PyTorch complex tensor reaches HDF5
+ * as a compound type, so checkpoints name that case. */
+static const char *type_desc(const H5utilFound *f)
+{
+    return f->cls == H5T_COMPOUND ? "compound (complex?)" : f->type;
+}
+
+/* Words what h5util found wrong with attribute name on where ("/" or
+ * "/scheduler"), expected to be one want_desc; 0 when nothing, else -1. */
+static int attr_problem(Reader *r, const char *where, const char *name, const char *want_desc,
+                        const H5utilFound *f)
 {
     const char *kind = strcmp(where, "/") == 0 ? "root attribute" : "attribute";
     const char *of = strcmp(where, "/") == 0 ? "" : " of ";
     const char *grp = strcmp(where, "/") == 0 ? "" : where;
-    h5_lock();
-    hid_t attr = -1, type = -1, space = -1;
-    H5E_BEGIN_TRY
-    {
-        if (H5Aexists(loc, name) > 0)
-            attr = H5Aopen(loc, name, H5P_DEFAULT);
-        if (attr >= 0) {
-            type = H5Aget_type(attr);
-            space = H5Aget_space(attr);
-        }
-    }
-    H5E_END_TRY;
-    int ok = attr >= 0 && type >= 0 && space >= 0;
-    if (!ok) {
+    if (f->problem == H5UTIL_OK)
+        return 0;
+    if (f->problem == H5UTIL_MISSING || f->problem == H5UTIL_UNOPENABLE)
         status_set(r->st, EXIT_USAGE, "%s: %s %s%s%s is missing (not a resnet-dist checkpoint?)",
                    r->path, kind, name, of, grp);
-    } else if (H5Tget_class(type) != want || H5Sget_simple_extent_npoints(space) != 1) {
-        char got[DESC_MAX];
-        type_string(got, sizeof got, type);
+    else if (f->problem == H5UTIL_WRONG_TYPE)
         status_set(r->st, EXIT_USAGE, "%s: %s %s%s%s has type %s with %lld values, expected one %s",
-                   r->path, kind, name, of, grp, got,
-                   (long long)H5Sget_simple_extent_npoints(space), want_desc);
-        ok = 0;
-    }
-    H5E_BEGIN_TRY
-    {
-        H5Tclose(type);
-        H5Sclose(space);
-        if (!ok)
-            H5Aclose(attr);
-    }
-    H5E_END_TRY;
-    h5_unlock();
-    return ok ? attr : -1;
+                   r->path, kind, name, of, grp, type_desc(f), (long long)f->npoints, want_desc);
+    else
+        status_set(r->st, EXIT_USAGE, "%s: cannot read attribute %s of %s", r->path, name, where);
+    return -1;
 }
 
+/* Reads attribute name on loc: one value of class cls, as mem_type. */
 static int attr_read(Reader *r, hid_t loc, const char *where, const char *name,
                      H5T_class_t cls, const char *desc, hid_t mem_type, void *out)
 {
-    hid_t attr = attr_open(r, loc, where, name, cls, desc);
-    if (attr < 0)
-        return -1;
+    H5utilFound f;
     h5_lock();
-    herr_t ret;
-    H5E_BEGIN_TRY
-    {
-        ret = H5Aread(attr, mem_type, out);
-        H5Aclose(attr);
-    }
-    H5E_END_TRY;
+    h5util_attr_read(loc, name, cls, 1, mem_type, out, &f);
     h5_unlock();
-    if (ret < 0)
-        status_set(r->st, EXIT_USAGE, "%s: cannot read attribute %s of %s", r->path, name, where);
-    return ret < 0 ? -1 : 0;
+    return attr_problem(r, where, name, desc, &f);
 }
 
 static int attr_i64(Reader *r, hid_t loc, const char *where, const char *name, int64_t *out)
@@ -466,40 +397,11 @@ static int attr_f64(Reader *r, hid_t loc, const char *where, const char *name, d
 static int attr_str(Reader *r, hid_t loc, const char *where, const char *name, char *out,
                     size_t len)
 {
-    hid_t attr = attr_open(r, loc, where, name, H5T_STRING, "string");
-    if (attr < 0)
-        return -1;
+    H5utilFound f;
     h5_lock();
-    herr_t ret = -1;
-    H5E_BEGIN_TRY
-    {
-        hid_t ftype = H5Aget_type(attr);
-        if (H5Tis_variable_str(ftype) > 0) {
-            /* HDF5 does not convert between ASCII and UTF-8: read as stored. */
-            hid_t mtype = H5Tcopy(ftype);
-            char *s = NULL;
-            ret = H5Aread(attr, mtype, &s);
-            if (ret >= 0)
-                snprintf(out, len, "%s", s ? s : "");
-            if (s)
-                H5free_memory(s);
-            H5Tclose(mtype);
-        } else {
-            size_t n = H5Tget_size(ftype);
-            char *buf = xcalloc(n + 1, 1);
-            ret = H5Aread(attr, ftype, buf);
-            if (ret >= 0)
-                snprintf(out, len, "%s", buf);
-            free(buf);
-        }
-        H5Tclose(ftype);
-        H5Aclose(attr);
-    }
-    H5E_END_TRY;
+    h5util_attr_read_string(loc, name, out, len, &f);
     h5_unlock();
-    if (ret < 0)
-        status_set(r->st, EXIT_USAGE, "%s: cannot read attribute %s of %s", r->path, name, where);
-    return ret < 0 ? -1 : 0;
+    return attr_problem(r, where, name, "string", &f);
 }
 
 /* Reads a string attribute that must be one of two words; returns 0 or 1. */
@@ -599,89 +501,56 @@ static void file_hint(const Reader *r, char *out, size_t len)
         snprintf(out, len, " (the checkpoint is %s with %d classes)", arch, classes);
 }
 
+/* Whether found's shape is (dims), or with ndims -1 any single value. */
+static int shape_matches(const H5utilFound *f, int ndims, const int64_t *dims)
+{
+    int same = ndims < 0 ? f->npoints == 1 : f->rank == ndims;
+    for (int d = 0; same && ndims > 0 && d < ndims; d++)
+        same = f->dims[d] == dims[d];
+    return same;
+}
+
 /* Checks that the dataset name exists with the given shape (ndims -1: any
  * single value) and type class, and reads it into out when out is not NULL.
  * Returns 1 when done, 0 when absent and optional, -1 with st set. */
 static int tensor_io(Reader *r, const char *name, int ndims, const int64_t *dims, int is_int,
                      int optional, void *out)
 {
-    if (!link_exists(r->file, name)) {
-        if (optional)
-            return 0;
-        char hint[DESC_MAX];
+    static const H5utilType any_int = {.cls = H5T_INTEGER};
+    static const H5utilType float32 = {.cls = H5T_FLOAT, .size = 4};
+    char got[DESC_MAX], want[DESC_MAX], hint[DESC_MAX];
+    H5utilFound f;
+    int ret = -1;
+    h5_lock();
+    hid_t ds = h5util_dataset_open(r->file, name, is_int ? any_int : float32, &f);
+    if (f.problem == H5UTIL_MISSING && optional) {
+        ret = 0;
+    } else if (f.problem == H5UTIL_MISSING) {
         file_hint(r, hint, sizeof hint);
         status_set(r->st, EXIT_USAGE, "%s: %s is missing%s", r->path, name, hint);
-        return -1;
-    }
-    char got[DESC_MAX], want[DESC_MAX];
-    int ok = 0;
-    h5_lock();
-    hid_t ds = -1, type = -1, space = -1;
-    H5E_BEGIN_TRY
-    {
-        ds = H5Dopen2(r->file, name, H5P_DEFAULT);
-        if (ds >= 0) {
-            type = H5Dget_type(ds);
-            space = H5Dget_space(ds);
-        }
-    }
-    H5E_END_TRY;
-    if (ds < 0 || type < 0 || space < 0) {
+    } else if (f.problem == H5UTIL_UNOPENABLE) {
         status_set(r->st, EXIT_USAGE, "%s: %s is not a readable dataset", r->path, name);
-        goto done;
-    }
-    int want_cls = is_int ? H5T_INTEGER : H5T_FLOAT;
-    if (H5Tget_class(type) != want_cls || (!is_int && H5Tget_size(type) != 4)) {
-        type_string(got, sizeof got, type);
-        status_set(r->st, EXIT_USAGE, "%s: %s has type %s, expected %s", r->path, name, got,
-                   is_int ? "int64" : "float32");
-        goto done;
-    }
-    int rank = H5Sget_simple_extent_ndims(space);
-    hsize_t hdims[H5S_MAX_RANK];
-    int64_t fdims[H5S_MAX_RANK];
-    H5Sget_simple_extent_dims(space, hdims, NULL);
-    for (int d = 0; d < rank; d++)
-        fdims[d] = (int64_t)hdims[d];
-    int same = ndims < 0 ? H5Sget_simple_extent_npoints(space) == 1 : rank == ndims;
-    for (int d = 0; same && ndims > 0 && d < ndims; d++)
-        same = fdims[d] == dims[d];
-    if (!same) {
-        char hint[DESC_MAX];
-        shape_string(got, sizeof got, rank, fdims);
+    } else if (f.problem == H5UTIL_WRONG_TYPE) {
+        status_set(r->st, EXIT_USAGE, "%s: %s has type %s, expected %s", r->path, name,
+                   type_desc(&f), is_int ? "int64" : "float32");
+    } else if (!shape_matches(&f, ndims, dims)) {
+        h5util_shape_string(got, sizeof got, f.rank, f.dims);
         if (ndims < 0)
             snprintf(want, sizeof want, "a single value");
         else
-            shape_string(want, sizeof want, ndims, dims);
+            h5util_shape_string(want, sizeof want, ndims, dims);
         file_hint(r, hint, sizeof hint);
         status_set(r->st, EXIT_USAGE, "%s: %s has shape %s, the model expects %s%s", r->path,
                    name, got, want, hint);
-        goto done;
+    } else if (out &&
+               h5util_dataset_read(ds, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, out) < 0) {
+        status_set(r->st, EXIT_USAGE, "%s: reading %s failed (damaged file?)", r->path, name);
+    } else {
+        ret = 1;
     }
-    ok = 1;
-    if (out) {
-        herr_t ret;
-        H5E_BEGIN_TRY
-        {
-            ret = H5Dread(ds, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL,
-                          H5P_DEFAULT, out);
-        }
-        H5E_END_TRY;
-        if (ret < 0) {
-            status_set(r->st, EXIT_USAGE, "%s: reading %s failed (damaged file?)", r->path, name);
-            ok = 0;
-        }
-    }
-done:
-    H5E_BEGIN_TRY
-    {
-        H5Sclose(space);
-        H5Tclose(type);
-        H5Dclose(ds);
-    }
-    H5E_END_TRY;
+    h5util_dataset_close(&ds);
     h5_unlock();
-    return ok ? 1 : -1;
+    return ret;
 }
 
 /* One parameter tensor under prefix ("/model/" or "/optimizer/momentum/"):
@@ -835,7 +704,9 @@ int checkpoint_read(const char *path, Params *p, CheckpointMeta *m, CheckpointPa
         *m = meta;
 done:
     free(r.plain);
-    file_close(r.file);
+    h5_lock();
+    h5util_file_close(&r.file);
+    h5_unlock();
     return st->code;
 }
 
@@ -852,8 +723,8 @@ int checkpoint_is_valid(const char *path)
              H5Lexists(file, "model", H5P_DEFAULT) > 0;
     }
     H5E_END_TRY;
+    h5util_file_close(&file);
     h5_unlock();
-    file_close(file);
     return ok;
 }
 

@@ -1,0 +1,239 @@
+/* h5util.c - HDF5 reading helpers shared by the checkpoint and dataset
+ * readers. Callers hold h5_lock(). */
+#include "h5util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+void h5util_shape_string(char *out, size_t len, int ndims, const int64_t *dims)
+{
+    size_t used = (size_t)snprintf(out, len, "(");
+    for (int d = 0; d < ndims && used < len; d++)
+        used += (size_t)snprintf(out + used, len - used, d ? ", %lld" : "%lld",
+                                 (long long)dims[d]);
+    if (used < len)
+        snprintf(out + used, len - used, ndims == 1 ? ",)" : ")");
+}
+
+void h5util_type_string(char *out, size_t len, hid_t type)
+{
+    size_t bits = 8 * H5Tget_size(type);
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        snprintf(out, len, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+        break;
+    case H5T_FLOAT: snprintf(out, len, "float%zu", bits); break;
+    case H5T_STRING: snprintf(out, len, "string"); break;
+    case H5T_ENUM: snprintf(out, len, "enum (bool?)"); break;
+    default: snprintf(out, len, "a non-numeric type"); break;
+    }
+}
+
+int h5util_link_exists(hid_t loc, const char *name)
+{
+    htri_t yes;
+    H5E_BEGIN_TRY { yes = H5Lexists(loc, name, H5P_DEFAULT); }
+    H5E_END_TRY;
+    return yes > 0;
+}
+
+hid_t h5util_file_open(const char *path, int *is_h5)
+{
+    hid_t file = -1;
+    htri_t yes = -1;
+    H5E_BEGIN_TRY
+    {
+        yes = H5Fis_hdf5(path);
+        if (yes > 0)
+            file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    }
+    H5E_END_TRY;
+    *is_h5 = yes > 0;
+    return file;
+}
+
+void h5util_file_close(hid_t *file)
+{
+    if (*file < 0)
+        return;
+    H5E_BEGIN_TRY { H5Fclose(*file); }
+    H5E_END_TRY;
+    *file = -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* opening with checks                                                 */
+
+static void found_init(H5utilFound *f)
+{
+    memset(f, 0, sizeof *f);
+    f->problem = H5UTIL_OK;
+    f->cls = H5T_NO_CLASS;
+}
+
+/* Records an opened object's element type and shape. */
+static void found_describe(H5utilFound *f, hid_t type, hid_t space)
+{
+    hsize_t hd[H5S_MAX_RANK];
+    f->cls = H5Tget_class(type);
+    h5util_type_string(f->type, sizeof f->type, type);
+    f->npoints = (int64_t)H5Sget_simple_extent_npoints(space);
+    f->rank = H5Sget_simple_extent_dims(space, hd, NULL);
+    for (int d = 0; d < f->rank; d++)
+        f->dims[d] = (int64_t)hd[d];
+}
+
+static int type_matches(hid_t type, H5utilType want)
+{
+    if (H5Tget_class(type) != want.cls)
+        return 0;
+    if (want.size == 0)
+        return 1;
+    return H5Tget_size(type) == want.size &&
+           (want.cls != H5T_INTEGER || H5Tget_sign(type) == want.sign);
+}
+
+/* Records what an open found and closes type and space; 1 when the object
+ * id is open and passed the check, 0 when the caller must close it. */
+static int found_settle(H5utilFound *f, hid_t id, hid_t type, hid_t space, int type_ok)
+{
+    if (f->problem == H5UTIL_OK && (id < 0 || type < 0 || space < 0))
+        f->problem = H5UTIL_UNOPENABLE;
+    if (f->problem == H5UTIL_OK) {
+        found_describe(f, type, space);
+        if (!type_ok)
+            f->problem = H5UTIL_WRONG_TYPE;
+    }
+    H5E_BEGIN_TRY
+    {
+        H5Tclose(type);
+        H5Sclose(space);
+    }
+    H5E_END_TRY;
+    return f->problem == H5UTIL_OK;
+}
+
+hid_t h5util_dataset_open(hid_t loc, const char *name, H5utilType want, H5utilFound *found)
+{
+    hid_t ds = -1, type = -1, space = -1;
+    found_init(found);
+    H5E_BEGIN_TRY
+    {
+        if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+            found->problem = H5UTIL_MISSING;
+        else
+            ds = H5Dopen2(loc, name, H5P_DEFAULT);
+        if (ds >= 0) {
+            type = H5Dget_type(ds);
+            space = H5Dget_space(ds);
+        }
+    }
+    H5E_END_TRY;
+    if (!found_settle(found, ds, type, space, type >= 0 && type_matches(type, want)))
+        h5util_dataset_close(&ds);
+    return ds;
+}
+
+int h5util_dataset_read(hid_t ds, hid_t mem_type, void *out)
+{
+    herr_t ret;
+    H5E_BEGIN_TRY { ret = H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out); }
+    H5E_END_TRY;
+    return ret < 0 ? -1 : 0;
+}
+
+void h5util_dataset_close(hid_t *ds)
+{
+    if (*ds < 0)
+        return;
+    H5E_BEGIN_TRY { H5Dclose(*ds); }
+    H5E_END_TRY;
+    *ds = -1;
+}
+
+/* Opens attribute name of loc if it holds 1 to max values of class cls. */
+static hid_t attr_open(hid_t loc, const char *name, H5T_class_t cls, int64_t max,
+                       H5utilFound *f)
+{
+    hid_t attr = -1, type = -1, space = -1;
+    found_init(f);
+    H5E_BEGIN_TRY
+    {
+        if (H5Aexists(loc, name) <= 0)
+            f->problem = H5UTIL_MISSING;
+        else
+            attr = H5Aopen(loc, name, H5P_DEFAULT);
+        if (attr >= 0) {
+            type = H5Aget_type(attr);
+            space = H5Aget_space(attr);
+        }
+    }
+    H5E_END_TRY;
+    int type_ok = 0;
+    if (type >= 0 && space >= 0) {
+        hssize_t n = H5Sget_simple_extent_npoints(space);
+        type_ok = H5Tget_class(type) == cls && n >= 1 && n <= max;
+    }
+    if (found_settle(f, attr, type, space, type_ok))
+        return attr;
+    H5E_BEGIN_TRY { H5Aclose(attr); }
+    H5E_END_TRY;
+    return -1;
+}
+
+int h5util_attr_read(hid_t loc, const char *name, H5T_class_t cls, int64_t max, hid_t mem_type,
+                     void *out, H5utilFound *found)
+{
+    hid_t attr = attr_open(loc, name, cls, max, found);
+    if (attr < 0)
+        return -1;
+    herr_t ret;
+    H5E_BEGIN_TRY
+    {
+        ret = H5Aread(attr, mem_type, out);
+        H5Aclose(attr);
+    }
+    H5E_END_TRY;
+    if (ret < 0)
+        found->problem = H5UTIL_READ_FAILED;
+    return ret < 0 ? -1 : 0;
+}
+
+int h5util_attr_read_string(hid_t loc, const char *name, char *out, size_t len,
+                            H5utilFound *found)
+{
+    hid_t attr = attr_open(loc, name, H5T_STRING, 1, found);
+    if (attr < 0)
+        return -1;
+    herr_t ret = -1;
+    H5E_BEGIN_TRY
+    {
+        hid_t ftype = H5Aget_type(attr);
+        hid_t mtype = H5Tcopy(ftype); /* HDF5 does not convert ASCII <-> UTF-8 */
+        if (H5Tis_variable_str(ftype) > 0) {
+            char *s = NULL;
+            ret = H5Aread(attr, mtype, &s);
+            if (ret >= 0)
+                snprintf(out, len, "%s", s ? s : "");
+            if (s)
+                H5free_memory(s);
+        } else {
+            size_t n = H5Tget_size(ftype);
+            char *buf = xcalloc(n + 1, 1);
+            ret = H5Aread(attr, mtype, buf);
+            if (ret >= 0)
+                snprintf(out, len, "%s", buf);
+            free(buf);
+        }
+        H5Tclose(mtype);
+        H5Tclose(ftype);
+        H5Aclose(attr);
+    }
+    H5E_END_TRY;
+    if (ret < 0)
+        found->problem = H5UTIL_READ_FAILED;
+    return ret < 0 ? -1 : 0;
+}
