@@ -1,7 +1,7 @@
 /*
- * dist.h - MPI set-up and the collectives of data-parallel training:
- * parameter broadcast, gradient and BN-statistics reduction, parameter
- * checksums. Every function here is collective over MPI_COMM_WORLD unless
+ * dist.h - MPI set-up and the whole-buffer collectives of data-parallel
+ * training: state broadcast, configuration and parameter checksums. (The
+ * overlapped gradient reduction is in reducer.h.) Every function here is collective over MPI_COMM_WORLD unless
  * it says otherwise.
  */
 #ifndef RESNET_DIST_H
@@ -23,11 +23,9 @@ void dist_finalize(void);
 
 /* Rank 0's parameters, momentum, BN statistics and step counter to all. */
 void dist_broadcast_state(Params *p);
-/* Sums the gradient buffer over ranks, in place. */
-void dist_allreduce_grads(Params *p);
-/* Averages the BN running statistics over ranks, so every rank holds the
- * same buffers. */
-void dist_average_bn_state(Params *p);
+/* Every rank must run the same configuration: compares a hash of the
+ * command line; a difference is a usage error (exit 2 on all ranks). */
+void dist_check_same_config(const char *command_line);
 /* FNV-1a hash of the parameter and BN state bytes; local. */
 uint64_t dist_params_hash(const Params *p);
 /* Compares the hash across ranks; on a mismatch rank 0 reports the ranks

@@ -36,6 +36,9 @@ typedef struct {
     int no_bn_decay;
     double label_smoothing;
     int val_every;
+    LrSchedule schedule;  /* kind, warmup, milestones; step counts filled by the driver */
+    double warmup_epochs;
+    double warmup_start_lr; /* < 0: lr x 256 / batch (Goyal et al.), at most lr */
     Plateau plateau;      /* settings only; state starts fresh */
     int plateau_on_loss;  /* metric val_loss (mode min) instead of val_top1 */
     uint64_t seed;
@@ -44,6 +47,12 @@ typedef struct {
     const char *init_from;
     const char *resume;   /* path or "auto" */
     const char *checkpoint_dir;
+    int checkpoint_every; /* epochs; 0: only at the end and on request */
+    double checkpoint_minutes; /* 0: off */
+    int keep;             /* step checkpoints kept; 0: all */
+    double bucket_mb;
+    int check_every;      /* steps between parameter checksums; 0: start and resume only */
+    int mllog;
     int log_every;
     const char *metrics;
     /* modes */

@@ -16,7 +16,9 @@ enum {
     OPT_VAL_EVERY, OPT_PLATEAU_METRIC, OPT_PLATEAU_FACTOR, OPT_PLATEAU_PATIENCE,
     OPT_PLATEAU_THRESHOLD, OPT_PLATEAU_THRESHOLD_MODE, OPT_PLATEAU_COOLDOWN, OPT_MIN_LR,
     OPT_SEED, OPT_THREADS, OPT_INIT_FROM, OPT_RESUME, OPT_CKPT_DIR, OPT_LOG_EVERY, OPT_METRICS,
-    OPT_EVAL_ONLY, OPT_BENCH, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
+    OPT_EVAL_ONLY, OPT_BENCH, OPT_LR_SCHEDULE, OPT_LR_STEPS, OPT_LR_GAMMA, OPT_WARMUP_EPOCHS,
+    OPT_WARMUP_START_LR, OPT_CKPT_EVERY, OPT_CKPT_MINUTES, OPT_KEEP, OPT_BUCKET_MB,
+    OPT_CHECK_EVERY, OPT_MLLOG, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
     OPT_VERSION,
 };
 
@@ -50,6 +52,11 @@ static const OptionSpec SPECS[] = {
     {"no-bn-decay", 0, OPT_NO_BN_DECAY, NULL, "no weight decay on BN parameters and biases [off]", "Optimisation"},
     {"label-smoothing", 1, OPT_SMOOTHING, "X", "label smoothing epsilon [0]", "Optimisation"},
     {"seed", 1, OPT_SEED, "N", "seed for initialisation and synthetic data [0]", "Optimisation"},
+    {"lr-schedule", 1, OPT_LR_SCHEDULE, "KIND", "after warmup: plateau, step or cosine [plateau]", "Schedule"},
+    {"warmup-epochs", 1, OPT_WARMUP_EPOCHS, "E", "linear warmup over E epochs (fractions allowed) [0]", "Schedule"},
+    {"warmup-start-lr", 1, OPT_WARMUP_START_LR, "X", "rate of the first warmup step [lr x 256 / batch, at most lr]", "Schedule"},
+    {"lr-steps", 1, OPT_LR_STEPS, "E1,E2,..", "step schedule: epochs where the rate is multiplied by --lr-gamma [30,60,80]", "Schedule"},
+    {"lr-gamma", 1, OPT_LR_GAMMA, "X", "step schedule multiplier [0.1]", "Schedule"},
     {"val-every", 1, OPT_VAL_EVERY, "N", "validate every N epochs and at the end [1]", "Schedule"},
     {"plateau-metric", 1, OPT_PLATEAU_METRIC, "M", "val_top1 (mode max) or val_loss (mode min) [val_top1]", "Schedule"},
     {"plateau-factor", 1, OPT_PLATEAU_FACTOR, "X", "LR multiplier on a plateau [0.1]", "Schedule"},
@@ -62,6 +69,12 @@ static const OptionSpec SPECS[] = {
     {"init-from", 1, OPT_INIT_FROM, "CKPT", "initialise weights from a checkpoint's /model group [none]", "Checkpoints"},
     {"resume", 1, OPT_RESUME, "PATH|auto", "resume from a checkpoint, or the newest valid one in --checkpoint-dir [none]", "Checkpoints"},
     {"checkpoint-dir", 1, OPT_CKPT_DIR, "DIR", "where step-NNNNNNNN.h5 and best.h5 go [checkpoints]", "Checkpoints"},
+    {"checkpoint-every", 1, OPT_CKPT_EVERY, "N", "checkpoint every N epochs; 0: only at the end and on signals [1]", "Checkpoints"},
+    {"checkpoint-minutes", 1, OPT_CKPT_MINUTES, "M", "also checkpoint when M minutes passed since the last one [off]", "Checkpoints"},
+    {"keep", 1, OPT_KEEP, "N", "keep the N newest step checkpoints (best.h5 is separate); 0: all [3]", "Checkpoints"},
+    {"bucket-mb", 1, OPT_BUCKET_MB, "MB", "gradient allreduce bucket size [25]", "Run"},
+    {"check-every", 1, OPT_CHECK_EVERY, "N", "compare a parameter checksum across ranks every N steps; 0: at start and resume only [1000]", "Run"},
+    {"mllog", 0, OPT_MLLOG, NULL, "also print MLPerf-style :::MLLOG lines [off]", "Logging"},
     {"log-every", 1, OPT_LOG_EVERY, "N", "progress line every N steps [10]", "Logging"},
     {"metrics", 1, OPT_METRICS, "FILE", "append JSON-lines metrics records to FILE [none]", "Logging"},
     {"eval-only", 0, OPT_EVAL_ONLY, NULL, "evaluate --split once and exit [off]", "Modes"},
@@ -85,6 +98,14 @@ void options_defaults(Options *o)
     o->momentum = 0.9;
     o->weight_decay = 1e-4;
     o->val_every = 1;
+    o->schedule.kind = SCHEDULE_PLATEAU;
+    o->schedule.gamma = 0.1;
+    lr_schedule_parse_milestones(&o->schedule, "30,60,80");
+    o->warmup_start_lr = -1;
+    o->checkpoint_every = 1;
+    o->keep = 3;
+    o->bucket_mb = 25;
+    o->check_every = 1000;
     plateau_init(&o->plateau, PLATEAU_MAX);
     o->checkpoint_dir = "checkpoints";
     o->log_every = 10;
@@ -208,6 +229,29 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
     case OPT_BENCH_STEPS: if (parse_int(flag, v, 1, 1 << 20, &i, st)) o->bench_steps = (int)i; break;
     case OPT_BENCH_WARMUP: if (parse_int(flag, v, 0, 1 << 20, &i, st)) o->bench_warmup = (int)i; break;
     case OPT_DRY_RUN: o->dry_run = 1; break;
+    case OPT_LR_SCHEDULE:
+        if (strcmp(v, "plateau") == 0)
+            o->schedule.kind = SCHEDULE_PLATEAU;
+        else if (strcmp(v, "step") == 0)
+            o->schedule.kind = SCHEDULE_STEP;
+        else if (strcmp(v, "cosine") == 0)
+            o->schedule.kind = SCHEDULE_COSINE;
+        else
+            status_set(st, EXIT_USAGE, "--lr-schedule: '%s' is not plateau, step or cosine", v);
+        break;
+    case OPT_LR_STEPS:
+        if (!lr_schedule_parse_milestones(&o->schedule, v))
+            status_set(st, EXIT_USAGE, "--lr-steps: '%s' is not a rising list of epochs like 30,60,80", v);
+        break;
+    case OPT_LR_GAMMA: if (parse_num(flag, v, 1e-9, 1, &d, st)) o->schedule.gamma = d; break;
+    case OPT_WARMUP_EPOCHS: if (parse_num(flag, v, 0, 1e6, &d, st)) o->warmup_epochs = d; break;
+    case OPT_WARMUP_START_LR: if (parse_num(flag, v, 0, 1e3, &d, st)) o->warmup_start_lr = d; break;
+    case OPT_CKPT_EVERY: if (parse_int(flag, v, 0, 1 << 20, &i, st)) o->checkpoint_every = (int)i; break;
+    case OPT_CKPT_MINUTES: if (parse_num(flag, v, 0, 1e7, &d, st)) o->checkpoint_minutes = d; break;
+    case OPT_KEEP: if (parse_int(flag, v, 0, 1 << 20, &i, st)) o->keep = (int)i; break;
+    case OPT_BUCKET_MB: if (parse_num(flag, v, 0.001, 1e5, &d, st)) o->bucket_mb = d; break;
+    case OPT_CHECK_EVERY: if (parse_int(flag, v, 0, 1 << 30, &i, st)) o->check_every = (int)i; break;
+    case OPT_MLLOG: o->mllog = 1; break;
     case OPT_HELP: o->show_help = 1; break;
     case OPT_VERSION: o->show_version = 1; break;
     }
@@ -236,6 +280,10 @@ static void options_validate(Options *o, Status *st)
     o->plateau.best = o->plateau.mode == PLATEAU_MIN ? INFINITY : -INFINITY;
     if (o->base_lr > 0)
         o->lr = o->base_lr * o->batch_size / 256.0;
+    o->schedule.lr = o->lr;
+    o->schedule.min_lr = o->plateau.min_lr;
+    if (o->warmup_start_lr < 0)
+        o->warmup_start_lr = fmin(o->lr, o->lr * 256.0 / o->batch_size);
 }
 
 void options_parse(Options *o, int argc, char **argv, Status *st)

@@ -4,6 +4,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "error.h"
 #include "log.h"
@@ -43,42 +44,12 @@ static void bcast_floats(float *buf, size_t n)
     }
 }
 
-static void allreduce_floats(float *buf, size_t n)
-{
-    const size_t piece = (size_t)1 << 30;
-    for (size_t off = 0; off < n; off += piece) {
-        int count = (int)(n - off < piece ? n - off : piece);
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + off, count, MPI_FLOAT, MPI_SUM,
-                                MPI_COMM_WORLD));
-    }
-}
-
 void dist_broadcast_state(Params *p)
 {
     bcast_floats(p->value, p->total);
     bcast_floats(p->momentum, p->total);
     bcast_floats(p->state, p->state_total);
     MPI_CHECK(MPI_Bcast(&p->num_batches_tracked, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
-}
-
-void dist_allreduce_grads(Params *p)
-{
-    int size;
-    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
-    if (size > 1)
-        allreduce_floats(p->grad, p->total);
-}
-
-void dist_average_bn_state(Params *p)
-{
-    int size;
-    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
-    if (size == 1)
-        return;
-    allreduce_floats(p->state, p->state_total);
-    float inv = 1.0f / (float)size;
-    for (size_t i = 0; i < p->state_total; i++)
-        p->state[i] *= inv;
 }
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
@@ -89,6 +60,17 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
         h *= 0x100000001b3ULL;
     }
     return h;
+}
+
+void dist_check_same_config(const char *command_line)
+{
+    uint64_t h = fnv1a(0xcbf29ce484222325ULL, command_line, strlen(command_line)), lo, hi;
+    MPI_CHECK(MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD));
+    MPI_CHECK(MPI_Allreduce(&h, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD));
+    Status st = {0};
+    if (lo != hi)
+        status_set(&st, EXIT_USAGE, "the ranks were started with different command lines");
+    status_agree(&st);
 }
 
 uint64_t dist_params_hash(const Params *p)

@@ -107,7 +107,6 @@ static void block_init(Net *net, Block *b, const Tensor *in, int planes, int str
     b->in = in;
     b->bottleneck = s->bottleneck;
     b->nconv = s->bottleneck ? 3 : 2;
-    b->first_param = p->total;
     int in_ch = (int)in->md.dims[1];
     int out_ch = s->bottleneck ? planes * 4 : planes;
 
@@ -124,6 +123,9 @@ static void block_init(Net *net, Block *b, const Tensor *in, int planes, int str
         x = &b->bn[i].dst;
         track_scratch(net, &b->conv[i].dst);
     }
+
+    snprintf(name, sizeof name, "%s.conv1.weight", prefix);
+    b->first_param = p->info[params_find(p, name)].offset;
 
     const Tensor *shortcut = in;
     if (stride != 1 || in_ch != out_ch) {
@@ -254,9 +256,9 @@ static int net_block_count(const ArchSpec *s)
 static void head_init(Net *net, const Tensor *features)
 {
     int channels = (int)features->md.dims[1], n = net->cfg.batch, k = net->cfg.num_classes;
-    net->head_first_param = net->params->total;
     avgpool_global_init(&net->gap, features);
     linear_init(&net->fc, net->gap.flat.data, n, channels, k, net->params, "fc");
+    net->head_first_param = net->params->info[params_find(net->params, "fc.weight")].offset;
     net->diff_logits = xaligned_alloc((size_t)n * k * sizeof(float));
     tensor_view(&net->d_logits, &net->fc.dst.md, net->diff_logits);
     tensor_alloc(&net->d_features, &net->fc.src.md);

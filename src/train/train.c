@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "options.h"
+#include "reducer.h"
 #include "resnet.h"
 #include "rng.h"
 #include "sgd.h"
@@ -40,10 +42,16 @@ typedef struct {
     Net *net;
     Metrics metrics;
     SgdConfig sgd;
-    double lr;
+    Reducer *reducer;
+    LrSchedule schedule;
+    double lr;         /* rate of the next step */
+    double plateau_lr; /* the plateau rule's rate, used after warmup */
     int64_t step, steps_per_epoch, total_steps;
     Plateau plateau;
     double best_metric;
+    double last_checkpoint_time;
+    /* accumulated since the last progress line */
+    double wait_s, exposed_s, step_s;
     char fingerprint[256];
     int32_t *labels;
 } Trainer;
@@ -166,7 +174,9 @@ static void trainer_build(Trainer *t)
     t->labels = xcalloc((size_t)t->local_batch, sizeof *t->labels);
     t->sgd = (SgdConfig){t->opt.momentum, t->opt.weight_decay, t->opt.nesterov,
                          t->opt.no_bn_decay};
-    t->lr = t->opt.lr;
+    t->reducer = reducer_create(&t->params, t->opt.bucket_mb);
+    net_set_grad_hook(t->net, reducer_grads_ready, t->reducer);
+    t->lr = t->plateau_lr = t->opt.lr;
     t->plateau = t->opt.plateau;
     t->best_metric = NAN;
 }
@@ -199,6 +209,8 @@ static void trainer_load(Trainer *t, const char *path, CheckpointPart part)
     status_agree(&st);
     t->step = meta.step;
     t->lr = meta.lr;
+    /* meta.lr is a warmup rate while warming up; the plateau rate is then the peak */
+    t->plateau_lr = lr_schedule_plateau_active(&t->schedule, t->step) ? meta.lr : t->schedule.lr;
     t->best_metric = meta.best_metric;
     if (meta.has_plateau)
         t->plateau = meta.plateau;
@@ -238,11 +250,13 @@ static void trainer_read_train(Trainer *t, int64_t pos)
 {
     if (!t->have_data)
         return; /* synthetic: the batch made at start stays */
+    double start = timer_now();
     Status st = {0};
     int64_t first = pos * t->opt.batch_size + (int64_t)t->dist.rank * t->local_batch;
     if (dataset_read_batch(&t->data, SPLIT_TRAIN, first, t->local_batch, t->crop,
                            net_input(t->net), t->labels, &st) != 0)
         fail_local(__FILE__, __LINE__, "dataset_read_batch", "%s", st.msg);
+    t->wait_s += timer_now() - start;
 }
 
 static void fill_synthetic(Trainer *t)
@@ -257,23 +271,33 @@ static void fill_synthetic(Trainer *t)
         t->labels[i] = (int32_t)rng_below(&rng, (uint64_t)t->num_classes);
 }
 
-enum { STEP_LOSS, STEP_TOP1, STEP_NONFINITE, STEP_USR1, STEP_TERM, STEP_NVALUES };
+/* Rank 0's clock decides --checkpoint-minutes; the step reduction tells everyone. */
+static double checkpoint_due(const Trainer *t)
+{
+    return t->dist.rank == 0 && t->opt.checkpoint_minutes > 0 &&
+           timer_now() - t->last_checkpoint_time >= 60.0 * t->opt.checkpoint_minutes;
+}
+
+enum { STEP_LOSS, STEP_TOP1, STEP_NONFINITE, STEP_USR1, STEP_TERM, STEP_CKPT_DUE, STEP_NVALUES };
 
 /* One optimizer step. out: the global loss sum and top-1 hits, and how many
  * ranks saw a non-finite loss, a SIGUSR1 or a SIGTERM/SIGINT. */
 static void trainer_step(Trainer *t, double out[STEP_NVALUES])
 {
+    double start = timer_now();
     net_forward(t->net, 1);
     LossStats ls = net_loss(t->net, t->labels, (float)t->opt.label_smoothing, 1,
                             t->opt.batch_size);
+    reducer_begin_step(t->reducer);
     net_backward(t->net);
-    dist_allreduce_grads(&t->params);
-    dist_average_bn_state(&t->params);
+    ReducerTimes rt = reducer_finish(t->reducer);
+    t->exposed_s += rt.exposed_s;
     double local[STEP_NVALUES] = {ls.loss_sum, (double)ls.top1, ls.nonfinite ? 1.0 : 0.0,
-                                  g_got_usr1, g_got_term};
+                                  g_got_usr1, g_got_term, checkpoint_due(t)};
     MPI_CHECK(MPI_Allreduce(local, out, STEP_NVALUES, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
     if (out[STEP_NONFINITE] == 0.0 && isfinite(out[STEP_LOSS]))
         sgd_step(&t->sgd, &t->params, t->lr);
+    t->step_s += timer_now() - start;
 }
 
 static void eval_batches(Net *net, Trainer *t, DatasetSplit split, int64_t first, int64_t n,
@@ -336,8 +360,83 @@ static void log_eval(Trainer *t, const char *kind, int64_t epoch, EvalTotals e)
     metrics_end(&t->metrics);
 }
 
+/* MLPerf logging convention: one JSON object per line behind ":::MLLOG". */
+static void mllog(const Trainer *t, const char *key, double value, int64_t epoch)
+{
+    if (!t->opt.mllog || t->dist.rank != 0)
+        return;
+    printf(":::MLLOG {\"namespace\": \"\", \"time_ms\": %.0f, \"event_type\": \"POINT_IN_TIME\", "
+           "\"key\": \"%s\", \"value\": %.6g, \"metadata\": {\"epoch_num\": %lld}}\n",
+           1e3 * timer_unix_now(), key, value, (long long)epoch);
+    fflush(stdout);
+}
+
+static void log_lr_change(Trainer *t, double lr, const char *reason)
+{
+    log_info("lr %g -> %g at step %lld: %s", t->lr, lr, (long long)t->step, reason);
+    metrics_begin(&t->metrics, "lr");
+    metrics_int(&t->metrics, "step", t->step);
+    metrics_int(&t->metrics, "epoch", t->step / t->steps_per_epoch);
+    metrics_num(&t->metrics, "time", timer_unix_now());
+    metrics_num(&t->metrics, "lr", lr);
+    metrics_str(&t->metrics, "reason", reason);
+    metrics_end(&t->metrics);
+}
+
+/* The rate of the coming step from the schedule; logged where a phase or a
+ * step decay changes it (warmup and cosine move every step, silently). */
+static void trainer_update_lr(Trainer *t)
+{
+    double lr = lr_schedule_at(&t->schedule, t->step, t->plateau_lr);
+    const LrSchedule *s = &t->schedule;
+    if (t->step > 0 && t->step == s->warmup_steps)
+        log_lr_change(t, lr, "end of warmup");
+    else if (s->kind == SCHEDULE_STEP && t->step > s->warmup_steps &&
+             lr_schedule_at(s, t->step - 1, t->plateau_lr) != lr)
+        log_lr_change(t, lr, "step schedule milestone");
+    t->lr = lr;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Deletes all but the newest `keep` step checkpoints (names sort by step). */
+static void prune_checkpoints(const char *dir, int keep)
+{
+    DIR *d = opendir(dir);
+    if (!d || keep <= 0) {
+        if (d)
+            closedir(d);
+        return;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "step-", 5) == 0 && len > 3 && strcmp(e->d_name + len - 3, ".h5") == 0) {
+            names = xrealloc(names, (n + 1) * sizeof *names);
+            names[n++] = xstrdup(e->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_names);
+    for (size_t i = 0; i + (size_t)keep < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (unlink(path) != 0)
+            log_warn("cannot remove old checkpoint %s: %s", path, strerror(errno));
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
 static void trainer_checkpoint(Trainer *t, const char *name, const char *why)
 {
+    t->last_checkpoint_time = timer_now();
     if (t->dist.rank != 0)
         return;
     CheckpointMeta m;
@@ -347,7 +446,7 @@ static void trainer_checkpoint(Trainer *t, const char *name, const char *why)
     m.step = t->step;
     m.epoch = t->step / t->steps_per_epoch;
     m.epoch_step = t->step % t->steps_per_epoch;
-    m.lr = t->lr;
+    m.lr = lr_schedule_plateau_active(&t->schedule, t->step) ? t->plateau_lr : t->lr;
     m.global_batch = t->opt.batch_size;
     m.seed = t->opt.seed;
     m.world_size = t->dist.size;
@@ -364,6 +463,8 @@ static void trainer_checkpoint(Trainer *t, const char *name, const char *why)
         checkpoint_path(path, sizeof path, t->opt.checkpoint_dir, t->step);
     SYS_CHECK(mkdir(t->opt.checkpoint_dir, 0755) == -1 && errno != EEXIST ? -1 : 0);
     checkpoint_write(path, &t->params, &m);
+    if (!name)
+        prune_checkpoints(t->opt.checkpoint_dir, t->opt.keep);
     log_info("checkpoint %s (%s)", path, why);
     metrics_begin(&t->metrics, "checkpoint");
     metrics_int(&t->metrics, "step", t->step);
@@ -378,24 +479,22 @@ static void trainer_validate(Trainer *t, int64_t epoch)
 {
     EvalTotals e = trainer_evaluate(t, SPLIT_VAL);
     log_eval(t, "val", epoch, e);
+    mllog(t, "eval_accuracy", e.top1 / e.count, epoch + 1);
     double metric = t->plateau.mode == PLATEAU_MIN ? e.loss_sum / e.count : e.top1 / e.count;
-    double lr = t->lr;
     int improved = isnan(t->best_metric) || plateau_is_better(&t->plateau, metric, t->best_metric);
-    if (t->dist.rank == 0)
-        lr = plateau_step(&t->plateau, metric, t->lr);
-    MPI_CHECK(MPI_Bcast(&lr, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD));
-    MPI_CHECK(MPI_Bcast(&t->plateau, sizeof t->plateau, MPI_BYTE, 0, MPI_COMM_WORLD));
-    if (lr != t->lr) {
-        log_info("lr %g -> %g: validation %s has not improved for %d validations", t->lr, lr,
-                 t->plateau.mode == PLATEAU_MIN ? "loss" : "top-1", t->plateau.patience + 1);
-        metrics_begin(&t->metrics, "lr");
-        metrics_int(&t->metrics, "step", t->step);
-        metrics_int(&t->metrics, "epoch", epoch);
-        metrics_num(&t->metrics, "time", timer_unix_now());
-        metrics_num(&t->metrics, "lr", lr);
-        metrics_str(&t->metrics, "reason", "plateau");
-        metrics_end(&t->metrics);
-        t->lr = lr;
+    if (lr_schedule_plateau_active(&t->schedule, t->step)) {
+        double lr = t->plateau_lr;
+        if (t->dist.rank == 0)
+            lr = plateau_step(&t->plateau, metric, t->plateau_lr);
+        MPI_CHECK(MPI_Bcast(&lr, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD));
+        MPI_CHECK(MPI_Bcast(&t->plateau, sizeof t->plateau, MPI_BYTE, 0, MPI_COMM_WORLD));
+        if (lr != t->plateau_lr) {
+            char why[128];
+            snprintf(why, sizeof why, "validation %s did not improve for %d validations",
+                     t->plateau.mode == PLATEAU_MIN ? "loss" : "top-1", t->opt.plateau.patience + 1);
+            log_lr_change(t, lr, why);
+            t->plateau_lr = t->lr = lr;
+        }
     }
     if (improved) {
         t->best_metric = metric;
@@ -403,13 +502,18 @@ static void trainer_validate(Trainer *t, int64_t epoch)
     }
 }
 
-static void log_train(Trainer *t, double loss, double top1, double img_per_s)
+static void log_train(Trainer *t, double loss, double top1, double seconds, int64_t steps)
 {
     int64_t epoch = (t->step - 1) / t->steps_per_epoch;
     int64_t in_epoch = (t->step - 1) % t->steps_per_epoch + 1;
-    log_info("epoch %lld step %lld/%lld loss %.4f top-1 %.3f lr %.5g img/s %.1f (%.1f per rank)",
+    double img_per_s = (double)steps * t->opt.batch_size / seconds;
+    double busy = t->wait_s + t->step_s;
+    double wait = busy > 0 ? t->wait_s / busy : 0, comm = busy > 0 ? t->exposed_s / busy : 0;
+    double eta_min = (double)(t->total_steps - t->step) * seconds / (double)steps / 60.0;
+    log_info("epoch %lld step %lld/%lld loss %.4f top-1 %.3f lr %.5g img/s %.1f (%.1f per rank) "
+             "data-wait %.1f%% comm %.1f%% eta %.1f min",
              (long long)epoch, (long long)in_epoch, (long long)t->steps_per_epoch, loss, top1,
-             t->lr, img_per_s, img_per_s / t->dist.size);
+             t->lr, img_per_s, img_per_s / t->dist.size, 100 * wait, 100 * comm, eta_min);
     metrics_begin(&t->metrics, "train");
     metrics_int(&t->metrics, "step", t->step);
     metrics_int(&t->metrics, "epoch", epoch);
@@ -418,7 +522,38 @@ static void log_train(Trainer *t, double loss, double top1, double img_per_s)
     metrics_num(&t->metrics, "top1", top1);
     metrics_num(&t->metrics, "lr", t->lr);
     metrics_num(&t->metrics, "img_per_s", img_per_s);
+    metrics_num(&t->metrics, "data_wait", wait);
+    metrics_num(&t->metrics, "comm_exposed", comm);
     metrics_end(&t->metrics);
+    t->wait_s = t->exposed_s = t->step_s = 0;
+}
+
+/* After a step: validation, checkpoints and stop requests, all decided from
+ * values every rank holds. Returns an exit code to stop with, or -1. */
+static int trainer_after_step(Trainer *t, const double g[STEP_NVALUES], int have_val)
+{
+    const Options *o = &t->opt;
+    int last = t->step == t->total_steps, epoch_end = t->step % t->steps_per_epoch == 0;
+    int64_t epoch = (t->step - 1) / t->steps_per_epoch;
+    int stop = !last && (g[STEP_USR1] > 0 || g[STEP_TERM] > 0);
+    if (have_val && (last || (epoch_end && (epoch + 1) % o->val_every == 0)))
+        trainer_validate(t, epoch);
+    if (last)
+        trainer_checkpoint(t, NULL, "end of training");
+    else if (epoch_end && o->checkpoint_every && (epoch + 1) % o->checkpoint_every == 0)
+        trainer_checkpoint(t, NULL, "end of epoch");
+    else if (stop)
+        trainer_checkpoint(t, NULL, "stop requested by a signal");
+    else if (g[STEP_CKPT_DUE] > 0)
+        trainer_checkpoint(t, NULL, "--checkpoint-minutes elapsed");
+    if (o->check_every && t->step % o->check_every == 0)
+        dist_check_params(&t->params, "during training");
+    if (!stop)
+        return -1;
+    int code = g[STEP_TERM] > 0 ? EXIT_STOPPED : EXIT_REQUEUE;
+    log_info("stopping at step %lld on %s (exit %d)", (long long)t->step,
+             code == EXIT_STOPPED ? "SIGTERM/SIGINT" : "SIGUSR1", code);
+    return code;
 }
 
 static int trainer_run(Trainer *t)
@@ -427,7 +562,10 @@ static int trainer_run(Trainer *t)
     int have_val = t->have_data && dataset_count(&t->data, SPLIT_VAL) > 0;
     double t0 = timer_now(), loss_acc = 0, top1_acc = 0;
     int64_t since_log = 0;
+    t->last_checkpoint_time = t0;
+    mllog(t, "run_start", 0, t->step / t->steps_per_epoch);
     while (t->step < t->total_steps) {
+        trainer_update_lr(t);
         trainer_read_train(t, t->step % t->steps_per_epoch);
         double g[STEP_NVALUES];
         trainer_step(t, g);
@@ -442,27 +580,14 @@ static int trainer_run(Trainer *t)
         since_log++;
         if (t->step % o->log_every == 0 || t->step == t->total_steps) {
             double now = timer_now();
-            log_train(t, loss_acc / since_log, top1_acc / since_log,
-                      (double)since_log * o->batch_size / (now - t0));
+            log_train(t, loss_acc / since_log, top1_acc / since_log, now - t0, since_log);
             t0 = now, loss_acc = top1_acc = 0, since_log = 0;
         }
-        int epoch_end = t->step % t->steps_per_epoch == 0;
-        int64_t epoch = (t->step - 1) / t->steps_per_epoch;
-        if (epoch_end && have_val && ((epoch + 1) % o->val_every == 0 || t->step == t->total_steps))
-            trainer_validate(t, epoch);
-        else if (t->step == t->total_steps && have_val)
-            trainer_validate(t, epoch);
-        if (epoch_end || t->step == t->total_steps)
-            trainer_checkpoint(t, NULL, t->step == t->total_steps ? "end of training" : "end of epoch");
-        else if (g[STEP_USR1] > 0 || g[STEP_TERM] > 0)
-            trainer_checkpoint(t, NULL, "stop requested by a signal");
-        if (t->step < t->total_steps && (g[STEP_USR1] > 0 || g[STEP_TERM] > 0)) {
-            int code = g[STEP_TERM] > 0 ? EXIT_STOPPED : EXIT_REQUEUE;
-            log_info("stopping at step %lld on %s (exit %d)", (long long)t->step,
-                     code == EXIT_STOPPED ? "SIGTERM/SIGINT" : "SIGUSR1", code);
+        int code = trainer_after_step(t, g, have_val);
+        if (code >= 0)
             return code;
-        }
     }
+    mllog(t, "run_stop", 1, t->step / t->steps_per_epoch);
     return EXIT_OK;
 }
 
@@ -532,6 +657,46 @@ static void trainer_plan(Trainer *t)
     t->total_steps = t->steps_per_epoch * o->epochs;
     if (o->max_steps && o->max_steps < t->total_steps)
         t->total_steps = o->max_steps;
+    t->schedule = o->schedule;
+    t->schedule.steps_per_epoch = t->steps_per_epoch;
+    t->schedule.total_steps = t->total_steps;
+    t->schedule.warmup_steps = (int64_t)llround(o->warmup_epochs * (double)t->steps_per_epoch);
+    t->schedule.warmup_start_lr = o->warmup_start_lr;
+}
+
+static const char *schedule_name(ScheduleKind k)
+{
+    return k == SCHEDULE_PLATEAU ? "plateau" : k == SCHEDULE_STEP ? "step" : "cosine";
+}
+
+/* --dry-run: what the run would do, after every check has passed. */
+static void trainer_print_plan(Trainer *t)
+{
+    const LrSchedule *s = &t->schedule;
+    log_info("dry run: flags, dataset, checkpoint directory and resume point are fine");
+    log_info("plan: %lld steps per epoch of %d images (%d per rank), steps %lld to %lld, "
+             "checkpoints in %s", (long long)t->steps_per_epoch, t->opt.batch_size,
+             t->local_batch, (long long)t->step, (long long)t->total_steps, t->opt.checkpoint_dir);
+    if (s->warmup_steps > 0)
+        log_info("plan: warmup steps 0-%lld, lr %g rising linearly to %g",
+                 (long long)s->warmup_steps - 1, s->warmup_start_lr, s->lr);
+    log_info("plan: then %s schedule from lr %g", schedule_name(s->kind),
+             lr_schedule_at(s, s->warmup_steps, t->plateau_lr));
+    if (s->kind == SCHEDULE_STEP)
+        for (int i = 0; i < s->n_milestones; i++) {
+            int64_t step = (int64_t)s->milestones[i] * t->steps_per_epoch;
+            if (step < t->total_steps)
+                log_info("plan: epoch %d (step %lld): lr %g", s->milestones[i], (long long)step,
+                         lr_schedule_at(s, step, t->plateau_lr));
+        }
+    if (s->kind == SCHEDULE_COSINE)
+        log_info("plan: cosine down to %g at step %lld", s->min_lr, (long long)t->total_steps);
+    if (s->kind == SCHEDULE_PLATEAU)
+        log_info("plan: plateau on %s, factor %g, patience %d, threshold %g (%s), cooldown %d, "
+                 "min lr %g", t->plateau.mode == PLATEAU_MIN ? "val_loss" : "val_top1",
+                 t->plateau.factor, t->plateau.patience, t->plateau.threshold,
+                 t->plateau.threshold_mode == THRESHOLD_REL ? "rel" : "abs", t->plateau.cooldown,
+                 t->plateau.min_lr);
 }
 
 static void trainer_log_config(Trainer *t)
@@ -593,6 +758,7 @@ int train_main(int argc, char **argv)
     if (t->opt.show_help || t->opt.show_version)
         exit_all(EXIT_OK);
     status_agree(&st);
+    dist_check_same_config(cmd);
 
     install_signal_handlers();
     trainer_set_threads(t);
@@ -610,8 +776,7 @@ int train_main(int argc, char **argv)
 
     int code = EXIT_OK;
     if (t->opt.dry_run)
-        log_info("dry run: flags, dataset and checkpoints are fine; resuming at step %lld of %lld",
-                 (long long)t->step, (long long)t->total_steps);
+        trainer_print_plan(t);
     else if (t->opt.eval_only)
         code = trainer_eval_only(t);
     else {

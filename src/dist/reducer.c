@@ -1,0 +1,190 @@
+/* reducer.c - bucketed, overlapped gradient allreduce on a communication thread. */
+#include "reducer.h"
+
+#include <mpi.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "timer.h"
+
+typedef struct {
+    float *data;
+    size_t count;
+    MPI_Request req;
+} Bucket;
+
+struct Reducer {
+    Params *params;
+    int world;
+    /* bucket 0 is the BN state; buckets 1.. cut the gradient buffer from its end */
+    Bucket *bucket;
+    size_t *begin; /* flat offset where each gradient bucket starts */
+    int count;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int queued;   /* buckets handed to the thread this step */
+    int finished; /* buckets completed this step */
+    int started;  /* buckets the thread has started (thread-private progress) */
+    int stop;
+    double first_start, last_done;
+};
+
+/* Between tests of outstanding requests: long enough to leave the cores to
+ * oneDNN, short enough that a finished bucket is noticed promptly. */
+static const struct timespec POLL_PAUSE = {0, 50 * 1000};
+
+static void bucket_start(Reducer *r, int i)
+{
+    Bucket *b = &r->bucket[i];
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, b->data, (int)b->count, MPI_FLOAT, MPI_SUM,
+                             MPI_COMM_WORLD, &b->req));
+}
+
+/* Starts what is queued and tests what is in flight; returns how many
+ * buckets are complete. Runs on the communication thread without the lock. */
+static int progress(Reducer *r, int queued, int *started, int done)
+{
+    while (*started < queued) {
+        if (*started == 0)
+            r->first_start = timer_now();
+        bucket_start(r, (*started)++);
+    }
+    while (done < *started) {
+        int flag = 0;
+        MPI_CHECK(MPI_Test(&r->bucket[done].req, &flag, MPI_STATUS_IGNORE));
+        if (!flag)
+            break;
+        done++;
+    }
+    return done;
+}
+
+static void *comm_thread(void *arg)
+{
+    Reducer *r = arg;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (!r->stop && r->queued == r->finished)
+            pthread_cond_wait(&r->cv, &r->mu);
+        if (r->stop)
+            break;
+        int queued = r->queued, done = r->finished;
+        pthread_mutex_unlock(&r->mu);
+        int now = progress(r, queued, &r->started, done);
+        if (now == done && now < queued)
+            nanosleep(&POLL_PAUSE, NULL);
+        pthread_mutex_lock(&r->mu);
+        if (now != r->finished) {
+            r->finished = now;
+            if (now == r->count)
+                r->last_done = timer_now();
+            pthread_cond_broadcast(&r->cv);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static void reducer_cut(Reducer *r, double bucket_mb)
+{
+    const Params *p = r->params;
+    size_t limit = (size_t)(bucket_mb * 1024 * 1024 / sizeof(float));
+    if (limit < 1)
+        limit = 1;
+    r->bucket = xcalloc((size_t)p->count + 1, sizeof *r->bucket);
+    r->begin = xcalloc((size_t)p->count + 1, sizeof *r->begin);
+    r->bucket[0] = (Bucket){p->state, p->state_total, MPI_REQUEST_NULL};
+    r->count = 1;
+    size_t end = p->total;
+    for (int i = p->count - 1; i >= 0; i--) {
+        size_t begin = p->info[i].offset;
+        if (end - begin >= limit || i == 0) {
+            r->begin[r->count] = begin;
+            r->bucket[r->count++] = (Bucket){p->grad + begin, end - begin, MPI_REQUEST_NULL};
+            end = begin;
+        }
+    }
+}
+
+Reducer *reducer_create(Params *p, double bucket_mb)
+{
+    Reducer *r = xcalloc(1, sizeof *r);
+    r->params = p;
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &r->world));
+    reducer_cut(r, bucket_mb);
+    CHECK(pthread_mutex_init(&r->mu, NULL) == 0, "pthread_mutex_init failed");
+    CHECK(pthread_cond_init(&r->cv, NULL) == 0, "pthread_cond_init failed");
+    CHECK(pthread_create(&r->thread, NULL, comm_thread, r) == 0, "pthread_create failed");
+    return r;
+}
+
+void reducer_free(Reducer *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r->bucket);
+    free(r->begin);
+    free(r);
+}
+
+int reducer_bucket_count(const Reducer *r)
+{
+    return r->count - 1;
+}
+
+static void queue_upto(Reducer *r, int n)
+{
+    pthread_mutex_lock(&r->mu);
+    if (n > r->queued) {
+        r->queued = n;
+        pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+void reducer_begin_step(Reducer *r)
+{
+    pthread_mutex_lock(&r->mu);
+    CHECK(r->queued == r->finished, "reducer step begun while buckets are in flight");
+    r->queued = r->finished = r->started = 0;
+    r->first_start = r->last_done = 0;
+    pthread_mutex_unlock(&r->mu);
+    queue_upto(r, 1); /* the BN statistics are final after forward */
+}
+
+void reducer_grads_ready(void *reducer, size_t ready_from)
+{
+    Reducer *r = reducer;
+    int n = 1;
+    while (n < r->count && r->begin[n] >= ready_from)
+        n++;
+    queue_upto(r, n);
+}
+
+ReducerTimes reducer_finish(Reducer *r)
+{
+    double end_backward = timer_now();
+    queue_upto(r, r->count);
+    pthread_mutex_lock(&r->mu);
+    while (r->finished < r->count)
+        pthread_cond_wait(&r->cv, &r->mu);
+    ReducerTimes t = {r->last_done > end_backward ? r->last_done - end_backward : 0.0,
+                      r->last_done - r->first_start};
+    pthread_mutex_unlock(&r->mu);
+    float inv = 1.0f / (float)r->world;
+    float *state = r->params->state;
+    for (size_t i = 0; i < r->params->state_total; i++)
+        state[i] *= inv;
+    return t;
+}
