@@ -14,6 +14,18 @@
 #define BN_EPS 1e-5f
 #define BN_MOMENTUM 0.1f
 
+/* Synchronised BatchNorm: statistics over the whole global batch. The layer
+ * does the arithmetic with oneDNN; the caller supplies the communication,
+ * so this module stays local. */
+typedef struct {
+    /* Replaces this rank's batch mean and biased variance (count values per
+     * channel) by those of the whole batch; returns the global count. */
+    double (*combine)(void *ctx, float *mean, float *var, int channels, size_t count);
+    /* Sums two channel vectors over all ranks, in place. */
+    void (*sum)(void *ctx, float *a, float *b, int channels);
+    void *ctx;
+} BnSync;
+
 typedef struct {
     int channels, fuse_relu;
     size_t count;                 /* N*H*W values per channel */
@@ -29,6 +41,12 @@ typedef struct {
     /* When set, training forward leaves the running statistics alone: the
      * caller (sync-BN, or tests) updates them. */
     int skip_running_update;
+    /* Synchronised mode (batchnorm_enable_sync); NULL otherwise. */
+    const BnSync *sync;
+    double global_count;
+    dnnl_primitive_t fwd_global, bwd_global, affine, subtract;
+    Tensor correction, alpha, beta, zero_mean, unit_var;
+    float *sum_dy, *sum_dy_xhat;
 } BatchNormLayer;
 
 /* name: state_dict prefix, e.g. "layer1.0.bn1". */
@@ -40,6 +58,10 @@ void batchnorm_backward(BatchNormLayer *l, const Tensor *diff_dst, Tensor *diff_
 /* running = (1 - m) running + m batch, with the unbiased variance. */
 void batchnorm_update_running(float *running_mean, float *running_var, const float *mean,
                               const float *var, size_t channels, size_t count);
+/* Switches the layer to batch statistics over all ranks: forward combines
+ * per-rank (count, mean, M2); backward sums the two channel reductions and
+ * corrects oneDNN's constant-statistics gradient. */
+void batchnorm_enable_sync(BatchNormLayer *l, const BnSync *sync);
 void batchnorm_free(BatchNormLayer *l);
 
 #endif

@@ -14,6 +14,7 @@
 typedef struct {
     int rank, size;             /* in MPI_COMM_WORLD */
     int local_rank, local_size; /* on this node */
+    int thread_level;           /* MPI_THREAD_* provided */
 } DistInfo;
 
 /* MPI_Init_thread with errors returned (checked by MPI_CHECK), rank-aware

@@ -18,6 +18,7 @@ typedef struct {
     int num_classes;      /* 0: from the dataset (synthetic: 1000) */
     int small_stem;
     int zero_init_residual;
+    int sync_bn;          /* batch statistics over all ranks */
     /* data */
     const char *data;
     int crop;             /* 0: the stored image size (synthetic: 224) */

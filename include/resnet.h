@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batchnorm.h"
 #include "dnn.h"
 #include "loss.h"
 #include "params.h"
@@ -54,6 +55,9 @@ LossStats net_loss(Net *net, const int32_t *labels, float label_smoothing, int t
                    int grad_scale_n);
 void net_backward(Net *net);
 void net_set_grad_hook(Net *net, GradReadyFn fn, void *ctx);
+
+/* Every BatchNorm layer computes batch statistics over all ranks. */
+void net_enable_sync_bn(Net *net, const BnSync *sync);
 
 /* Multiply-accumulates of one forward pass per image. */
 double net_macs_per_image(const Net *net);

@@ -18,7 +18,7 @@ enum {
     OPT_SEED, OPT_THREADS, OPT_INIT_FROM, OPT_RESUME, OPT_CKPT_DIR, OPT_LOG_EVERY, OPT_METRICS,
     OPT_EVAL_ONLY, OPT_BENCH, OPT_LR_SCHEDULE, OPT_LR_STEPS, OPT_LR_GAMMA, OPT_WARMUP_EPOCHS,
     OPT_WARMUP_START_LR, OPT_CKPT_EVERY, OPT_CKPT_MINUTES, OPT_KEEP, OPT_BUCKET_MB,
-    OPT_CHECK_EVERY, OPT_MLLOG, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
+    OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
     OPT_VERSION,
 };
 
@@ -36,6 +36,7 @@ static const OptionSpec SPECS[] = {
     {"num-classes", 1, OPT_NUM_CLASSES, "K", "classifier outputs [from the dataset; synthetic: 1000]", "Model"},
     {"stem", 1, OPT_STEM, "KIND", "imagenet (7x7/2 conv + max-pool) or small (3x3/1 conv, no pool; 28-64 px) [imagenet]", "Model"},
     {"zero-init-residual", 0, OPT_ZERO_INIT, NULL, "start each block's last BN gamma at 0 (Goyal et al.) [off]", "Model"},
+    {"sync-bn", 0, OPT_SYNC_BN, NULL, "BatchNorm statistics over the global batch instead of per rank [off]", "Model"},
     {"data", 1, OPT_DATA, "FILE.h5", "dataset in the resnet-dist HDF5 format [none]", "Data"},
     {"crop", 1, OPT_CROP, "S", "centre S x S crop of the stored images [stored size; synthetic: 224]", "Data"},
     {"in-channels", 1, OPT_IN_CHANNELS, "C", "input channels with --synthetic: 1 or 3 [3]", "Data"},
@@ -252,6 +253,7 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
     case OPT_BUCKET_MB: if (parse_num(flag, v, 0.001, 1e5, &d, st)) o->bucket_mb = d; break;
     case OPT_CHECK_EVERY: if (parse_int(flag, v, 0, 1 << 30, &i, st)) o->check_every = (int)i; break;
     case OPT_MLLOG: o->mllog = 1; break;
+    case OPT_SYNC_BN: o->sync_bn = 1; break;
     case OPT_HELP: o->show_help = 1; break;
     case OPT_VERSION: o->show_version = 1; break;
     }

@@ -12,9 +12,11 @@
 void dist_init(int *argc, char ***argv, DistInfo *d)
 {
     int provided = 0;
-    /* Serialized: the communication thread and the step loop never call MPI
-     * at the same time. */
-    MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided));
+    /* The gradient reducer needs SERIALIZED (its thread and the step loop
+     * take turns); synchronised BatchNorm talks during backward while the
+     * reducer's thread is busy, which needs MULTIPLE. */
+    MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
+    d->thread_level = provided;
     MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &d->rank));
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &d->size));

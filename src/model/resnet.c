@@ -439,6 +439,18 @@ void net_backward(Net *net)
     grads_ready(net, 0);
 }
 
+void net_enable_sync_bn(Net *net, const BnSync *sync)
+{
+    batchnorm_enable_sync(&net->bn1, sync);
+    for (int b = 0; b < net->nblocks; b++) {
+        Block *blk = &net->blocks[b];
+        for (int i = 0; i < blk->nconv; i++)
+            batchnorm_enable_sync(&blk->bn[i], sync);
+        if (blk->shortcut == SHORTCUT_CONV)
+            batchnorm_enable_sync(&blk->down_bn, sync);
+    }
+}
+
 static double conv_macs(const ConvLayer *c)
 {
     const dnnl_dim_t *d = c->dst.md.dims;

@@ -28,6 +28,7 @@
 #include "resnet.h"
 #include "rng.h"
 #include "sgd.h"
+#include "syncbn.h"
 #include "timer.h"
 
 #define PROGRAM_VERSION "0.1.0"
@@ -174,6 +175,13 @@ static void trainer_build(Trainer *t)
     t->labels = xcalloc((size_t)t->local_batch, sizeof *t->labels);
     t->sgd = (SgdConfig){t->opt.momentum, t->opt.weight_decay, t->opt.nesterov,
                          t->opt.no_bn_decay};
+    if (t->opt.sync_bn) {
+        Status st = {0};
+        if (t->dist.thread_level < MPI_THREAD_MULTIPLE)
+            status_set(&st, EXIT_USAGE, "--sync-bn needs an MPI library with MPI_THREAD_MULTIPLE");
+        status_agree(&st);
+        net_enable_sync_bn(t->net, syncbn_hooks());
+    }
     t->reducer = reducer_create(&t->params, t->opt.bucket_mb);
     net_set_grad_hook(t->net, reducer_grads_ready, t->reducer);
     t->lr = t->plateau_lr = t->opt.lr;
@@ -786,7 +794,9 @@ int train_main(int argc, char **argv)
     }
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &code, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     metrics_close(&t->metrics);
+    reducer_free(t->reducer);
     net_free(t->net);
+    syncbn_free();
     params_free(&t->params);
     if (t->have_data)
         dataset_close(&t->data);
