@@ -30,6 +30,7 @@ struct Reducer {
     int finished; /* buckets completed this step */
     int started;  /* buckets the thread has started (thread-private progress) */
     int stop;
+    int draining; /* backward is over: the cores are free, poll without pausing */
     double first_start, last_done;
 };
 
@@ -72,10 +73,10 @@ static void *comm_thread(void *arg)
             pthread_cond_wait(&r->cv, &r->mu);
         if (r->stop)
             break;
-        int queued = r->queued, done = r->finished;
+        int queued = r->queued, done = r->finished, draining = r->draining;
         pthread_mutex_unlock(&r->mu);
         int now = progress(r, queued, &r->started, done);
-        if (now == done && now < queued)
+        if (now == done && now < queued && !draining)
             nanosleep(&POLL_PAUSE, NULL);
         pthread_mutex_lock(&r->mu);
         if (now != r->finished) {
@@ -157,7 +158,7 @@ void reducer_begin_step(Reducer *r)
 {
     pthread_mutex_lock(&r->mu);
     CHECK(r->queued == r->finished, "reducer step begun while buckets are in flight");
-    r->queued = r->finished = r->started = 0;
+    r->queued = r->finished = r->started = r->draining = 0;
     r->first_start = r->last_done = 0;
     pthread_mutex_unlock(&r->mu);
     queue_upto(r, 1); /* the BN statistics are final after forward */
@@ -175,8 +176,10 @@ void reducer_grads_ready(void *reducer, size_t ready_from)
 ReducerTimes reducer_finish(Reducer *r)
 {
     double end_backward = timer_now();
-    queue_upto(r, r->count);
     pthread_mutex_lock(&r->mu);
+    r->draining = 1;
+    r->queued = r->count;
+    pthread_cond_broadcast(&r->cv);
     while (r->finished < r->count)
         pthread_cond_wait(&r->cv, &r->mu);
     ReducerTimes t = {r->last_done > end_backward ? r->last_done - end_backward : 0.0,

@@ -620,6 +620,7 @@ static int trainer_bench(Trainer *t)
         trainer_read_train(t, i % t->steps_per_epoch);
         trainer_step(t, g);
     }
+    t->exposed_s = 0;
     double start = timer_now();
     for (int i = 0; i < o->bench_steps; i++) {
         double s = timer_now();
@@ -628,16 +629,26 @@ static int trainer_bench(Trainer *t)
         ms[i] = 1e3 * (timer_now() - s);
     }
     double elapsed = timer_now() - start;
+    double exposed_ms = 1e3 * t->exposed_s / o->bench_steps;
+    /* The same allreduces with no backward to hide behind. */
+    double alone = timer_now();
+    for (int i = 0; i < o->bench_steps; i++) {
+        reducer_begin_step(t->reducer);
+        reducer_finish(t->reducer);
+    }
+    double alone_ms = 1e3 * (timer_now() - alone) / o->bench_steps;
     qsort(ms, (size_t)o->bench_steps, sizeof *ms, cmp_double);
     double rss = peak_rss_mb(), rss_max;
     MPI_CHECK(MPI_Reduce(&rss, &rss_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD));
     if (t->dist.rank == 0)
         printf("{\"arch\":\"%s\",\"batch\":%d,\"crop\":%d,\"ranks\":%d,\"threads\":%d,"
                "\"img_per_s\":%.2f,\"step_ms_median\":%.2f,\"peak_rss_mb\":%.1f,"
-               "\"gmacs_per_image\":%.4f}\n",
+               "\"gmacs_per_image\":%.4f,\"buckets\":%d,\"comm_exposed_ms\":%.3f,"
+               "\"comm_alone_ms\":%.3f,\"hidden_fraction\":%.3f}\n",
                o->arch, o->batch_size, t->crop, t->dist.size, o->threads,
                o->bench_steps * o->batch_size / elapsed, ms[o->bench_steps / 2], rss_max,
-               net_macs_per_image(t->net) / 1e9);
+               net_macs_per_image(t->net) / 1e9, reducer_bucket_count(t->reducer), exposed_ms,
+               alone_ms, alone_ms > 0 ? 1.0 - exposed_ms / alone_ms : 1.0);
     fflush(stdout);
     free(ms);
     return EXIT_OK;
