@@ -1,0 +1,20 @@
+/*
+ * plot.h - training curves from a metrics file (JSON lines, DESIGN.md §5)
+ * to a PNG through gnuplot: train and validation loss, validation top-1 and
+ * top-5 error, and the learning rate, with every LR change marked. Local.
+ */
+#ifndef RESNET_PLOT_H
+#define RESNET_PLOT_H
+
+#include "error.h"
+
+/* Reads metrics_path, writes png_path; returns 0, or sets st (code 2 for a
+ * bad or empty metrics file, 1 when gnuplot fails). */
+int plot_metrics(const char *metrics_path, const char *png_path, const char *title, Status *st);
+
+/* A number field of one flat JSON object; 0 when absent or null. */
+int json_field_num(const char *line, const char *key, double *out);
+/* A string field; 0 when absent. */
+int json_field_str(const char *line, const char *key, char *out, size_t len);
+
+#endif

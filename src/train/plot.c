@@ -1,0 +1,181 @@
+/* plot.c - metrics JSON lines -> gnuplot data and script -> PNG. */
+#include "plot.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Finds `"key":` in a flat object and returns where its value starts. */
+static const char *json_value(const char *line, const char *key)
+{
+    char pat[96];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p)
+        return NULL;
+    p += strlen(pat);
+    while (*p == ' ')
+        p++;
+    return p;
+}
+
+int json_field_num(const char *line, const char *key, double *out)
+{
+    const char *v = json_value(line, key);
+    if (!v || strncmp(v, "null", 4) == 0)
+        return 0;
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v)
+        return 0;
+    *out = d;
+    return 1;
+}
+
+int json_field_str(const char *line, const char *key, char *out, size_t len)
+{
+    const char *v = json_value(line, key);
+    if (!v || *v != '"' || len == 0)
+        return 0;
+    size_t n = 0;
+    for (v++; *v && *v != '"' && n + 1 < len; v++) {
+        if (*v == '\\' && v[1])
+            v++;
+        out[n++] = *v;
+    }
+    out[n] = '\0';
+    return 1;
+}
+
+typedef struct {
+    FILE *train, *val, *lr, *marks;
+    int n_train, n_val, n_lr, n_marks;
+} PlotData;
+
+static void plot_record(PlotData *d, const char *line)
+{
+    char kind[32];
+    double step, v1, v2, v3;
+    if (!json_field_str(line, "kind", kind, sizeof kind) || !json_field_num(line, "step", &step))
+        return;
+    if (strcmp(kind, "train") == 0 && json_field_num(line, "loss", &v1)) {
+        fprintf(d->train, "%g %g\n", step, v1);
+        if (json_field_num(line, "lr", &v3))
+            fprintf(d->lr, "%g %g\n", step, v3), d->n_lr++;
+        d->n_train++;
+    } else if (strcmp(kind, "val") == 0 && json_field_num(line, "top1", &v1) &&
+               json_field_num(line, "top5", &v2) && json_field_num(line, "loss", &v3)) {
+        fprintf(d->val, "%g %g %g %g\n", step, 100 * (1 - v1), 100 * (1 - v2), v3);
+        d->n_val++;
+    } else if (strcmp(kind, "lr") == 0 && json_field_num(line, "lr", &v1)) {
+        fprintf(d->marks, "%g %g\n", step, v1);
+        fprintf(d->lr, "%g %g\n", step, v1);
+        d->n_lr++, d->n_marks++;
+    }
+}
+
+static int run_gnuplot(const char *script, Status *st)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        status_set(st, EXIT_INTERNAL, "cannot start gnuplot: fork failed");
+        return -1;
+    }
+    if (pid == 0) {
+        execlp("gnuplot", "gnuplot", script, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        status_set(st, EXIT_INTERNAL, "gnuplot failed on %s (exit %d; is gnuplot installed?)",
+                   script, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return -1;
+    }
+    return 0;
+}
+
+static void write_script(FILE *f, const char *dir, const char *png, const char *title,
+                         const PlotData *d)
+{
+    fprintf(f, "set terminal pngcairo size 1200,900 font ',10'\nset output '%s'\n", png);
+    fprintf(f, "set multiplot layout 3,1 title '%s'\nset grid\nset key top right\n", title);
+    fprintf(f, "set xlabel 'step'\n");
+    /* LR changes as dashed vertical lines on the loss and error panels */
+    FILE *m = NULL;
+    char marks[300];
+    snprintf(marks, sizeof marks, "%s/marks.dat", dir);
+    if (d->n_marks && (m = fopen(marks, "r"))) {
+        double step, lr;
+        while (fscanf(m, "%lf %lf", &step, &lr) == 2)
+            fprintf(f, "set arrow from %g, graph 0 to %g, graph 1 nohead dashtype 2 lc rgb 'red'\n",
+                    step, step);
+        fclose(m);
+    }
+    fprintf(f, "set ylabel 'loss'\nset logscale y\nset format y '%%g'\n");
+    fprintf(f, "plot '%s/train.dat' using 1:2 with lines title 'train loss'", dir);
+    if (d->n_val)
+        fprintf(f, ", '%s/val.dat' using 1:4 with linespoints title 'val loss'", dir);
+    fprintf(f, "\n");
+    fprintf(f, "set ylabel 'error (%%)'\nunset logscale y\n");
+    if (d->n_val)
+        fprintf(f, "plot '%s/val.dat' using 1:2 with linespoints title 'val top-1 error', "
+                   "'%s/val.dat' using 1:3 with linespoints title 'val top-5 error'\n", dir, dir);
+    else
+        fprintf(f, "set label 1 'no validation records' at graph 0.5,0.5 center\n"
+                   "plot NaN notitle\nunset label 1\n");
+    fprintf(f, "set ylabel 'learning rate'\nset logscale y\n");
+    fprintf(f, "set title 'learning rate (dashed red lines: LR changes)'\n");
+    fprintf(f, "set offsets 0, 0, graph 0.1, graph 0.1\n");
+    fprintf(f, "plot '%s/lr.dat' using 1:2 with steps title 'lr'\n", dir);
+    fprintf(f, "unset multiplot\n");
+}
+
+int plot_metrics(const char *metrics_path, const char *png_path, const char *title, Status *st)
+{
+    FILE *in = fopen(metrics_path, "r");
+    if (!in) {
+        status_set(st, EXIT_USAGE, "%s: cannot open metrics file", metrics_path);
+        return -1;
+    }
+    char dir[] = "/tmp/resnet_plot.XXXXXX";
+    if (!mkdtemp(dir)) {
+        fclose(in);
+        status_set(st, EXIT_INTERNAL, "cannot create a temporary directory");
+        return -1;
+    }
+    char path[4][256];
+    const char *names[4] = {"train.dat", "val.dat", "lr.dat", "marks.dat"};
+    FILE *files[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(path[i], sizeof path[i], "%s/%s", dir, names[i]);
+        files[i] = fopen(path[i], "w");
+        CHECK(files[i] != NULL, "cannot write %s", path[i]);
+    }
+    PlotData d = {files[0], files[1], files[2], files[3], 0, 0, 0, 0};
+    char line[8192];
+    while (fgets(line, sizeof line, in))
+        plot_record(&d, line);
+    fclose(in);
+    for (int i = 0; i < 4; i++)
+        fclose(files[i]);
+    int rc = 0;
+    if (d.n_train == 0) {
+        status_set(st, EXIT_USAGE, "%s: no training records (kind \"train\") to plot", metrics_path);
+        rc = -1;
+    } else {
+        char script[256];
+        snprintf(script, sizeof script, "%s/plot.gp", dir);
+        FILE *f = fopen(script, "w");
+        CHECK(f != NULL, "cannot write %s", script);
+        write_script(f, dir, png_path, title, &d);
+        fclose(f);
+        rc = run_gnuplot(script, st);
+        unlink(script);
+    }
+    for (int i = 0; i < 4; i++)
+        unlink(path[i]);
+    rmdir(dir);
+    return rc;
+}
