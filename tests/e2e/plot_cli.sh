@@ -1,0 +1,29 @@
+#!/bin/sh
+# resnet_plot on a real metrics file from resnet_dist: a PNG comes out;
+# bad input gives one error line and exit 2.
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+T="$BUILD/tmp/e2e-plot"
+rm -rf "$T" && mkdir -p "$T"
+export OMP_NUM_THREADS=1
+pass=0
+fail=0
+check() { if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $*"; fi; }
+
+$PYTHON tests/fixtures/make_dataset.py "$T/d.h5" || exit 1
+"$BUILD/bin/resnet_dist" --arch resnet20 --stem small --batch-size 16 --data "$T/d.h5" --epochs 3 \
+    --plateau-patience 0 --log-every 1 --metrics "$T/m.jsonl" --checkpoint-dir "$T/ck" >"$T/train.log" 2>&1
+check grep -q '"kind":"lr"' "$T/m.jsonl"
+"$BUILD/bin/resnet_plot" "$T/m.jsonl" -o "$T/curves.png" >"$T/out" 2>&1
+check test "$(head -c 8 "$T/curves.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a"
+check test "$(wc -c <"$T/curves.png")" -gt 10000
+: >"$T/empty.jsonl"
+"$BUILD/bin/resnet_plot" "$T/empty.jsonl" -o "$T/x.png" >"$T/out" 2>&1
+check test $? -eq 2
+check grep -q "empty.jsonl: no training records" "$T/out"
+"$BUILD/bin/resnet_plot" "$T/missing.jsonl" >"$T/out" 2>&1
+check test $? -eq 2
+"$BUILD/bin/resnet_plot" --bogus "$T/m.jsonl" >"$T/out" 2>&1
+check test $? -eq 2
+echo "plot_cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
