@@ -14,5 +14,11 @@ int log_world_size(void);
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_rank(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Whether rank 0's standard output is a terminal (live progress allowed). */
+int log_is_tty(void);
+/* Rank 0 on a terminal: rewrites one status line in place; the next
+ * log_info/log_warn clears it first. Does nothing elsewhere, so batch logs
+ * never see control characters. */
+void log_live(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

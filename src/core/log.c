@@ -3,9 +3,39 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 static int g_rank;
 static int g_world = 1;
+static int g_live_open; /* a live status line is on the terminal */
+
+/* Clears the live status line before ordinary output. */
+static void live_clear(void)
+{
+    if (!g_live_open)
+        return;
+    fputs("\r\033[K", stdout);
+    fflush(stdout);
+    g_live_open = 0;
+}
+
+int log_is_tty(void)
+{
+    return g_rank == 0 && isatty(STDOUT_FILENO);
+}
+
+void log_live(const char *fmt, ...)
+{
+    if (!log_is_tty())
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("\r\033[K", stdout);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    g_live_open = 1;
+}
 
 void log_set_rank(int rank, int world_size)
 {
@@ -20,6 +50,7 @@ void log_info(const char *fmt, ...)
 {
     if (g_rank != 0)
         return;
+    live_clear();
     va_list ap;
     va_start(ap, fmt);
     vprintf(fmt, ap);
@@ -32,6 +63,7 @@ void log_warn(const char *fmt, ...)
 {
     if (g_rank != 0)
         return;
+    live_clear();
     va_list ap;
     va_start(ap, fmt);
     fputs("warning: ", stderr);

@@ -510,6 +510,28 @@ static void trainer_validate(Trainer *t, int64_t epoch)
     }
 }
 
+/* On a terminal: a live line for the current epoch, a few times a second. */
+static void progress_tick(Trainer *t, double loss, double seconds, int64_t steps)
+{
+    static double last;
+    double now = timer_now();
+    if (!log_is_tty() || steps == 0 || now - last < 0.25)
+        return;
+    last = now;
+    int64_t in_epoch = (t->step - 1) % t->steps_per_epoch + 1;
+    char bar[31];
+    int filled = (int)(30 * in_epoch / t->steps_per_epoch);
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < filled ? '=' : ' ';
+    bar[30] = '\0';
+    double per_step = seconds / (double)steps;
+    double eta = (double)(t->steps_per_epoch - in_epoch) * per_step;
+    log_live("epoch %lld [%s] %lld/%lld loss %.4f %.1f img/s epoch eta %d:%02d",
+             (long long)((t->step - 1) / t->steps_per_epoch), bar, (long long)in_epoch,
+             (long long)t->steps_per_epoch, loss, t->opt.batch_size / per_step, (int)eta / 60,
+             (int)eta % 60);
+}
+
 static void log_train(Trainer *t, double loss, double top1, double seconds, int64_t steps)
 {
     int64_t epoch = (t->step - 1) / t->steps_per_epoch;
@@ -586,6 +608,7 @@ static int trainer_run(Trainer *t)
         loss_acc += g[STEP_LOSS] / o->batch_size;
         top1_acc += g[STEP_TOP1] / o->batch_size;
         since_log++;
+        progress_tick(t, loss_acc / since_log, timer_now() - t0, since_log);
         if (t->step % o->log_every == 0 || t->step == t->total_steps) {
             double now = timer_now();
             log_train(t, loss_acc / since_log, top1_acc / since_log, now - t0, since_log);

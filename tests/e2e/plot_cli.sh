@@ -14,6 +14,8 @@ $PYTHON tests/fixtures/make_dataset.py "$T/d.h5" || exit 1
 "$BUILD/bin/resnet_dist" --arch resnet20 --stem small --batch-size 16 --data "$T/d.h5" --epochs 3 \
     --plateau-patience 0 --log-every 1 --metrics "$T/m.jsonl" --checkpoint-dir "$T/ck" >"$T/train.log" 2>&1
 check grep -q '"kind":"lr"' "$T/m.jsonl"
+esc=$(printf '\033')
+check test "$(grep -c "$esc" "$T/train.log")" -eq 0   # batch logs: no terminal control codes
 "$BUILD/bin/resnet_plot" "$T/m.jsonl" -o "$T/curves.png" >"$T/out" 2>&1
 check test "$(head -c 8 "$T/curves.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a"
 check test "$(wc -c <"$T/curves.png")" -gt 10000
