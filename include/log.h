@@ -14,7 +14,11 @@ int log_world_size(void);
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_rank(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Whether rank 0's standard output is a terminal (live progress allowed). */
+/* Live progress: 1 on, 0 off, -1 auto (rank 0's standard output is a
+ * terminal and no MPI launcher or batch system relays it: under mpirun the
+ * ranks see a pseudo-terminal even when mpirun's output goes to a file). */
+void log_set_live(int mode);
+/* Whether live progress lines are shown. */
 int log_is_tty(void);
 /* Rank 0 on a terminal: rewrites one status line in place; the next
  * log_info/log_warn clears it first. Does nothing elsewhere, so batch logs

@@ -55,6 +55,7 @@ typedef struct {
     int check_every;      /* steps between parameter checksums; 0: start and resume only */
     int mllog;
     int log_every;
+    int progress;         /* live progress line: -1 auto, 1 bar, 0 lines only */
     const char *metrics;
     /* modes */
     int eval_only;

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static int g_rank;
@@ -19,9 +20,21 @@ static void live_clear(void)
     g_live_open = 0;
 }
 
+static int g_live_mode = -1;
+
+void log_set_live(int mode)
+{
+    g_live_mode = mode;
+}
+
 int log_is_tty(void)
 {
-    return g_rank == 0 && isatty(STDOUT_FILENO);
+    if (g_rank != 0 || g_live_mode == 0)
+        return 0;
+    if (g_live_mode == 1)
+        return 1;
+    int relayed = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("SLURM_JOB_ID");
+    return !relayed && isatty(STDOUT_FILENO);
 }
 
 void log_live(const char *fmt, ...)

@@ -18,7 +18,7 @@ enum {
     OPT_SEED, OPT_THREADS, OPT_INIT_FROM, OPT_RESUME, OPT_CKPT_DIR, OPT_LOG_EVERY, OPT_METRICS,
     OPT_EVAL_ONLY, OPT_BENCH, OPT_LR_SCHEDULE, OPT_LR_STEPS, OPT_LR_GAMMA, OPT_WARMUP_EPOCHS,
     OPT_WARMUP_START_LR, OPT_CKPT_EVERY, OPT_CKPT_MINUTES, OPT_KEEP, OPT_BUCKET_MB,
-    OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
+    OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_PROGRESS, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
     OPT_VERSION,
 };
 
@@ -75,6 +75,7 @@ static const OptionSpec SPECS[] = {
     {"keep", 1, OPT_KEEP, "N", "keep the N newest step checkpoints (best.h5 is separate); 0: all [3]", "Checkpoints"},
     {"bucket-mb", 1, OPT_BUCKET_MB, "MB", "gradient allreduce bucket size [25]", "Run"},
     {"check-every", 1, OPT_CHECK_EVERY, "N", "compare a parameter checksum across ranks every N steps; 0: at start and resume only [1000]", "Run"},
+    {"progress", 1, OPT_PROGRESS, "MODE", "live progress line: auto (a terminal, not relayed by mpirun/srun), bar, lines [auto]", "Logging"},
     {"mllog", 0, OPT_MLLOG, NULL, "also print MLPerf-style :::MLLOG lines [off]", "Logging"},
     {"log-every", 1, OPT_LOG_EVERY, "N", "progress line every N steps [10]", "Logging"},
     {"metrics", 1, OPT_METRICS, "FILE", "append JSON-lines metrics records to FILE [none]", "Logging"},
@@ -110,6 +111,7 @@ void options_defaults(Options *o)
     plateau_init(&o->plateau, PLATEAU_MAX);
     o->checkpoint_dir = "checkpoints";
     o->log_every = 10;
+    o->progress = -1;
     o->in_channels = 3;
     o->bench_steps = 20;
     o->bench_warmup = 3;
@@ -254,6 +256,12 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
     case OPT_CHECK_EVERY: if (parse_int(flag, v, 0, 1 << 30, &i, st)) o->check_every = (int)i; break;
     case OPT_MLLOG: o->mllog = 1; break;
     case OPT_SYNC_BN: o->sync_bn = 1; break;
+    case OPT_PROGRESS:
+        if (strcmp(v, "auto") == 0)
+            o->progress = -1;
+        else
+            o->progress = !parse_choice(flag, v, "bar", "lines", st);
+        break;
     case OPT_HELP: o->show_help = 1; break;
     case OPT_VERSION: o->show_version = 1; break;
     }

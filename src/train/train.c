@@ -802,6 +802,7 @@ int train_main(int argc, char **argv)
     status_agree(&st);
     dist_check_same_config(cmd);
 
+    log_set_live(t->opt.progress);
     install_signal_handlers();
     trainer_set_threads(t);
     dnn_init();
