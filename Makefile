@@ -22,7 +22,7 @@ JPEG_LIBS   := -lturbojpeg
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -MMD -MP \
            -Iinclude $(HDF5_CFLAGS) $(DNNL_CFLAGS)
-LDLIBS  := $(HDF5_LIBS) $(DNNL_LIBS) $(JPEG_LIBS) -lz -lpthread -lm
+LDLIBS  := $(HDF5_LIBS) $(DNNL_LIBS) $(JPEG_LIBS) -lpng -lz -lpthread -lm
 LDFLAGS += -fopenmp
 ifdef SANITIZE
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
@@ -77,9 +77,17 @@ $(BUILD)/bench/gemm_peak: bench/gemm_peak.c
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(MPICC) $(CFLAGS) $(LDFLAGS) $< $(DNNL_LIBS) -o $@
 
+# Loader throughput (images/s per core, raw and JPEG, with augmentation):
+#   build/bench/loader_bench [--threads N] [--aug rrc] [--size 256] [--crop 224]
+$(BUILD)/bench/loader_bench: $(BUILD)/bench/loader_bench.o $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LINK  $@")
+	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+-include $(BUILD)/bench/loader_bench.d
+
 # Debian packages per purpose; `make deps` installs only what is missing.
 PKG_BUILD := make gcc pkg-config libdnnl-dev libopenmpi-dev openmpi-bin \
-             libhdf5-openmpi-dev hdf5-tools libcmocka-dev libturbojpeg0-dev zlib1g-dev
+             libhdf5-openmpi-dev hdf5-tools libcmocka-dev libturbojpeg0-dev libpng-dev zlib1g-dev
 PKG_RUN   := dataset-fashion-mnist gnuplot-nox
 PKG_TEST  := python3-torch python3-torchvision python3-h5py python3-numpy \
              slurm-wlm munge shellcheck

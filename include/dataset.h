@@ -84,4 +84,40 @@ int dataset_read_batch(Dataset *d, DatasetSplit split, int64_t first, int n, int
  * the file keeps it; changing the data or its order does not. Local. */
 void dataset_fingerprint(const Dataset *d, char *out, size_t len);
 
+/* ------------------------------------------------------------------ */
+/* one image at a time (the training loader)                           */
+
+/* One stored image as uint8 (h, w, c) interleaved, with the buffers and the
+ * JPEG decoder that read it. One per thread; zero-initialise, release with
+ * dataset_image_free. */
+typedef struct {
+    int h, w, c;
+    uint8_t *px;      /* (h, w, c) */
+    size_t px_cap;
+    uint8_t *bytes;   /* jpeg: the compressed record */
+    size_t bytes_cap;
+    void *tj;         /* tjhandle, made on first use */
+} DatasetImage;
+
+/* Reads image `index` of split into img: the stored pixels (raw) or the
+ * decoded JPEG record (RGB or grey, as the file's channels say). Several
+ * threads may call this at once on one Dataset, each with its own img: the
+ * Dataset is only read and HDF5 calls take h5_lock(). Returns 0, or
+ * st->code (EXIT_USAGE) with a message naming the file, the split and the
+ * index when the read fails or the record does not decode. Local. */
+int dataset_read_image(Dataset *d, DatasetSplit split, int64_t index, DatasetImage *img,
+                       Status *st);
+void dataset_image_free(DatasetImage *img);
+
+/* Reopens split's image data (raw images or jpeg bytes) with a chunk cache
+ * for reading single images in random order, and returns its size in bytes:
+ *   - unfiltered chunks: 0, so HDF5 reads exactly the requested bytes
+ *     (the operating system's page cache does the caching);
+ *   - filtered (compressed) chunks: budget, but at least the chunks of a
+ *     few images and at most the whole dataset, so a chunk holding several
+ *     images is decompressed once while it stays in the cache (w0 = 1:
+ *     chunks read in full go first).
+ * Not thread-safe: call before readers start. Local; fails locally. */
+size_t dataset_set_random_access(Dataset *d, DatasetSplit split, size_t budget);
+
 #endif

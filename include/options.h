@@ -25,6 +25,9 @@ typedef struct {
     int in_channels;      /* synthetic only: 1 or 3 */
     int synthetic;
     const char *split;    /* evaluated split for --eval-only: val or test */
+    int aug;              /* AugMode, or -1: by stored image size */
+    int loader_threads;
+    int drop_last;
     /* schedule */
     int batch_size;       /* global */
     int epochs;

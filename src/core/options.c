@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "augment.h"
 #include "resnet.h"
 
 enum {
@@ -18,7 +19,8 @@ enum {
     OPT_SEED, OPT_THREADS, OPT_INIT_FROM, OPT_RESUME, OPT_CKPT_DIR, OPT_LOG_EVERY, OPT_METRICS,
     OPT_EVAL_ONLY, OPT_BENCH, OPT_LR_SCHEDULE, OPT_LR_STEPS, OPT_LR_GAMMA, OPT_WARMUP_EPOCHS,
     OPT_WARMUP_START_LR, OPT_CKPT_EVERY, OPT_CKPT_MINUTES, OPT_KEEP, OPT_BUCKET_MB,
-    OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_PROGRESS, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
+    OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_PROGRESS, OPT_AUG, OPT_LOADER_THREADS,
+    OPT_NO_DROP_LAST, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
     OPT_VERSION,
 };
 
@@ -41,6 +43,9 @@ static const OptionSpec SPECS[] = {
     {"crop", 1, OPT_CROP, "S", "centre S x S crop of the stored images [stored size; synthetic: 224]", "Data"},
     {"in-channels", 1, OPT_IN_CHANNELS, "C", "input channels with --synthetic: 1 or 3 [3]", "Data"},
     {"synthetic", 0, OPT_SYNTHETIC, NULL, "train on random tensors, no dataset file [off]", "Data"},
+    {"aug", 1, OPT_AUG, "KIND", "training augmentation: rrc, paper, cifar or none [cifar up to 64 px, else rrc]", "Data"},
+    {"loader-threads", 1, OPT_LOADER_THREADS, "N", "threads decoding and augmenting ahead of the step [1]", "Data"},
+    {"no-drop-last", 0, OPT_NO_DROP_LAST, NULL, "keep the last partial batch of an epoch, padded from its start [dropped]", "Data"},
     {"split", 1, OPT_SPLIT, "NAME", "split evaluated by --eval-only: val or test [val]", "Data"},
     {"batch-size", 1, OPT_BATCH, "B", "global batch size, split evenly over ranks [256]", "Optimisation"},
     {"epochs", 1, OPT_EPOCHS, "N", "epochs to train [90]", "Optimisation"},
@@ -112,6 +117,9 @@ void options_defaults(Options *o)
     o->checkpoint_dir = "checkpoints";
     o->log_every = 10;
     o->progress = -1;
+    o->aug = -1;
+    o->loader_threads = 1;
+    o->drop_last = 1;
     o->in_channels = 3;
     o->bench_steps = 20;
     o->bench_warmup = 3;
@@ -256,6 +264,15 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
     case OPT_CHECK_EVERY: if (parse_int(flag, v, 0, 1 << 30, &i, st)) o->check_every = (int)i; break;
     case OPT_MLLOG: o->mllog = 1; break;
     case OPT_SYNC_BN: o->sync_bn = 1; break;
+    case OPT_AUG: {
+        AugMode mode;
+        if (augment_parse(v, &mode) != 0)
+            status_set(st, EXIT_USAGE, "--aug: '%s' is not rrc, paper, cifar or none", v);
+        o->aug = (int)mode;
+        break;
+    }
+    case OPT_LOADER_THREADS: if (parse_int(flag, v, 1, 64, &i, st)) o->loader_threads = (int)i; break;
+    case OPT_NO_DROP_LAST: o->drop_last = 0; break;
     case OPT_PROGRESS:
         if (strcmp(v, "auto") == 0)
             o->progress = -1;

@@ -632,3 +632,198 @@ void dataset_fingerprint(const Dataset *d, char *out, size_t len)
     if (used < len)
         snprintf(out + used, len - used, " labels=fnv1a64:%016llx", (unsigned long long)h);
 }
+
+/* ------------------------------------------------------------------ */
+/* one image at a time (the training loader)                           */
+
+/* A corrupt header can claim any size; no real training image is this big. */
+#define DATASET_IMAGE_MAX_PIXELS ((int64_t)1 << 28)
+
+void dataset_image_free(DatasetImage *img)
+{
+    if (img->tj)
+        tjDestroy(img->tj);
+    free(img->px);
+    free(img->bytes);
+    memset(img, 0, sizeof *img);
+}
+
+/* Reads count bytes (or elements) of ds at start..: one hyperslab of rank
+ * dims into buf; 0 or -1. */
+static int hyperslab_read(hid_t ds, int rank, const hsize_t *start, const hsize_t *count,
+                          void *buf)
+{
+    herr_t ret = -1;
+    h5_lock();
+    H5E_BEGIN_TRY
+    {
+        hid_t fspace = H5Dget_space(ds);
+        hid_t mspace = H5Screate_simple(rank, count, NULL);
+        if (fspace >= 0 && mspace >= 0 &&
+            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+            ret = H5Dread(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, buf);
+        H5Sclose(mspace);
+        H5Sclose(fspace);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    return ret < 0 ? -1 : 0;
+}
+
+static int image_read_raw(Dataset *d, DatasetSplit split, int64_t index, DatasetImage *img,
+                          Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    img->h = part->height;
+    img->w = part->width;
+    img->c = d->channels;
+    img->px = grow(img->px, &img->px_cap, (size_t)img->h * img->w * img->c);
+    hsize_t start[4] = {(hsize_t)index, 0, 0, 0};
+    hsize_t count[4] = {1, (hsize_t)img->h, (hsize_t)img->w, (hsize_t)img->c};
+    if (hyperslab_read(part->images, 4, start, count, img->px) < 0) {
+        status_set(st, EXIT_USAGE, "%s: reading /%s/images[%lld] failed (damaged file?)",
+                   d->path, g_split_names[split], (long long)index);
+        return -1;
+    }
+    return 0;
+}
+
+static int image_read_jpeg(Dataset *d, DatasetSplit split, int64_t index, DatasetImage *img,
+                           Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    const char *sn = g_split_names[split];
+    hsize_t start = (hsize_t)part->offsets[index];
+    hsize_t count = (hsize_t)(part->offsets[index + 1] - part->offsets[index]);
+    img->bytes = grow(img->bytes, &img->bytes_cap, (size_t)count);
+    if (hyperslab_read(part->jpeg, 1, &start, &count, img->bytes) < 0) {
+        status_set(st, EXIT_USAGE, "%s: reading /%s/jpeg image %lld (bytes [%llu, %llu)) failed "
+                   "(damaged file?)", d->path, sn, (long long)index, (unsigned long long)start,
+                   (unsigned long long)(start + count));
+        return -1;
+    }
+    if (!img->tj)
+        img->tj = tjInitDecompress();
+    CHECK(img->tj, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
+    tjhandle tj = img->tj;
+    int w = 0, h = 0, subsamp = 0, colorspace = 0;
+    if (tjDecompressHeader3(tj, img->bytes, (unsigned long)count, &w, &h, &subsamp,
+                            &colorspace) != 0) {
+        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is not a JPEG: %s", d->path, sn,
+                   (long long)index, tjGetErrorStr2(tj));
+        return -1;
+    }
+    if (w < 1 || h < 1 || (int64_t)w * h > DATASET_IMAGE_MAX_PIXELS) {
+        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld claims %dx%d pixels (damaged?)",
+                   d->path, sn, (long long)index, w, h);
+        return -1;
+    }
+    int c = d->channels;
+    img->px = grow(img->px, &img->px_cap, (size_t)w * h * c);
+    /* Warnings (e.g. extraneous bytes) still leave a complete image, as in
+     * dataset_read_batch; only errors stop. */
+    if (tjDecompress2(tj, img->bytes, (unsigned long)count, img->px, w, w * c, h,
+                      c == 1 ? TJPF_GRAY : TJPF_RGB, 0) != 0 &&
+        tjGetErrorCode(tj) != TJERR_WARNING) {
+        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld does not decode: %s", d->path, sn,
+                   (long long)index, tjGetErrorStr2(tj));
+        return -1;
+    }
+    img->h = h;
+    img->w = w;
+    img->c = c;
+    return 0;
+}
+
+int dataset_read_image(Dataset *d, DatasetSplit split, int64_t index, DatasetImage *img,
+                       Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    CHECK(part->present && index >= 0 && index < part->count,
+          "image %lld requested from /%s with %lld", (long long)index, g_split_names[split],
+          (long long)dataset_count(d, split));
+    int ret = d->encoding == ENCODING_RAW ? image_read_raw(d, split, index, img, st)
+                                          : image_read_jpeg(d, split, index, img, st);
+    return ret < 0 ? st->code : 0;
+}
+
+static int is_prime(uint64_t n)
+{
+    if (n < 2)
+        return 0;
+    for (uint64_t k = 2; k * k <= n; k++)
+        if (n % k == 0)
+            return 0;
+    return 1;
+}
+
+/* HDF5's advice: a prime number of hash slots, about 100 per cached chunk. */
+static size_t cache_slots(size_t chunks)
+{
+    uint64_t n = (uint64_t)chunks * 100 + 1;
+    n = n < 521 ? 521 : n > 1000003 ? 1000003 : n;
+    while (!is_prime(n))
+        n++;
+    return (size_t)n;
+}
+
+/* Cache bytes for random single-image reads of a chunked dataset (see
+ * dataset.h); *chunk_bytes is one chunk's size. */
+static size_t cache_bytes_for(const Dataset *d, const DatasetPart *part, hid_t dcpl,
+                              size_t budget, size_t *chunk_bytes)
+{
+    hsize_t chunk[4] = {1, 1, 1, 1};
+    int rank = H5Pget_chunk(dcpl, 4, chunk);
+    int raw = d->encoding == ENCODING_RAW;
+    size_t bytes = 1;
+    for (int i = 0; i < rank; i++)
+        bytes *= (size_t)chunk[i];
+    *chunk_bytes = bytes;
+    if (H5Pget_nfilters(dcpl) <= 0)
+        return 0;
+    size_t per_image, total;
+    if (raw) {
+        per_image = 1;
+        for (int i = 1; i < rank; i++) {
+            hsize_t extent = i == 1 ? (hsize_t)part->height : i == 2 ? (hsize_t)part->width
+                                                                     : (hsize_t)d->channels;
+            per_image *= (size_t)((extent + chunk[i] - 1) / chunk[i]);
+        }
+        total = (size_t)part->count * part->height * part->width * d->channels;
+    } else {
+        size_t mean = part->count ? (size_t)(part->jpeg_bytes / part->count) : 1;
+        per_image = mean / bytes + 2;
+        total = (size_t)part->jpeg_bytes;
+    }
+    size_t few = 4 * per_image * bytes, all = total + bytes;
+    size_t want = budget > few ? budget : few;
+    return want < all ? want : all;
+}
+
+size_t dataset_set_random_access(Dataset *d, DatasetSplit split, size_t budget)
+{
+    DatasetPart *part = &d->part[split];
+    if (!part->present)
+        return 0;
+    int raw = d->encoding == ENCODING_RAW;
+    hid_t *ds = raw ? &part->images : &part->jpeg;
+    char name[64];
+    snprintf(name, sizeof name, "/%s/%s", g_split_names[split], raw ? "images" : "jpeg");
+    h5_lock();
+    hid_t dcpl = (hid_t)H5_CHECK(H5Dget_create_plist(*ds));
+    size_t nbytes = 0, chunk_bytes = 0;
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        nbytes = cache_bytes_for(d, part, dcpl, budget, &chunk_bytes);
+        hid_t dapl = (hid_t)H5_CHECK(H5Pcreate(H5P_DATASET_ACCESS));
+        /* w0 = 1: a chunk read in full is evicted first; one pass in random
+         * order does not come back to it this epoch. */
+        H5_CHECK(H5Pset_chunk_cache(dapl, cache_slots(nbytes / chunk_bytes), nbytes, 1.0));
+        hid_t fresh = (hid_t)H5_CHECK(H5Dopen2(d->file, name, dapl));
+        H5_CHECK(H5Pclose(dapl));
+        H5_CHECK(H5Dclose(*ds));
+        *ds = fresh;
+    }
+    H5_CHECK(H5Pclose(dcpl));
+    h5_unlock();
+    return nbytes;
+}

@@ -21,12 +21,14 @@
 #include "dist.h"
 #include "error.h"
 #include "h5lock.h"
+#include "loader.h"
 #include "log.h"
 #include "metrics.h"
 #include "options.h"
 #include "reducer.h"
 #include "resnet.h"
 #include "rng.h"
+#include "sampler.h"
 #include "sgd.h"
 #include "syncbn.h"
 #include "timer.h"
@@ -44,6 +46,7 @@ typedef struct {
     Metrics metrics;
     SgdConfig sgd;
     Reducer *reducer;
+    Loader *loader; /* training batches, prefetched */
     LrSchedule schedule;
     double lr;         /* rate of the next step */
     double plateau_lr; /* the plateau rule's rate, used after warmup */
@@ -154,10 +157,10 @@ static void trainer_open_data(Trainer *t)
     t->local_batch = o->batch_size / t->dist.size;
     o->num_classes = t->num_classes; /* resolved, for the start-up log */
     o->crop = t->crop;
-    if (t->have_data && !o->eval_only && !o->bench &&
-        dataset_count(&t->data, SPLIT_TRAIN) < o->batch_size)
-        status_set(&st, EXIT_USAGE, "%s: /train has %lld images, fewer than --batch-size %d",
-                   o->data, (long long)dataset_count(&t->data, SPLIT_TRAIN), o->batch_size);
+    if (t->have_data && !o->eval_only &&
+        sampler_check(dataset_count(&t->data, SPLIT_TRAIN), o->batch_size, t->dist.size,
+                      o->drop_last, &st) != 0)
+        snprintf(st.msg + strlen(st.msg), sizeof st.msg - strlen(st.msg), " (%s)", o->data);
     status_agree(&st);
 }
 
@@ -252,19 +255,34 @@ static void trainer_restore(Trainer *t)
     trainer_load(t, path, CKPT_FULL);
 }
 
-/* Rank r's contiguous share [first, first + n) of global batch `pos` of an
- * epoch, in file order. */
-static void trainer_read_train(Trainer *t, int64_t pos)
+/* The next training batch from the loader thread, into the network input. */
+static void trainer_read_train(Trainer *t)
+{
+    if (!t->loader)
+        return; /* synthetic: the batch made at start stays */
+    float *images;
+    int32_t *labels;
+    t->wait_s += loader_next(t->loader, &images, &labels);
+    memcpy(net_input(t->net), images,
+           (size_t)t->local_batch * t->channels * t->crop * t->crop * sizeof(float));
+    memcpy(t->labels, labels, (size_t)t->local_batch * sizeof *labels);
+}
+
+static void trainer_start_loader(Trainer *t)
 {
     if (!t->have_data)
-        return; /* synthetic: the batch made at start stays */
-    double start = timer_now();
+        return;
+    const Options *o = &t->opt;
+    LoaderConfig cfg = {
+        .path = o->data, .split = SPLIT_TRAIN, .mode = LOADER_TRAIN, .crop = t->crop,
+        .aug = o->aug >= 0 ? (AugMode)o->aug : augment_default(t->data.height, t->data.width),
+        .batch = o->batch_size, .rank = t->dist.rank, .world = t->dist.size, .seed = o->seed,
+        .drop_last = o->drop_last, .start_step = t->step, .threads = o->loader_threads};
     Status st = {0};
-    int64_t first = pos * t->opt.batch_size + (int64_t)t->dist.rank * t->local_batch;
-    if (dataset_read_batch(&t->data, SPLIT_TRAIN, first, t->local_batch, t->crop,
-                           net_input(t->net), t->labels, &st) != 0)
-        fail_local(__FILE__, __LINE__, "dataset_read_batch", "%s", st.msg);
-    t->wait_s += timer_now() - start;
+    loader_create(&t->loader, &cfg, &st);
+    status_agree(&st);
+    log_info("training data: %s augmentation, %d loader thread(s)", augment_name(cfg.aug),
+             o->loader_threads);
 }
 
 static void fill_synthetic(Trainer *t)
@@ -596,7 +614,7 @@ static int trainer_run(Trainer *t)
     mllog(t, "run_start", 0, t->step / t->steps_per_epoch);
     while (t->step < t->total_steps) {
         trainer_update_lr(t);
-        trainer_read_train(t, t->step % t->steps_per_epoch);
+        trainer_read_train(t);
         double g[STEP_NVALUES];
         trainer_step(t, g);
         if (g[STEP_NONFINITE] != 0.0 || !isfinite(g[STEP_LOSS])) {
@@ -640,14 +658,14 @@ static int trainer_bench(Trainer *t)
     const Options *o = &t->opt;
     double *ms = xcalloc((size_t)o->bench_steps, sizeof *ms), g[STEP_NVALUES];
     for (int i = 0; i < o->bench_warmup; i++) {
-        trainer_read_train(t, i % t->steps_per_epoch);
+        trainer_read_train(t);
         trainer_step(t, g);
     }
     t->exposed_s = 0;
     double start = timer_now();
     for (int i = 0; i < o->bench_steps; i++) {
         double s = timer_now();
-        trainer_read_train(t, (o->bench_warmup + i) % t->steps_per_epoch);
+        trainer_read_train(t);
         trainer_step(t, g);
         ms[i] = 1e3 * (timer_now() - s);
     }
@@ -693,7 +711,7 @@ static void trainer_plan(Trainer *t)
 {
     const Options *o = &t->opt;
     int64_t train_n = t->have_data ? dataset_count(&t->data, SPLIT_TRAIN) : o->batch_size;
-    t->steps_per_epoch = train_n / o->batch_size;
+    t->steps_per_epoch = sampler_steps_for(train_n, o->batch_size, o->drop_last);
     if (t->steps_per_epoch < 1)
         t->steps_per_epoch = 1;
     t->total_steps = t->steps_per_epoch * o->epochs;
@@ -825,10 +843,12 @@ int train_main(int argc, char **argv)
     else {
         if (!t->have_data)
             fill_synthetic(t);
+        trainer_start_loader(t);
         code = t->opt.bench ? trainer_bench(t) : trainer_run(t);
     }
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &code, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     metrics_close(&t->metrics);
+    loader_free(t->loader);
     reducer_free(t->reducer);
     net_free(t->net);
     syncbn_free();

@@ -1,0 +1,511 @@
+/*
+ * test_augment.c - the augmentations of augment.h:
+ *   - the resampler gives torchvision's antialiased resized_crop (rrc) and
+ *     resize-then-crop (paper) pixels to within one 8-bit level, for
+ *     shrinking by up to 7x, enlarging, odd ratios and one channel;
+ *   - rrc boxes stay inside the image with area and ratio in range, and are
+ *     distributed as torchvision's RandomResizedCrop.get_params draws them
+ *     (two-sample Kolmogorov-Smirnov on area, ratio and position);
+ *   - paper's shorter side and offsets, cifar's padded offsets (all of
+ *     [0, 8]^2, about uniformly) and flip rates; none is the exact centre
+ *     crop with torchvision's rounding and zero padding;
+ *   - mirrored output is the mirror image; normalisation is exactly
+ *     (v / 255 - mean) / std in float32; the per-sample stream depends
+ *     only on (seed, epoch, position).
+ * The torchvision side is made by a Python script written to build/tmp.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "augment.h"
+#include "common/testutil.h"
+
+static char g_dir[512];
+static float g_identity[3][256]; /* lut[c][v] = v: outputs in pixel units */
+
+/* torchvision's side: test images, resized crops, paper crops and rrc
+ * boxes from get_params. */
+static const char *g_script =
+    "import os, sys\n"
+    "import numpy as np, torch\n"
+    "import torchvision.transforms as T, torchvision.transforms.functional as F\n"
+    "out = sys.argv[1]\n"
+    "rng = np.random.default_rng(3)\n"
+    "torch.manual_seed(5)\n"
+    "def save(name, a):\n"
+    "    np.ascontiguousarray(a).tofile(os.path.join(out, name))\n"
+    "imgs = {'rgb': rng.integers(0, 256, (37, 53, 3), dtype=np.uint8),\n"
+    "        'grey': rng.integers(0, 256, (29, 31, 1), dtype=np.uint8)}\n"
+    "for k, v in imgs.items():\n"
+    "    save(k + '.bin', v)\n"
+    "def chw(a):\n"
+    "    return torch.from_numpy(a).permute(2, 0, 1).contiguous()\n"
+    "def hwc(t):\n"
+    "    return t.permute(1, 2, 0).contiguous().numpy()\n"
+    "cases = open(os.path.join(out, 'cases.txt'), 'w')\n"
+    "rrc = [('rgb', 0, 0, 37, 53, 16), ('rgb', 5, 7, 20, 30, 64), ('rgb', 3, 2, 31, 9, 8),\n"
+    "       ('rgb', 0, 0, 37, 53, 5), ('rgb', 10, 10, 12, 12, 12), ('rgb', 1, 2, 30, 40, 30),\n"
+    "       ('grey', 2, 3, 25, 20, 11), ('grey', 0, 0, 29, 31, 64)]\n"
+    "for n, (k, i, j, h, w, c) in enumerate(rrc):\n"
+    "    t = F.resized_crop(chw(imgs[k]), i, j, h, w, [c, c], antialias=True)\n"
+    "    save('rrc%d.bin' % n, hwc(t))\n"
+    "    cases.write('rrc %s %d %d %d %d %d rrc%d.bin\\n' % (k, i, j, h, w, c, n))\n"
+    "paper = [('rgb', 20, 2, 7, 16), ('rgb', 60, 30, 50, 24), ('rgb', 10, 0, 3, 8),\n"
+    "         ('grey', 45, 5, 6, 40)]\n"
+    "for n, (k, s, top, left, c) in enumerate(paper):\n"
+    "    r = F.resize(chw(imgs[k]), s, antialias=True)\n"
+    "    t = F.crop(r, top, left, c, c)\n"
+    "    save('paper%d.bin' % n, hwc(t))\n"
+    "    cases.write('paper %s %d %d %d %d %d %d paper%d.bin\\n'\n"
+    "                % (k, s, top, left, c, r.shape[1], r.shape[2], n))\n"
+    "cases.close()\n"
+    "for h, w in ((256, 256), (120, 360), (20, 20)):\n"
+    "    img = torch.empty(1, h, w)\n"
+    "    p = [T.RandomResizedCrop.get_params(img, [0.08, 1.0], [3 / 4, 4 / 3])\n"
+    "         for _ in range(10000)]\n"
+    "    save('boxes_%dx%d.bin' % (h, w), np.array(p, dtype=np.int32))\n";
+
+static int group_setup(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++)
+            g_identity[c][v] = (float)v;
+    testutil_tmpdir(g_dir, sizeof g_dir, "augment");
+    char script[1024], cmd[4096];
+    testutil_join(script, sizeof script, g_dir, "gen_augment.py");
+    FILE *f = fopen(script, "w");
+    if (!f || fputs(g_script, f) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "cannot write %s\n", script);
+        return -1;
+    }
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s'", testutil_python("numpy torch torchvision"), script,
+             g_dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "`%s` failed\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+static void *load(const char *name, size_t bytes)
+{
+    char path[1024];
+    testutil_join(path, sizeof path, g_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    void *buf = malloc(bytes);
+    size_t got = fread(buf, 1, bytes, f);
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (got != bytes || extra)
+        fail_msg("%s does not hold %zu bytes", path, bytes);
+    return buf;
+}
+
+typedef struct {
+    int h, w, c;
+    uint8_t *px;
+} TestImage;
+
+static TestImage image_load(const char *kind)
+{
+    TestImage t = strcmp(kind, "rgb") == 0 ? (TestImage){37, 53, 3, NULL}
+                                           : (TestImage){29, 31, 1, NULL};
+    char name[64];
+    snprintf(name, sizeof name, "%s.bin", kind);
+    t.px = load(name, (size_t)t.h * t.w * t.c);
+    return t;
+}
+
+/* out (C, crop, crop) in pixel units against torchvision's (crop, crop, C):
+ * every pixel within one level, and at most 3% of them off at all. */
+static void compare_pixels(const float *got, const uint8_t *want_hwc, int crop, int c,
+                           const char *what)
+{
+    size_t n = (size_t)crop * crop * c, off = 0;
+    float *want = malloc(n * sizeof *want);
+    for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < crop; y++)
+            for (int x = 0; x < crop; x++) {
+                size_t i = ((size_t)ch * crop + y) * crop + x;
+                want[i] = want_hwc[((size_t)y * crop + x) * c + ch];
+                off += got[i] != want[i];
+            }
+    assert_close(got, want, n, 1.0, 0, what);
+    print_message("%s: %zu of %zu values one level off\n", what, off, n);
+    if (off * 100 > n * 3)
+        fail_msg("%s: %zu of %zu pixels differ from torchvision by one level", what, off, n);
+    free(want);
+}
+
+/* rrc boxes and paper's resize-then-crop against torchvision, both mirrors. */
+static void test_resample_matches_torchvision(void **state)
+{
+    (void)state;
+    char path[1024], line[256];
+    testutil_join(path, sizeof path, g_dir, "cases.txt");
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    AugScratch s = {0};
+    int cases = 0;
+    while (fgets(line, sizeof line, f)) {
+        char kind[16], img_kind[16], file[64];
+        int a, b, h, w, crop, nh, nw;
+        AugBox box = {0};
+        TestImage t;
+        if (sscanf(line, "rrc %15s %d %d %d %d %d %63s", img_kind, &a, &b, &h, &w, &crop,
+                   file) == 7) {
+            snprintf(kind, sizeof kind, "rrc");
+            box = (AugBox){.resample = 1, .crop_first = 1, .top = a, .left = b, .x0 = b,
+                           .y0 = a, .x1 = b + w, .y1 = a + h};
+        } else if (sscanf(line, "paper %15s %d %d %d %d %d %d %63s", img_kind, &h, &a, &b,
+                          &crop, &nh, &nw, file) == 8) {
+            snprintf(kind, sizeof kind, "paper");
+            t = image_load(img_kind);
+            double sx = (double)t.w / nw, sy = (double)t.h / nh;
+            free(t.px);
+            box = (AugBox){.resample = 1, .crop_first = 0, .x0 = b * sx, .x1 = (b + crop) * sx,
+                           .y0 = a * sy, .y1 = (a + crop) * sy};
+        } else {
+            fail_msg("bad line in cases.txt: %s", line);
+        }
+        t = image_load(img_kind);
+        uint8_t *want = load(file, (size_t)crop * crop * t.c);
+        size_t n = (size_t)crop * crop * t.c;
+        float *got = malloc(n * sizeof *got), *mirror = malloc(n * sizeof *mirror);
+        augment_apply(&box, t.px, t.h, t.w, t.c, crop, (const float (*)[256])g_identity, &s, got);
+        char what[128];
+        snprintf(what, sizeof what, "%s %s", kind, file);
+        compare_pixels(got, want, crop, t.c, what);
+        box.flip = 1;
+        augment_apply(&box, t.px, t.h, t.w, t.c, crop, (const float (*)[256])g_identity, &s,
+                      mirror);
+        for (size_t row = 0; row < (size_t)crop * t.c; row++)
+            for (int x = 0; x < crop; x++)
+                assert_true(mirror[row * crop + x] == got[row * crop + crop - 1 - x]);
+        free(got);
+        free(mirror);
+        free(want);
+        free(t.px);
+        cases++;
+    }
+    fclose(f);
+    assert_int_equal(cases, 12);
+    augment_scratch_free(&s);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Two-sample Kolmogorov-Smirnov statistic (sorts both). */
+static double ks(double *a, size_t na, double *b, size_t nb)
+{
+    qsort(a, na, sizeof *a, cmp_double);
+    qsort(b, nb, sizeof *b, cmp_double);
+    size_t i = 0, j = 0;
+    double d = 0;
+    while (i < na && j < nb) {
+        double v = a[i] < b[j] ? a[i] : b[j];
+        while (i < na && a[i] <= v)
+            i++;
+        while (j < nb && b[j] <= v)
+            j++;
+        double diff = fabs((double)i / na - (double)j / nb);
+        d = diff > d ? diff : d;
+    }
+    return d;
+}
+
+enum { KS_OURS = 20000, KS_THEIRS = 10000 };
+
+/* Area, log ratio and centre position of boxes (i, j, h, w) of an H x W image. */
+static void box_stats(const int32_t *boxes, int n, int height, int width, double *area,
+                      double *ratio, double *cy, double *cx)
+{
+    for (int k = 0; k < n; k++) {
+        const int32_t *b = boxes + 4 * k;
+        area[k] = (double)b[2] * b[3] / ((double)height * width);
+        ratio[k] = log((double)b[3] / b[2]);
+        cy[k] = (b[0] + b[2] / 2.0) / height;
+        cx[k] = (b[1] + b[3] / 2.0) / width;
+    }
+}
+
+/* Our rrc boxes: inside the image, area and ratio within the limits (up to
+ * the rounding of w and h) unless the fallback was taken, and distributed as
+ * torchvision's. */
+static void test_rrc_boxes(void **state)
+{
+    (void)state;
+    const int sizes[][2] = {{256, 256}, {120, 360}, {20, 20}};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        int height = sizes[s][0], width = sizes[s][1];
+        char name[64];
+        snprintf(name, sizeof name, "boxes_%dx%d.bin", height, width);
+        int32_t *theirs = load(name, (size_t)KS_THEIRS * 4 * sizeof(int32_t));
+        int32_t *ours = malloc((size_t)KS_OURS * 4 * sizeof(int32_t));
+        int flips = 0;
+        for (int k = 0; k < KS_OURS; k++) {
+            Rng r;
+            AugBox b;
+            augment_rng(&r, 17, 2, k);
+            augment_choose(AUG_RRC, 224, height, width, &r, &b);
+            int i = (int)b.y0, j = (int)b.x0, h = (int)(b.y1 - b.y0), w = (int)(b.x1 - b.x0);
+            assert_true(b.y0 == i && b.x0 == j && b.y1 == i + h && b.x1 == j + w);
+            assert_true(i >= 0 && j >= 0 && h >= 1 && w >= 1 && i + h <= height &&
+                        j + w <= width);
+            assert_true((b.resample == 1 && b.crop_first == 1) || (h == 224 && w == 224));
+            int fallback = i == (height - h) / 2 && j == (width - w) / 2 &&
+                           (w == width || h == height);
+            double area = (double)h * w / ((double)height * width);
+            double lr = fabs(log((double)w / h)), tol = 1.0 / w + 1.0 / h;
+            if (!fallback) {
+                assert_true(area <= 1.0);
+                assert_true(area >= AUG_RRC_SCALE_MIN * (1 - 1.0 / w) * (1 - 1.0 / h) - 1e-9);
+                assert_true(lr <= log(AUG_RRC_RATIO_MAX) + tol);
+            } else {
+                assert_true(lr <= log(AUG_RRC_RATIO_MAX) + tol || (w == width && h == height));
+            }
+            flips += b.flip;
+            ours[4 * k] = i;
+            ours[4 * k + 1] = j;
+            ours[4 * k + 2] = h;
+            ours[4 * k + 3] = w;
+        }
+        assert_in_range(flips, KS_OURS / 2 - 300, KS_OURS / 2 + 300); /* sd 71 */
+        double *a = malloc(4 * (KS_OURS + KS_THEIRS) * sizeof *a);
+        double *st[8];
+        for (int q = 0; q < 4; q++) {
+            st[q] = a + (size_t)q * KS_OURS;
+            st[q + 4] = a + 4 * (size_t)KS_OURS + (size_t)q * KS_THEIRS;
+        }
+        box_stats(ours, KS_OURS, height, width, st[0], st[1], st[2], st[3]);
+        box_stats(theirs, KS_THEIRS, height, width, st[4], st[5], st[6], st[7]);
+        const char *what[4] = {"area", "log ratio", "centre y", "centre x"};
+        for (int q = 0; q < 4; q++) {
+            /* the critical value at alpha 0.001 for 20000 + 10000 is 0.0239 */
+            double d = ks(st[q], KS_OURS, st[q + 4], KS_THEIRS);
+            print_message("rrc %dx%d %s: KS D = %.4f\n", height, width, what[q], d);
+            if (d > 0.0239)
+                fail_msg("%dx%d: %s distribution differs from torchvision's: KS D = %.4f",
+                         height, width, what[q], d);
+        }
+        free(a);
+        free(ours);
+        free(theirs);
+    }
+}
+
+/* Shorter side S in [256, 480] x crop / 224, the crop inside the resized
+ * image, every S reached, flips about half. */
+static void test_paper_boxes(void **state)
+{
+    (void)state;
+    const int crop = 112, height = 300, width = 400, n = 20000;
+    int s_min = 128, s_max = 240, flips = 0;
+    int *seen = calloc((size_t)s_max + 1, sizeof *seen);
+    for (int k = 0; k < n; k++) {
+        Rng r;
+        AugBox b;
+        augment_rng(&r, 1, 0, k);
+        augment_choose(AUG_PAPER, crop, height, width, &r, &b);
+        assert_true(b.resample == 1 && b.crop_first == 0);
+        double scale = (b.y1 - b.y0) / crop; /* stored pixels per resized pixel */
+        int s = (int)lround(height / scale);
+        assert_in_range(s, s_min, s_max);
+        int new_w = (int)((int64_t)s * width / height);
+        assert_true(fabs((b.x1 - b.x0) / crop - (double)width / new_w) < 1e-12);
+        assert_true(b.y0 >= 0 && b.x0 >= 0 && b.y1 <= height + 1e-9 && b.x1 <= width + 1e-9);
+        assert_true(b.top >= 0 && b.top <= s - crop && b.left >= 0 && b.left <= new_w - crop);
+        seen[s]++;
+        flips += b.flip;
+    }
+    for (int s = s_min; s <= s_max; s++)
+        assert_true(seen[s] > 0);
+    assert_in_range(flips, n / 2 - 300, n / 2 + 300);
+    free(seen);
+}
+
+/* pad 4 then a random 32 crop: offsets (top + 4, left + 4) cover [0, 8]^2
+ * about uniformly; the output is the padded window exactly. */
+static void test_cifar(void **state)
+{
+    (void)state;
+    enum { S = 32, N = 16200 };
+    int hist[9][9] = {{0}};
+    uint8_t img[S * S * 3];
+    for (int i = 0; i < S * S * 3; i++)
+        img[i] = (uint8_t)(i * 7 + 1);
+    float out[3 * S * S];
+    AugScratch s = {0};
+    for (int k = 0; k < N; k++) {
+        Rng r;
+        AugBox b;
+        augment_rng(&r, 4, 1, k);
+        augment_choose(AUG_CIFAR, S, S, S, &r, &b);
+        assert_int_equal(b.resample, 0);
+        assert_in_range(b.top + 4, 0, 8);
+        assert_in_range(b.left + 4, 0, 8);
+        hist[b.top + 4][b.left + 4]++;
+        if (k < 50) {
+            augment_apply(&b, img, S, S, 3, S, (const float (*)[256])g_identity, &s, out);
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < S; y++)
+                    for (int x = 0; x < S; x++) {
+                        int sy = b.top + y, sx = b.left + (b.flip ? S - 1 - x : x);
+                        float want = sy < 0 || sy >= S || sx < 0 || sx >= S
+                                         ? 0.f
+                                         : img[(sy * S + sx) * 3 + c];
+                        assert_true(out[(c * S + y) * S + x] == want);
+                    }
+        }
+    }
+    for (int i = 0; i < 9; i++)
+        for (int j = 0; j < 9; j++) /* mean 200, sd 14 */
+            assert_in_range(hist[i][j], 130, 270);
+    augment_scratch_free(&s);
+}
+
+/* none: the exact centre crop, torchvision's rounding (halves to even) and
+ * zero padding for images smaller than the crop; no randomness, no flip. */
+static void test_none_centre(void **state)
+{
+    (void)state;
+    /* (size, crop) -> offset */
+    const int cases[][3] = {{11, 7, 2}, {9, 7, 1}, {8, 5, 2}, {10, 5, 2}, {6, 5, 0},
+                            {7, 7, 0},  {5, 9, -2}, {4, 9, -2}, {8, 11, -1}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        AugBox b;
+        augment_choose(AUG_NONE, cases[i][1], cases[i][0], cases[i][0], NULL, &b);
+        assert_int_equal(b.top, cases[i][2]);
+        assert_int_equal(b.left, cases[i][2]);
+        assert_int_equal(b.flip, 0);
+        assert_int_equal(b.resample, 0);
+    }
+    enum { H = 9, W = 11, CROP = 7 };
+    uint8_t img[H * W];
+    for (int i = 0; i < H * W; i++)
+        img[i] = (uint8_t)(3 * i);
+    AugBox b;
+    augment_choose(AUG_NONE, CROP, H, W, NULL, &b);
+    float out[CROP * CROP];
+    AugScratch s = {0};
+    augment_apply(&b, img, H, W, 1, CROP, (const float (*)[256])g_identity, &s, out);
+    for (int y = 0; y < CROP; y++)
+        for (int x = 0; x < CROP; x++)
+            assert_true(out[y * CROP + x] == img[(y + 1) * W + x + 2]);
+}
+
+/* Through a real lookup table: (v / 255 - mean) / std in float32, as
+ * torchvision's ToTensor and Normalize compute it. */
+static void test_normalise_exact(void **state)
+{
+    (void)state;
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    float lut[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++)
+            lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
+    enum { S = 16 };
+    uint8_t img[S * S * 3];
+    for (int i = 0; i < S * S * 3; i++)
+        img[i] = (uint8_t)(i * 13);
+    float out[3 * S * S];
+    AugBox b;
+    augment_choose(AUG_NONE, S, S, S, NULL, &b);
+    AugScratch s = {0};
+    augment_apply(&b, img, S, S, 3, S, (const float (*)[256])lut, &s, out);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < S * S; i++)
+            assert_true(out[c * S * S + i] ==
+                        ((float)img[i * 3 + c] / 255.0f - mean[c]) / std[c]);
+    /* a resampled box lands on the same table: every value is lut[c][v] */
+    Rng r;
+    augment_rng(&r, 1, 1, 1);
+    augment_choose(AUG_RRC, S, S, S, &r, &b);
+    b.resample = 1;
+    augment_apply(&b, img, S, S, 3, S, (const float (*)[256])lut, &s, out);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < S * S; i++) {
+            int hit = 0;
+            for (int v = 0; v < 256 && !hit; v++)
+                hit = out[c * S * S + i] == lut[c][v];
+            assert_true(hit);
+        }
+    augment_scratch_free(&s);
+}
+
+/* augment_sample depends on (seed, epoch, position) and nothing else. */
+static void test_sample_keys(void **state)
+{
+    (void)state;
+    enum { H = 40, W = 50, CROP = 24, N = 3 * CROP * CROP };
+    uint8_t *img = malloc(H * W * 3);
+    for (int i = 0; i < H * W * 3; i++)
+        img[i] = (uint8_t)(i * 31 + i / 7);
+    float *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+    AugScratch s1 = {0}, s2 = {0};
+    const float (*lut)[256] = (const float (*)[256])g_identity;
+    for (int m = AUG_RRC; m < AUG_COUNT; m++) {
+        augment_sample((AugMode)m, CROP, 9, 3, 100, img, H, W, 3, lut, &s1, a);
+        augment_sample(AUG_RRC, CROP, 1, 1, 1, img, H, W, 3, lut, &s2, b); /* scratch reuse */
+        augment_sample((AugMode)m, CROP, 9, 3, 100, img, H, W, 3, lut, &s2, b);
+        assert_memory_equal(a, b, N * sizeof *a);
+        int differ = 0; /* another key gives another crop (for some of a few) */
+        for (int k = 0; k < 4 && !differ; k++) {
+            augment_sample((AugMode)m, CROP, 9, 3 + (k & 1), 101 + k, img, H, W, 3, lut, &s2, b);
+            differ = memcmp(a, b, N * sizeof *a) != 0;
+        }
+        assert_true(differ);
+    }
+    free(a);
+    free(b);
+    free(img);
+    augment_scratch_free(&s1);
+    augment_scratch_free(&s2);
+}
+
+static void test_names_and_default(void **state)
+{
+    (void)state;
+    for (int m = 0; m < AUG_COUNT; m++) {
+        AugMode got;
+        assert_int_equal(augment_parse(augment_name((AugMode)m), &got), 0);
+        assert_int_equal(got, m);
+    }
+    AugMode got;
+    assert_int_equal(augment_parse("RandomResizedCrop", &got), -1);
+    assert_int_equal(augment_default(32, 32), AUG_CIFAR);
+    assert_int_equal(augment_default(28, 28), AUG_CIFAR);
+    assert_int_equal(augment_default(64, 64), AUG_CIFAR);
+    assert_int_equal(augment_default(64, 65), AUG_RRC);
+    assert_int_equal(augment_default(256, 256), AUG_RRC);
+    assert_int_equal(augment_default(0, 0), AUG_RRC); /* jpeg: sizes vary */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resample_matches_torchvision),
+        cmocka_unit_test(test_rrc_boxes),
+        cmocka_unit_test(test_paper_boxes),
+        cmocka_unit_test(test_cifar),
+        cmocka_unit_test(test_none_centre),
+        cmocka_unit_test(test_normalise_exact),
+        cmocka_unit_test(test_sample_keys),
+        cmocka_unit_test(test_names_and_default),
+    };
+    return cmocka_run_group_tests_name("augment", tests, group_setup, NULL);
+}
