@@ -3,6 +3,7 @@
  * table, --help and --version, and shared option parsing.
  */
 #include "prep.h"
+#include "version.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -25,9 +26,6 @@
 #include "prep_verify.h"
 #include "prep_synthetic.h"
 
-#ifndef RESNET_VERSION
-#define RESNET_VERSION "0.1.0"
-#endif
 
 typedef struct {
     const char *name;

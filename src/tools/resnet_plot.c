@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "plot.h"
+#include "version.h"
 
 static void usage(FILE *out)
 {
@@ -31,7 +32,7 @@ int main(int argc, char **argv)
         case 'o': out = optarg; break;
         case 't': title = optarg; break;
         case 'h': usage(stdout); return 0;
-        case 'v': printf("resnet_plot (resnet-dist 0.1.0)\n"); return 0;
+        case 'v': printf("resnet_plot %s (resnet-dist)\n", RESNET_VERSION); return 0;
         default:
             fprintf(stderr, "error: unknown flag '%s' (see --help)\n", argv[optind - 1]);
             return EXIT_USAGE;

@@ -32,8 +32,8 @@
 #include "sgd.h"
 #include "syncbn.h"
 #include "timer.h"
+#include "version.h"
 
-#define PROGRAM_VERSION "0.1.0"
 
 typedef struct {
     Options opt;
@@ -104,7 +104,7 @@ void train_version_string(char *out, unsigned long len)
     char *nl = strchr(mpi, ','); /* keep "Open MPI v4.1.4" */
     if (nl)
         *nl = '\0';
-    snprintf(out, len, "resnet-dist %s (oneDNN %d.%d.%d, %s, HDF5 %u.%u.%u)", PROGRAM_VERSION,
+    snprintf(out, len, "resnet-dist %s (oneDNN %d.%d.%d, %s, HDF5 %u.%u.%u)", RESNET_VERSION,
              dv->major, dv->minor, dv->patch, mpi, maj, min, rel);
 }
 
