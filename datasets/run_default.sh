@@ -1,30 +1,60 @@
 #!/bin/sh
 # `make run`: prepares Fashion-MNIST (Debian's dataset-fashion-mnist) into
-# HDF5 once, then trains a CIFAR-style ResNet-20 with the small stem on it
-# under mpirun, one OpenMP thread per core split over the ranks.
+# HDF5 once, trains the paper's CIFAR-style ResNet-20 on it under mpirun
+# (validation every epoch on 5,000 held-out training images, plateau LR,
+# checkpoints), then evaluates the best checkpoint on the test split and
+# draws the training curves. Each call makes a new run directory under
+# runs/; RESUME=1 continues the newest one.
+#
+# Environment: EPOCHS (default 4), RANKS (default 2, at most the cores),
+# MAX_STEPS (shortens the run), RUN_ROOT (runs), DATA_DIR, BUILD.
 set -e
 BUILD=${BUILD:-build}
 SRC=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-OUT=${DATA_DIR:-datasets/fashion-mnist/data}
-DATA="$OUT/fashion-mnist.h5"
-RUN="runs/$(date +%Y%m%d-%H%M%S)"
-EPOCHS=${EPOCHS:-3}
+DATA_DIR=${DATA_DIR:-datasets/fashion-mnist/data}
+DATA="$DATA_DIR/fashion-mnist.h5"
+RUN_ROOT=${RUN_ROOT:-runs}
+EPOCHS=${EPOCHS:-4}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-mkdir -p "$OUT" "$RUN"
+if [ "${RESUME:-0}" = 1 ]; then
+    RUN=$(ls -d "$RUN_ROOT"/*/ 2>/dev/null | sort | tail -n 1)
+    RUN=${RUN%/}
+    [ -n "$RUN" ] || { echo "error: RESUME=1 but $RUN_ROOT/ holds no run to continue" >&2; exit 2; }
+    echo "continuing $RUN"
+else
+    RUN="$RUN_ROOT/$(date +%Y%m%d-%H%M%S)"
+fi
+mkdir -p "$DATA_DIR" "$RUN"
+
 if [ ! -f "$DATA" ]; then
-    "$BUILD/bin/resnet_prep" idx \
+    "$BUILD/bin/resnet_prep" idx --val-split 5000 \
         --train-images "$SRC/train-images-idx3-ubyte.gz" --train-labels "$SRC/train-labels-idx1-ubyte.gz" \
         --test-images "$SRC/t10k-images-idx3-ubyte.gz" --test-labels "$SRC/t10k-labels-idx1-ubyte.gz" \
         --out "$DATA"
 fi
+
 cores=$(nproc)
 ranks=${RANKS:-2}
 [ "$ranks" -gt "$cores" ] && ranks=$cores
 threads=$((cores / ranks))
-echo "training resnet20 on $DATA with $ranks ranks x $threads threads; run directory $RUN"
+[ "$threads" -ge 1 ] || threads=1
+progress=lines
+[ -t 1 ] && progress=bar
+echo "training resnet20 on $DATA: $ranks ranks x $threads threads, run directory $RUN"
+start=$(date +%s)
 mpirun -np "$ranks" --bind-to none -x OMP_NUM_THREADS="$threads" "$BUILD/bin/resnet_dist" \
-    --arch resnet20 --stem small --data "$DATA" --batch-size 128 --lr 0.1 \
-    --epochs "$EPOCHS" --log-every 50 --checkpoint-dir "$RUN/checkpoints" \
-    --metrics "$RUN/metrics.jsonl" ${MAX_STEPS:+--max-steps "$MAX_STEPS"}
-echo "checkpoints: $RUN/checkpoints  metrics: $RUN/metrics.jsonl"
+    --arch resnet20 --data "$DATA" --batch-size 128 --lr 0.1 --epochs "$EPOCHS" \
+    --plateau-patience 0 --log-every 50 --progress "$progress" \
+    --checkpoint-dir "$RUN/checkpoints" --metrics "$RUN/metrics.jsonl" --resume auto \
+    ${MAX_STEPS:+--max-steps "$MAX_STEPS"}
+echo "training took $(($(date +%s) - start)) s"
+
+mpirun -np "$ranks" --bind-to none -x OMP_NUM_THREADS="$threads" "$BUILD/bin/resnet_dist" \
+    --eval-only --split test --arch resnet20 --data "$DATA" --batch-size 500 \
+    --init-from "$RUN/checkpoints/best.h5" --metrics "$RUN/metrics.jsonl"
+"$BUILD/bin/resnet_plot" "$RUN/metrics.jsonl" -o "$RUN/curves.png" --title "resnet20 on Fashion-MNIST ($RUN)"
+echo "run directory: $RUN"
+echo "  checkpoints: $RUN/checkpoints (best: $RUN/checkpoints/best.h5)"
+echo "  metrics:     $RUN/metrics.jsonl"
+echo "  plot:        $RUN/curves.png"
