@@ -1,0 +1,108 @@
+#!/bin/sh
+# End-to-end test of DESIGN.md invariant 3, "no rank dies alone", from the
+# outside: `kill -9` one rank of a 3-rank training run (a non-zero rank,
+# then rank 0); the job must end non-zero within 30 s, never hang with the
+# survivors blocked in a collective. A rank is found among mpirun's
+# children by its OMPI_COMM_WORLD_RANK.
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+BIN="$BUILD/bin/resnet_dist"
+T="$BUILD/tmp/e2e-dist-kill"
+rm -rf "$T" && mkdir -p "$T"
+export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+LIMIT=30
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok: $1"; }
+bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
+show() { sed 's/^/    /' "$1" | tail -n "${2:-8}"; }
+
+wait_for() { # PATTERN FILE SECONDS
+    n=$(($3 * 10))
+    while ! grep -q -- "$1" "$2" 2>/dev/null; do
+        [ "$n" -le 0 ] && return 1
+        sleep 0.1
+        n=$((n - 1))
+    done
+}
+
+# rank_pid MPIRUN_PID RANK: the PID of that rank among mpirun's children
+rank_pid() {
+    for c in $(pgrep -P "$1"); do
+        if tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+            echo "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# alive PID: still running (not a zombie) 5 s after mpirun has ended
+alive() {
+    n=50
+    while [ "$n" -gt 0 ]; do
+        state=$(sed -n 's/^[0-9]* ([^)]*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)
+        [ -z "$state" ] || [ "$state" = Z ] && return 1
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 0
+}
+
+$PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 240 --val 20 ||
+    { echo "cannot make dataset"; exit 1; }
+
+# kill_case RANK: a long 3-rank run (100 epochs of 20 steps), one rank killed
+kill_case() {
+    log="$T/kill$1.log"
+    mpirun -np 3 --oversubscribe "$BIN" --arch resnet20 --stem small --batch-size 12 --lr 0.05 \
+        --log-every 10 --epochs 100 --data "$T/data.h5" --checkpoint-dir "$T/ckpt$1" \
+        >"$log" 2>&1 &
+    pid=$!
+    victim=""
+    if wait_for "step 10/20" "$log" 120; then
+        victim=$(rank_pid "$pid" "$1")
+    fi
+    if [ -z "$victim" ]; then
+        bad "kill -9 rank $1: no progress line or no rank $1 under mpirun $pid"; show "$log"
+        for c in $(pgrep -P "$pid"); do kill -KILL "$c" 2>/dev/null; done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid"
+        return
+    fi
+    survivors=$(pgrep -P "$pid" | grep -vx "$victim")
+    start=$(date +%s)
+    kill -KILL "$victim"
+    n=$((LIMIT * 10))
+    while kill -0 "$pid" 2>/dev/null && [ "$n" -gt 0 ]; do
+        sleep 0.1
+        n=$((n - 1))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        bad "kill -9 rank $1: the job still runs after $LIMIT s"; show "$log"
+        for c in $(pgrep -P "$pid"); do kill -KILL "$c" 2>/dev/null; done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid"
+        return
+    fi
+    wait "$pid"
+    code=$?
+    took=$(($(date +%s) - start))
+    left=""
+    for s in $survivors; do
+        alive "$s" && left="$left $s"
+    done
+    if [ "$code" -ne 0 ] && [ -z "$left" ]; then
+        ok "kill -9 rank $1 (pid $victim): job ended with exit $code in ${took} s"
+    else
+        bad "kill -9 rank $1: exit $code after ${took} s, ranks still alive:${left:- none}"
+        show "$log"
+        for s in $left; do kill -KILL "$s" 2>/dev/null; done
+    fi
+}
+
+kill_case 1
+kill_case 0
+
+echo "dist_kill: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
