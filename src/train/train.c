@@ -826,8 +826,8 @@ int train_main(int argc, char **argv)
     dnn_init();
     trainer_open_data(t);
     trainer_build(t);
-    if (t->dist.rank == 0 && metrics_open(&t->metrics, t->opt.metrics, &st) != 0)
-        status_set(&st, EXIT_USAGE, "%s", st.msg);
+    if (t->dist.rank == 0)
+        metrics_open(&t->metrics, t->opt.metrics, &st);
     status_agree(&st);
     trainer_plan(t);
     trainer_restore(t);
