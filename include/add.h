@@ -11,11 +11,14 @@
 typedef struct {
     int relu;
     const Tensor *a, *b;  /* (N, C, H, W), same layout */
-    Tensor dst;           /* relu(a + b) */
+    Tensor dst;           /* relu(a + b); a view of a when in place */
     dnnl_primitive_t fwd, relu_bwd;
 } AddLayer;
 
 void add_init(AddLayer *l, const Tensor *a, const Tensor *b, int relu);
+/* The same, writing dst over a: for a branch output nothing else reads
+ * (a BN whose backward needs only its input), saving one activation. */
+void add_init_in_place(AddLayer *l, Tensor *a, const Tensor *b, int relu);
 void add_forward(AddLayer *l);
 /* Gradient of the sum from the gradient of dst: the ReLU backward, done in
  * place when diff_sum and diff_dst are the same tensor. Both inputs of the

@@ -142,7 +142,8 @@ static void block_init(Net *net, Block *b, const Tensor *in, int planes, int str
             shortcut = &b->down_bn.dst;
         }
     }
-    add_init(&b->add, x, shortcut, 1);
+    /* the last BN output feeds only the add: the sum can overwrite it */
+    add_init_in_place(&b->add, &b->bn[b->nconv - 1].dst, shortcut, 1);
     sum_init(&b->sum, &in->md);
     track_scratch(net, in);
 }

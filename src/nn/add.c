@@ -26,14 +26,17 @@ static dnnl_primitive_t binary_add(const dnnl_memory_desc_t *md, int relu)
     return p;
 }
 
-void add_init(AddLayer *l, const Tensor *a, const Tensor *b, int relu)
+static void add_setup(AddLayer *l, const Tensor *a, const Tensor *b, int relu, int in_place)
 {
     memset(l, 0, sizeof *l);
     CHECK(md_equal(&a->md, &b->md), "residual add of tensors with different layouts");
     l->a = a;
     l->b = b;
     l->relu = relu;
-    tensor_alloc(&l->dst, &a->md);
+    if (in_place)
+        tensor_view(&l->dst, &a->md, a->data);
+    else
+        tensor_alloc(&l->dst, &a->md);
     l->fwd = binary_add(&a->md, relu);
     if (!relu)
         return;
@@ -47,6 +50,16 @@ void add_init(AddLayer *l, const Tensor *a, const Tensor *b, int relu)
     l->relu_bwd = dnn_primitive(bwd_pd);
     pd_destroy(&bwd_pd);
     pd_destroy(&fwd_pd);
+}
+
+void add_init(AddLayer *l, const Tensor *a, const Tensor *b, int relu)
+{
+    add_setup(l, a, b, relu, 0);
+}
+
+void add_init_in_place(AddLayer *l, Tensor *a, const Tensor *b, int relu)
+{
+    add_setup(l, a, b, relu, 1);
 }
 
 void add_forward(AddLayer *l)

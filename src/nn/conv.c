@@ -2,9 +2,37 @@
 #include "conv.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+
+/* Weights in backward-data's layout are needed only while one layer runs
+ * backward-data, so every layer shares one buffer, sized for the largest. */
+static struct {
+    float *data;
+    size_t bytes;
+    int users;
+} g_weights_scratch;
+
+static void weights_scratch_use(size_t bytes)
+{
+    if (bytes > g_weights_scratch.bytes) {
+        free(g_weights_scratch.data);
+        g_weights_scratch.data = xaligned_alloc(bytes);
+        g_weights_scratch.bytes = bytes;
+    }
+    g_weights_scratch.users++;
+}
+
+static void weights_scratch_release(void)
+{
+    if (--g_weights_scratch.users > 0)
+        return;
+    free(g_weights_scratch.data);
+    g_weights_scratch.data = NULL;
+    g_weights_scratch.bytes = 0;
+}
 
 static void conv_geometry(const ConvLayer *l, dnnl_dims_t strides, dnnl_dims_t pad)
 {
@@ -82,7 +110,11 @@ static void conv_init_backward(ConvLayer *l, const_dnnl_primitive_desc_t fwd_pd)
     dnnl_memory_desc_t bw = pd_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t bdst = pd_md(pd, dnnl_query_diff_dst_md, 0);
     dnnl_memory_desc_t bdiff_src = pd_md(pd, dnnl_query_diff_src_md, 0);
-    reorder_init(&l->weights_bwd, &l->weights.md, &bw, 1);
+    reorder_init(&l->weights_bwd, &l->weights.md, &bw, 0);
+    if (l->weights_bwd.prim) {
+        weights_scratch_use(md_bytes(&bw));
+        tensor_view(&l->weights_bwd.out, &bw, NULL);
+    }
     reorder_init(&l->diff_dst_data, &l->dst.md, &bdst, 1);
     reorder_init(&l->diff_src_out, &bdiff_src, &l->src->md, 0);
     if (l->diff_src_out.prim)
@@ -159,6 +191,8 @@ static void conv_backward_data(ConvLayer *l, const Tensor *diff_dst, Tensor *dif
     DnnArgs a;
     args_clear(&a);
     args_add(&a, DNNL_ARG_DIFF_DST, reorder_run(&l->diff_dst_data, diff_dst)->mem);
+    if (l->weights_bwd.prim && l->weights_bwd.out.data != g_weights_scratch.data)
+        tensor_set_data(&l->weights_bwd.out, g_weights_scratch.data);
     args_add(&a, DNNL_ARG_WEIGHTS, reorder_run(&l->weights_bwd, &l->weights)->mem);
     args_add(&a, DNNL_ARG_DIFF_SRC, out->mem);
     dnn_execute(l->bwd_data, &a);
@@ -183,6 +217,8 @@ void conv_free(ConvLayer *l)
     primitive_destroy(&l->bwd_weights);
     reorder_free(&l->src_fwd);
     reorder_free(&l->src_bwd);
+    if (l->weights_bwd.prim)
+        weights_scratch_release();
     reorder_free(&l->weights_bwd);
     reorder_free(&l->diff_dst_data);
     reorder_free(&l->diff_dst_weights);
