@@ -115,7 +115,7 @@ run: deps-run
 	@BUILD=$(BUILD) sh datasets/run_default.sh
 
 bench: deps-bench
-	@$(MAKE) --no-print-directory all $(BUILD)/bench/gemm_peak
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/gemm_peak $(BUILD)/bench/loader_bench
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh bench/run_bench.sh
 
 install: all

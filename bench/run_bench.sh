@@ -218,6 +218,23 @@ if wanted resnet50-mpi && [ "$THREADS" -ge 2 ] && command -v mpirun >/dev/null 2
     ours resnet50 2 $((THREADS / 2)) resnet50 224 32 1000 "$warm" "$steps"
 fi
 
+# Data path: loader throughput per core (raw and JPEG, rrc augmentation)
+# and dataset prep throughput (JPEG folders, 1 and 2 ranks).
+if wanted loader; then
+    echo "loader: raw and jpeg, rrc to 224"
+    if "$OUT/loader_bench" >"$LOGS/loader.out" 2>&1; then
+        sed -n 's/^json: //p' "$LOGS/loader.out" >>"$RESULTS"
+    else
+        failures=$((failures + 1))
+        echo "run_bench: loader_bench failed, see $LOGS/loader.out" >&2
+    fi
+fi
+if wanted prep && command -v mpirun >/dev/null 2>&1; then
+    echo "prep: resnet_prep imagenet, 1 and 2 ranks"
+    BUILD=$BUILD PYTHON=${TORCH_PY:-$PYTHON} RESULTS=$RESULTS sh "$here/prep_bench.sh" \
+        >"$LOGS/prep.out" 2>&1 || failures=$((failures + 1))
+fi
+
 gemm_peak end
 
 elapsed=$(($(now) - start))
@@ -228,6 +245,8 @@ echo "run_bench: $elapsed s, $failures failed run(s)"
 
 if [ "$DOC" != none ]; then
     "$DOC_PY" "$here/update_perf_doc.py" --results "$RESULTS" --doc "$DOC" ||
+        failures=$((failures + 1))
+    "$DOC_PY" "$here/scaling_model.py" "$RESULTS" "$(dirname "$DOC")/scaling.md" ||
         failures=$((failures + 1))
 fi
 [ "$failures" = 0 ]

@@ -20,6 +20,7 @@ END = "<!-- bench:end -->"
 # each about as costly as the forward.
 FLOPS_PER_FORWARD_MAC = 3 * 2
 RESNET50_TARGET = 1.5
+LOADER_FACTOR = 20
 
 
 def load(path):
@@ -264,10 +265,50 @@ def section(path):
              if all(k in r for k in ("buckets", "comm_exposed_ms", "comm_alone_ms")) else "")
           + ".")
         w("")
+    out += data_path_lines(path, ours)
     while out and out[-1] == "":
         out.pop()
     w(END)
     return "\n".join(out) + "\n"
+
+
+def data_path_lines(path, ours):
+    """Loader and prep throughput, against resnet50's training rate per core
+    (the loader must deliver at least LOADER_FACTOR times that)."""
+    loader, prep = [], []
+    for line in open(path, encoding="utf-8"):
+        line = line.strip()
+        if not line:
+            continue
+        r = json.loads(line)
+        if r.get("bench") == "loader" and r.get("mode") == "loader":
+            loader.append(r)
+        elif r.get("side") == "prep":
+            prep.append(r)
+    out = []
+    r50 = ours.get("resnet50", {}).get("result")
+    train_per_core = r50["img_per_s"] / r50["threads"] if r50 else None
+    if loader:
+        out += ["Data loader (`build/bench/loader_bench`: read, decode, random-resized-crop to "
+                "224, flip, normalise; images per CPU-second of the loader threads):", "",
+                "| encoding | aug | threads | img/s | img/s per core | x resnet50 training per core |",
+                "|---|---|--:|--:|--:|--:|"]
+        for r in loader:
+            factor = r["img_per_cpu_s"] / train_per_core if train_per_core else None
+            mark = "" if factor is None else (
+                f"{factor:.0f}x ({'meets' if factor >= LOADER_FACTOR else 'misses'} the "
+                f"{LOADER_FACTOR}x target)")
+            out.append(f"| {r['encoding']} | {r['aug']} | {r['threads']} | {r['img_per_s']:.0f} | "
+                       f"{r['img_per_cpu_s']:.0f} | {mark} |")
+        out.append("")
+    if prep:
+        out += ["Dataset prep (`bench/prep_bench.sh`: `resnet_prep imagenet --encoding jpeg --size 256` "
+                "on generated 500x375 JPEGs, wall time including MPI start-up):", "",
+                "| ranks | images | seconds | img/s |", "|--:|--:|--:|--:|"]
+        for r in prep:
+            out.append(f"| {r['ranks']} | {r['images']} | {r['seconds']} | {r['img_per_s']} |")
+        out.append("")
+    return out
 
 
 def main(argv):
