@@ -47,6 +47,7 @@ typedef struct {
     SgdConfig sgd;
     Reducer *reducer;
     Loader *loader; /* training batches, prefetched */
+    Net *eval_rest; /* for a split's last partial batch on this rank; made once */
     LrSchedule schedule;
     double lr;         /* rate of the next step */
     double plateau_lr; /* the plateau rule's rate, used after warmup */
@@ -357,11 +358,16 @@ static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
     int64_t full = n / t->local_batch * t->local_batch;
     eval_batches(t->net, t, split, first, full, &tot);
     if (n > full) {
-        NetConfig cfg = *net_config(t->net);
-        cfg.batch = (int)(n - full);
-        Net *rem = net_create(&cfg, &t->params);
-        eval_batches(rem, t, split, first + full, n - full, &tot);
-        net_free(rem);
+        if (t->eval_rest && net_config(t->eval_rest)->batch != n - full) {
+            net_free(t->eval_rest); /* another split, another remainder */
+            t->eval_rest = NULL;
+        }
+        if (!t->eval_rest) {
+            NetConfig cfg = *net_config(t->net);
+            cfg.batch = (int)(n - full);
+            t->eval_rest = net_create(&cfg, &t->params);
+        }
+        eval_batches(t->eval_rest, t, split, first + full, n - full, &tot);
     }
     EvalTotals sum;
     MPI_CHECK(MPI_Allreduce(&tot, &sum, 4, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
@@ -558,10 +564,12 @@ static void log_train(Trainer *t, double loss, double top1, double seconds, int6
     double busy = t->wait_s + t->step_s;
     double wait = busy > 0 ? t->wait_s / busy : 0, comm = busy > 0 ? t->exposed_s / busy : 0;
     double eta_min = (double)(t->total_steps - t->step) * seconds / (double)steps / 60.0;
+    double compute_ms = 1e3 * (t->step_s - t->exposed_s) / (double)steps;
     log_info("epoch %lld step %lld/%lld loss %.4f top-1 %.3f lr %.5g img/s %.1f (%.1f per rank) "
-             "data-wait %.1f%% comm %.1f%% eta %.1f min",
+             "compute %.0f ms/step data-wait %.1f%% comm %.1f%% eta %.1f min",
              (long long)epoch, (long long)in_epoch, (long long)t->steps_per_epoch, loss, top1,
-             t->lr, img_per_s, img_per_s / t->dist.size, 100 * wait, 100 * comm, eta_min);
+             t->lr, img_per_s, img_per_s / t->dist.size, compute_ms, 100 * wait, 100 * comm,
+             eta_min);
     metrics_begin(&t->metrics, "train");
     metrics_int(&t->metrics, "step", t->step);
     metrics_int(&t->metrics, "epoch", epoch);
@@ -572,6 +580,7 @@ static void log_train(Trainer *t, double loss, double top1, double seconds, int6
     metrics_num(&t->metrics, "img_per_s", img_per_s);
     metrics_num(&t->metrics, "data_wait", wait);
     metrics_num(&t->metrics, "comm_exposed", comm);
+    metrics_num(&t->metrics, "compute_ms", compute_ms);
     metrics_end(&t->metrics);
     t->wait_s = t->exposed_s = t->step_s = 0;
 }
@@ -850,6 +859,7 @@ int train_main(int argc, char **argv)
     metrics_close(&t->metrics);
     loader_free(t->loader);
     reducer_free(t->reducer);
+    net_free(t->eval_rest);
     net_free(t->net);
     syncbn_free();
     params_free(&t->params);

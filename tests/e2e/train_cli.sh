@@ -118,5 +118,22 @@ expect 2 "truncated.h5" "checkpoint truncated" -- "$BIN" $COMMON --data "$T/good
     --max-steps 9 --resume "$T/truncated.h5" --checkpoint-dir "$T/a"
 [ "$(cat "$T"/a/*.h5 | md5sum)" = "$sums" ] && ok "checkpoints untouched" || bad "checkpoints untouched"
 
+# A non-finite loss stops the run with exit 5, naming the step; checkpoints stay.
+$PYTHON - "$T/a/step-00000008.h5" "$T/nan.h5" <<'PY'
+import h5py, numpy as np, shutil, sys
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "a") as f:
+    f["model/fc.bias"][0] = np.nan
+PY
+sums=$(cat "$T"/a/*.h5 | md5sum)
+expect 5 "loss is not finite at step 1" "non-finite loss" -- "$BIN" $COMMON --data "$T/good.h5" \
+    --epochs 3 --init-from "$T/nan.h5" --checkpoint-dir "$T/a"
+[ "$(cat "$T"/a/*.h5 | md5sum)" = "$sums" ] && ok "checkpoints kept after non-finite loss" ||
+    bad "checkpoints kept after non-finite loss"
+
+expect 0 ":::MLLOG" "mllog lines" -- "$BIN" $COMMON --data "$T/good.h5" --max-steps 4 --mllog \
+    --checkpoint-dir "$T/mllog"
+grep -q '"key": "eval_accuracy"' "$T/out" && ok "mllog eval_accuracy" || bad "mllog eval_accuracy"
+
 echo "train_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
