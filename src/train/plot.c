@@ -52,7 +52,17 @@ int json_field_str(const char *line, const char *key, char *out, size_t len)
 typedef struct {
     FILE *train, *val, *lr, *marks;
     int n_train, n_val, n_lr, n_marks;
+    double lr_min, lr_max;
 } PlotData;
+
+static void note_lr(PlotData *d, double step, double lr)
+{
+    fprintf(d->lr, "%g %g\n", step, lr);
+    if (d->n_lr++ == 0 || lr < d->lr_min)
+        d->lr_min = lr;
+    if (d->n_lr == 1 || lr > d->lr_max)
+        d->lr_max = lr;
+}
 
 static void plot_record(PlotData *d, const char *line)
 {
@@ -61,9 +71,12 @@ static void plot_record(PlotData *d, const char *line)
     if (!json_field_str(line, "kind", kind, sizeof kind) || !json_field_num(line, "step", &step))
         return;
     if (strcmp(kind, "train") == 0 && json_field_num(line, "loss", &v1)) {
-        fprintf(d->train, "%g %g\n", step, v1);
+        if (json_field_num(line, "top1", &v2))
+            fprintf(d->train, "%g %g %g\n", step, v1, 100 * (1 - v2));
+        else
+            fprintf(d->train, "%g %g NaN\n", step, v1);
         if (json_field_num(line, "lr", &v3))
-            fprintf(d->lr, "%g %g\n", step, v3), d->n_lr++;
+            note_lr(d, step, v3);
         d->n_train++;
     } else if (strcmp(kind, "val") == 0 && json_field_num(line, "top1", &v1) &&
                json_field_num(line, "top5", &v2) && json_field_num(line, "loss", &v3)) {
@@ -71,12 +84,29 @@ static void plot_record(PlotData *d, const char *line)
         d->n_val++;
     } else if (strcmp(kind, "lr") == 0 && json_field_num(line, "lr", &v1)) {
         fprintf(d->marks, "%g %g\n", step, v1);
-        fprintf(d->lr, "%g %g\n", step, v1);
-        d->n_lr++, d->n_marks++;
+        note_lr(d, step, v1);
+        d->n_marks++;
     }
 }
 
-static int run_gnuplot(const char *script, Status *st)
+/* The last line gnuplot printed, for an error message. */
+static void last_line(const char *path, char *out, size_t len)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f))
+        if (line[0] != '\n')
+            snprintf(out, len, "%s", line);
+    fclose(f);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+/* gnuplot's own chatter (range warnings on short runs) goes to a log that
+ * is shown only when it fails. */
+static int run_gnuplot(const char *script, const char *log, Status *st)
 {
     pid_t pid = fork();
     if (pid < 0) {
@@ -84,13 +114,18 @@ static int run_gnuplot(const char *script, Status *st)
         return -1;
     }
     if (pid == 0) {
+        if (!freopen(log, "w", stderr))
+            _exit(126);
         execlp("gnuplot", "gnuplot", script, (char *)NULL);
         _exit(127);
     }
     int status = 0;
     if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        status_set(st, EXIT_INTERNAL, "gnuplot failed on %s (exit %d; is gnuplot installed?)",
-                   script, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        char why[512];
+        last_line(log, why, sizeof why);
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        status_set(st, EXIT_INTERNAL, "gnuplot failed (exit %d%s): %s", code,
+                   code == 127 ? ", is gnuplot installed?" : "", why);
         return -1;
     }
     return 0;
@@ -119,15 +154,15 @@ static void write_script(FILE *f, const char *dir, const char *png, const char *
         fprintf(f, ", '%s/val.dat' using 1:4 with linespoints title 'val loss'", dir);
     fprintf(f, "\n");
     fprintf(f, "set ylabel 'error (%%)'\nunset logscale y\n");
+    fprintf(f, "plot '%s/train.dat' using 1:3 with lines title 'train top-1 error (batches)'", dir);
     if (d->n_val)
-        fprintf(f, "plot '%s/val.dat' using 1:2 with linespoints title 'val top-1 error', "
-                   "'%s/val.dat' using 1:3 with linespoints title 'val top-5 error'\n", dir, dir);
-    else
-        fprintf(f, "set label 1 'no validation records' at graph 0.5,0.5 center\n"
-                   "plot NaN notitle\nunset label 1\n");
+        fprintf(f, ", '%s/val.dat' using 1:2 with linespoints title 'val top-1 error', "
+                   "'%s/val.dat' using 1:3 with linespoints title 'val top-5 error'", dir, dir);
+    fprintf(f, "\n");
     fprintf(f, "set ylabel 'learning rate'\nset logscale y\n");
     fprintf(f, "set title 'learning rate (dashed red lines: LR changes)'\n");
-    fprintf(f, "set offsets 0, 0, graph 0.1, graph 0.1\n");
+    if (d->n_lr && d->lr_min > 0) /* a range gnuplot need not guess: the rate may be constant */
+        fprintf(f, "set yrange [%g:%g]\n", d->lr_min / 2, d->lr_max * 2);
     fprintf(f, "plot '%s/lr.dat' using 1:2 with steps title 'lr'\n", dir);
     fprintf(f, "unset multiplot\n");
 }
@@ -153,7 +188,7 @@ int plot_metrics(const char *metrics_path, const char *png_path, const char *tit
         files[i] = fopen(path[i], "w");
         CHECK(files[i] != NULL, "cannot write %s", path[i]);
     }
-    PlotData d = {files[0], files[1], files[2], files[3], 0, 0, 0, 0};
+    PlotData d = {files[0], files[1], files[2], files[3], 0, 0, 0, 0, 0, 0};
     char line[8192];
     while (fgets(line, sizeof line, in))
         plot_record(&d, line);
@@ -171,8 +206,11 @@ int plot_metrics(const char *metrics_path, const char *png_path, const char *tit
         CHECK(f != NULL, "cannot write %s", script);
         write_script(f, dir, png_path, title, &d);
         fclose(f);
-        rc = run_gnuplot(script, st);
+        char log[256];
+        snprintf(log, sizeof log, "%s/gnuplot.log", dir);
+        rc = run_gnuplot(script, log, st);
         unlink(script);
+        unlink(log);
     }
     for (int i = 0; i < 4; i++)
         unlink(path[i]);

@@ -165,6 +165,43 @@ static void trainer_open_data(Trainer *t)
     status_agree(&st);
 }
 
+/* mkdir -p; returns 0 or -1 with errno set. */
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Rank 0 creates the checkpoint directory and the metrics file's folder up
+ * front, so a bad path is a usage error at start, not a failure mid-run. */
+static void trainer_make_output_dirs(Trainer *t)
+{
+    Status st = {0};
+    const Options *o = &t->opt;
+    int training = !o->eval_only && !o->bench && !o->dry_run;
+    if (t->dist.rank == 0 && training && make_dirs(o->checkpoint_dir) != 0)
+        status_set(&st, EXIT_USAGE, "--checkpoint-dir %s: cannot create it: %s", o->checkpoint_dir,
+                   strerror(errno));
+    if (t->dist.rank == 0 && o->metrics && strchr(o->metrics, '/')) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", o->metrics);
+        *strrchr(dir, '/') = '\0';
+        if (dir[0] && make_dirs(dir) != 0)
+            status_set(&st, EXIT_USAGE, "--metrics %s: cannot create its folder: %s", o->metrics,
+                       strerror(errno));
+    }
+    status_agree(&st);
+}
+
 static void trainer_build(Trainer *t)
 {
     NetConfig cfg = {.num_classes = t->num_classes, .in_channels = t->channels,
@@ -493,7 +530,7 @@ static void trainer_checkpoint(Trainer *t, const char *name, const char *why)
         snprintf(path, sizeof path, "%s/%s", t->opt.checkpoint_dir, name);
     else
         checkpoint_path(path, sizeof path, t->opt.checkpoint_dir, t->step);
-    SYS_CHECK(mkdir(t->opt.checkpoint_dir, 0755) == -1 && errno != EEXIST ? -1 : 0);
+    SYS_CHECK(make_dirs(t->opt.checkpoint_dir));
     checkpoint_write(path, &t->params, &m);
     if (!name)
         prune_checkpoints(t->opt.checkpoint_dir, t->opt.keep);
@@ -687,6 +724,10 @@ static int trainer_bench(Trainer *t)
         reducer_finish(t->reducer);
     }
     double alone_ms = 1e3 * (timer_now() - alone) / o->bench_steps;
+    /* With one rank there is nothing to hide: the fraction is undefined. */
+    char hidden[32] = "null";
+    if (t->dist.size > 1 && alone_ms > 0)
+        snprintf(hidden, sizeof hidden, "%.3f", 1.0 - exposed_ms / alone_ms);
     qsort(ms, (size_t)o->bench_steps, sizeof *ms, cmp_double);
     double rss = peak_rss_mb(), rss_max;
     MPI_CHECK(MPI_Reduce(&rss, &rss_max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD));
@@ -694,11 +735,11 @@ static int trainer_bench(Trainer *t)
         printf("{\"arch\":\"%s\",\"batch\":%d,\"crop\":%d,\"ranks\":%d,\"threads\":%d,"
                "\"img_per_s\":%.2f,\"step_ms_median\":%.2f,\"peak_rss_mb\":%.1f,"
                "\"gmacs_per_image\":%.4f,\"buckets\":%d,\"comm_exposed_ms\":%.3f,"
-               "\"comm_alone_ms\":%.3f,\"hidden_fraction\":%.3f}\n",
+               "\"comm_alone_ms\":%.3f,\"hidden_fraction\":%s}\n",
                o->arch, o->batch_size, t->crop, t->dist.size, o->threads,
                o->bench_steps * o->batch_size / elapsed, ms[o->bench_steps / 2], rss_max,
                net_macs_per_image(t->net) / 1e9, reducer_bucket_count(t->reducer), exposed_ms,
-               alone_ms, alone_ms > 0 ? 1.0 - exposed_ms / alone_ms : 1.0);
+               alone_ms, hidden);
     fflush(stdout);
     free(ms);
     return EXIT_OK;
@@ -835,6 +876,7 @@ int train_main(int argc, char **argv)
     dnn_init();
     trainer_open_data(t);
     trainer_build(t);
+    trainer_make_output_dirs(t);
     if (t->dist.rank == 0)
         metrics_open(&t->metrics, t->opt.metrics, &st);
     status_agree(&st);

@@ -19,6 +19,12 @@ check test "$(grep -c "$esc" "$T/train.log")" -eq 0   # batch logs: no terminal 
 "$BUILD/bin/resnet_plot" "$T/m.jsonl" -o "$T/curves.png" >"$T/out" 2>&1
 check test "$(head -c 8 "$T/curves.png" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a"
 check test "$(wc -c <"$T/curves.png")" -gt 10000
+# no validation records (a synthetic run): still a plot
+"$BUILD/bin/resnet_dist" --synthetic --arch resnet20 --crop 32 --num-classes 10 --batch-size 8 \
+    --max-steps 3 --metrics "$T/syn/m.jsonl" --checkpoint-dir "$T/syn/ck" >"$T/syn.log" 2>&1
+"$BUILD/bin/resnet_plot" "$T/syn/m.jsonl" -o "$T/syn.png" >"$T/out" 2>&1
+check test $? -eq 0
+check test "$(grep -c . "$T/out")" -eq 1   # only "wrote ...": no gnuplot warnings
 : >"$T/empty.jsonl"
 "$BUILD/bin/resnet_plot" "$T/empty.jsonl" -o "$T/x.png" >"$T/out" 2>&1
 check test $? -eq 2
