@@ -19,6 +19,8 @@ typedef struct {
     int small_stem;
     int zero_init_residual;
     int sync_bn;          /* batch statistics over all ranks */
+    double drop_path;     /* stochastic depth: the last block's drop probability */
+    double wrn_dropout;   /* wrn-D-K: dropout between a block's convolutions */
     /* data */
     const char *data;
     int crop;             /* 0: the stored image size (synthetic: 224) */
@@ -66,6 +68,7 @@ typedef struct {
     int bench_steps, bench_warmup;
     int dry_run;
     int show_help, show_version;
+    int list_archs;       /* print the architectures and exit */
     const char *command_line;
 } Options;
 

@@ -21,7 +21,7 @@ enum {
     OPT_WARMUP_START_LR, OPT_CKPT_EVERY, OPT_CKPT_MINUTES, OPT_KEEP, OPT_BUCKET_MB,
     OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_PROGRESS, OPT_AUG, OPT_LOADER_THREADS,
     OPT_NO_DROP_LAST, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
-    OPT_VERSION,
+    OPT_VERSION, OPT_WRN_DROPOUT, OPT_DROP_PATH, OPT_LIST_ARCHS,
 };
 
 typedef struct {
@@ -39,6 +39,8 @@ static const OptionSpec SPECS[] = {
     {"stem", 1, OPT_STEM, "KIND", "imagenet (7x7/2 conv + max-pool) or small (3x3/1 conv, no pool; 28-64 px) [imagenet]", "Model"},
     {"zero-init-residual", 0, OPT_ZERO_INIT, NULL, "start each block's last BN gamma at 0 (Goyal et al.) [off]", "Model"},
     {"sync-bn", 0, OPT_SYNC_BN, NULL, "BatchNorm statistics over the global batch instead of per rank [off]", "Model"},
+    {"drop-path", 1, OPT_DROP_PATH, "P", "stochastic depth: in training, block l of L skips its residual branch per sample with probability P*l/L [0]", "Model"},
+    {"wrn-dropout", 1, OPT_WRN_DROPOUT, "P", "wrn-D-K only: dropout probability between the two convolutions of each block [0]", "Model"},
     {"data", 1, OPT_DATA, "FILE.h5", "dataset in the resnet-dist HDF5 format [none]", "Data"},
     {"crop", 1, OPT_CROP, "S", "centre S x S crop of the stored images [stored size; synthetic: 224]", "Data"},
     {"in-channels", 1, OPT_IN_CHANNELS, "C", "input channels with --synthetic: 1 or 3 [3]", "Data"},
@@ -89,6 +91,7 @@ static const OptionSpec SPECS[] = {
     {"bench-steps", 1, OPT_BENCH_STEPS, "N", "timed steps for --bench [20]", "Modes"},
     {"bench-warmup", 1, OPT_BENCH_WARMUP, "N", "untimed warm-up steps for --bench [3]", "Modes"},
     {"dry-run", 0, OPT_DRY_RUN, NULL, "check flags, dataset and checkpoints, print the plan, exit [off]", "Modes"},
+    {"list-archs", 0, OPT_LIST_ARCHS, NULL, "print every architecture's parameters and GMACs/GFLOPs per image at --crop (224 ImageNet, 32 CIFAR) and --num-classes (1000, 10), exit [off]", "Modes"},
     {"help", 0, OPT_HELP, NULL, "this text", "Modes"},
     {"version", 0, OPT_VERSION, NULL, "program and library versions", "Modes"},
 };
@@ -127,7 +130,7 @@ void options_defaults(Options *o)
 
 void options_usage(FILE *out)
 {
-    char archs[512];
+    char archs[1024];
     arch_names(archs, sizeof archs);
     fprintf(out, "usage: resnet_dist [flags]   (run under mpirun or srun for several ranks)\n");
     const char *group = "";
@@ -264,6 +267,9 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
     case OPT_CHECK_EVERY: if (parse_int(flag, v, 0, 1 << 30, &i, st)) o->check_every = (int)i; break;
     case OPT_MLLOG: o->mllog = 1; break;
     case OPT_SYNC_BN: o->sync_bn = 1; break;
+    case OPT_DROP_PATH: if (parse_num(flag, v, 0, 0.99, &d, st)) o->drop_path = d; break;
+    case OPT_WRN_DROPOUT: if (parse_num(flag, v, 0, 0.99, &d, st)) o->wrn_dropout = d; break;
+    case OPT_LIST_ARCHS: o->list_archs = 1; break;
     case OPT_AUG: {
         AugMode mode;
         if (augment_parse(v, &mode) != 0)
@@ -286,8 +292,10 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
 
 static void options_validate(Options *o, Status *st)
 {
-    if (o->show_help || o->show_version)
+    if (o->show_help || o->show_version || o->list_archs)
         return;
+    if (o->wrn_dropout > 0 && !arch_is_wrn(o->arch))
+        status_set(st, EXIT_USAGE, "--wrn-dropout: %s is not a wrn-D-K network", o->arch);
     if (o->synthetic && o->data)
         status_set(st, EXIT_USAGE, "--synthetic and --data exclude each other");
     if (!o->synthetic && !o->data)
@@ -347,10 +355,11 @@ void options_print(const Options *o, FILE *out)
 {
     fprintf(out, "config: arch=%s stem=%s num_classes=%d data=%s%s crop=%d batch_size=%d "
                  "epochs=%d max_steps=%lld lr=%g momentum=%g nesterov=%d weight_decay=%g "
-                 "no_bn_decay=%d label_smoothing=%g seed=%llu zero_init_residual=%d\n",
+                 "no_bn_decay=%d label_smoothing=%g seed=%llu zero_init_residual=%d drop_path=%g "
+                 "wrn_dropout=%g\n",
             o->arch, o->small_stem ? "small" : "imagenet", o->num_classes,
             o->data ? o->data : "", o->synthetic ? "(synthetic)" : "", o->crop, o->batch_size,
             o->epochs, (long long)o->max_steps, o->lr, o->momentum, o->nesterov, o->weight_decay,
             o->no_bn_decay, o->label_smoothing, (unsigned long long)o->seed,
-            o->zero_init_residual);
+            o->zero_init_residual, o->drop_path, o->wrn_dropout);
 }

@@ -59,6 +59,7 @@ typedef struct {
     double wait_s, exposed_s, step_s;
     char fingerprint[256];
     int32_t *labels;
+    int64_t *sample_index; /* epoch positions of this step's local samples */
 } Trainer;
 
 typedef struct {
@@ -207,13 +208,15 @@ static void trainer_build(Trainer *t)
     NetConfig cfg = {.num_classes = t->num_classes, .in_channels = t->channels,
                      .image_size = t->crop, .batch = t->local_batch,
                      .small_stem = t->opt.small_stem,
-                     .zero_init_residual = t->opt.zero_init_residual};
+                     .zero_init_residual = t->opt.zero_init_residual,
+                     .drop_path = t->opt.drop_path, .dropout = t->opt.wrn_dropout};
     snprintf(cfg.arch, sizeof cfg.arch, "%s", t->opt.arch);
     params_init(&t->params);
     t->net = net_create(&cfg, &t->params);
     params_allocate(&t->params);
     net_init_weights(t->net, t->opt.seed);
     t->labels = xcalloc((size_t)t->local_batch, sizeof *t->labels);
+    t->sample_index = xcalloc((size_t)t->local_batch, sizeof *t->sample_index);
     t->sgd = (SgdConfig){t->opt.momentum, t->opt.weight_decay, t->opt.nesterov,
                          t->opt.no_bn_decay};
     if (t->opt.sync_bn) {
@@ -344,11 +347,24 @@ static double checkpoint_due(const Trainer *t)
 
 enum { STEP_LOSS, STEP_TOP1, STEP_NONFINITE, STEP_USR1, STEP_TERM, STEP_CKPT_DUE, STEP_NVALUES };
 
+/* Drop-path and dropout choices of step t->step derive from the epoch and
+ * each sample's epoch position (sampler_position: the same for any number
+ * of ranks). */
+static void trainer_set_sample_keys(Trainer *t)
+{
+    int64_t first = t->step % t->steps_per_epoch * t->opt.batch_size +
+                    (int64_t)t->dist.rank * t->local_batch;
+    for (int i = 0; i < t->local_batch; i++)
+        t->sample_index[i] = first + i;
+    net_set_sample_keys(t->net, t->opt.seed, t->step / t->steps_per_epoch, t->sample_index);
+}
+
 /* One optimizer step. out: the global loss sum and top-1 hits, and how many
  * ranks saw a non-finite loss, a SIGUSR1 or a SIGTERM/SIGINT. */
 static void trainer_step(Trainer *t, double out[STEP_NVALUES])
 {
     double start = timer_now();
+    trainer_set_sample_keys(t);
     net_forward(t->net, 1);
     LossStats ls = net_loss(t->net, t->labels, (float)t->opt.label_smoothing, 1,
                             t->opt.batch_size);
@@ -868,6 +884,14 @@ int train_main(int argc, char **argv)
     if (t->opt.show_help || t->opt.show_version)
         exit_all(EXIT_OK);
     status_agree(&st);
+    if (t->opt.list_archs) {
+        if (t->dist.rank == 0) {
+            dnn_init();
+            arch_list(stdout, t->opt.crop, t->opt.num_classes, t->opt.small_stem);
+            dnn_free();
+        }
+        exit_all(EXIT_OK);
+    }
     dist_check_same_config(cmd);
 
     log_set_live(t->opt.progress);
@@ -909,6 +933,7 @@ int train_main(int argc, char **argv)
         dataset_close(&t->data);
     dnn_free();
     free(t->labels);
+    free(t->sample_index);
     free(cmd);
     free(t);
     exit_all(code);

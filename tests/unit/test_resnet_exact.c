@@ -3,8 +3,9 @@
  * (DESIGN.md section 4: loss, gradients and updated weights match torch to
  * float32 tolerance).
  *
- * For resnet18, resnet50 and the CIFAR resnet20, tests/fixtures/gen_reference.py
- * writes seeded weights, a batch and torch's float64 results to build/fixtures
+ * For resnet18, resnet50, the CIFAR resnet20, resnext50_32x4d and
+ * wide_resnet50_2, tests/fixtures/gen_reference.py writes seeded weights, a
+ * batch and torch's float64 results to build/fixtures
  * (run at start-up when a fixture is missing or older than the script; see
  * tests/fixtures/README.md). We load the weights into our Net and compare,
  * tensor by tensor: training-mode logits and loss, every gradient, the BN
@@ -59,6 +60,8 @@ static const Case CASES[] = {
     {"resnet18", 48, 4, 1}, /* layer3 3x3 -> layer4 2x2: odd sizes */
     {"resnet50", 64, 2, 1},
     {"resnet20", 32, 4, 1},
+    {"resnext50_32x4d", 64, 2, 1}, /* grouped 3x3 convolutions */
+    {"wide_resnet50_2", 64, 2, 1},
 };
 
 static void fixture_path(const Case *c, char *out, size_t len)
