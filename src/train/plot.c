@@ -1,6 +1,7 @@
 /* plot.c - metrics JSON lines -> gnuplot data and script -> PNG. */
 #include "plot.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,10 +175,18 @@ int plot_metrics(const char *metrics_path, const char *png_path, const char *tit
         status_set(st, EXIT_USAGE, "%s: cannot open metrics file", metrics_path);
         return -1;
     }
-    char dir[] = "/tmp/resnet_plot.XXXXXX";
+    /* A private folder under $TMPDIR; mkdtemp replaces the six trailing Xs. */
+    const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char dir[200];
+    int len = snprintf(dir, sizeof dir - 7, "%s/resnet_plot.", tmp);
+    if (len < 0 || (size_t)len >= sizeof dir - 7)
+        len = snprintf(dir, sizeof dir - 7, "/tmp/resnet_plot.");
+    memset(dir + len, 'X', 6);
+    dir[len + 6] = '\0';
     if (!mkdtemp(dir)) {
         fclose(in);
-        status_set(st, EXIT_INTERNAL, "cannot create a temporary directory");
+        status_set(st, EXIT_INTERNAL, "cannot create a temporary folder in %s (set TMPDIR?): %s",
+                   tmp, strerror(errno));
         return -1;
     }
     char path[4][256];
