@@ -16,11 +16,7 @@ T="$BUILD/tmp/e2e-dist-errors"
 rm -rf "$T" && mkdir -p "$T"
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 LIMIT=30
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
-show() { sed 's/^/    /' "$1" | tail -n "${2:-10}"; }
+. tests/e2e/lib/common.sh
 MPI3="mpirun -np 3 --oversubscribe"
 RUN="$BIN --arch resnet20 --stem small --batch-size 12 --lr 0.05 --log-every 2"
 
@@ -90,16 +86,8 @@ local_error() {
     start=$(date +%s)
     "$@" >"$T/out" 2>&1 &
     pid=$!
-    n=$((LIMIT * 10))
-    while kill -0 "$pid" 2>/dev/null && [ "$n" -gt 0 ]; do
-        sleep 0.1
-        n=$((n - 1))
-    done
-    if kill -0 "$pid" 2>/dev/null; then
+    if ! exits_within "$pid" "$LIMIT"; then
         bad "$name: still running after $LIMIT s"; show "$T/out"
-        for c in $(pgrep -P "$pid"); do kill -KILL "$c" 2>/dev/null; done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid"
         return
     fi
     wait "$pid"

@@ -14,11 +14,7 @@ BIN="$BUILD/bin/resnet_dist"
 T="$BUILD/tmp/e2e-dist-eval"
 rm -rf "$T" && mkdir -p "$T"
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
-show() { sed 's/^/    /' "$1" | tail -n "${2:-8}"; }
+. tests/e2e/lib/common.sh
 
 $PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 96 --val 23 --classes 10 ||
     { echo "cannot make dataset"; exit 1; }

@@ -11,11 +11,7 @@ T="$BUILD/tmp/e2e-dist-kill"
 rm -rf "$T" && mkdir -p "$T"
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 LIMIT=30
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
-show() { sed 's/^/    /' "$1" | tail -n "${2:-8}"; }
+. tests/e2e/lib/common.sh
 
 wait_for() { # PATTERN FILE SECONDS
     n=$(($3 * 10))
@@ -73,16 +69,8 @@ kill_case() {
     survivors=$(pgrep -P "$pid" | grep -vx "$victim")
     start=$(date +%s)
     kill -KILL "$victim"
-    n=$((LIMIT * 10))
-    while kill -0 "$pid" 2>/dev/null && [ "$n" -gt 0 ]; do
-        sleep 0.1
-        n=$((n - 1))
-    done
-    if kill -0 "$pid" 2>/dev/null; then
+    if ! exits_within "$pid" "$LIMIT"; then
         bad "kill -9 rank $1: the job still runs after $LIMIT s"; show "$log"
-        for c in $(pgrep -P "$pid"); do kill -KILL "$c" 2>/dev/null; done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid"
         return
     fi
     wait "$pid"

@@ -14,26 +14,8 @@ BIN="$BUILD/bin/resnet_dist"
 T="$BUILD/tmp/e2e-dist-resume"
 rm -rf "$T" && mkdir -p "$T"
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
-show() { sed 's/^/    /' "$1" | tail -n "${2:-8}"; }
+. tests/e2e/lib/common.sh
 
-# expect CODE PATTERN NAME -- command...: exit code and a line matching PATTERN
-expect() {
-    code=$1 pattern=$2 name=$3
-    shift 4
-    "$@" >"$T/out" 2>&1
-    got=$?
-    if [ "$got" -ne "$code" ]; then
-        bad "$name: exit $got, expected $code"; show "$T/out"; return 1
-    fi
-    if [ -n "$pattern" ] && ! grep -q -- "$pattern" "$T/out"; then
-        bad "$name: output lacks '$pattern'"; show "$T/out"; return 1
-    fi
-    ok "$name"
-}
 
 # wait_for PATTERN FILE SECONDS: until FILE has a line matching PATTERN
 wait_for() {

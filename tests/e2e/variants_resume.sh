@@ -10,25 +10,7 @@ BIN="$BUILD/bin/resnet_dist"
 T="$BUILD/tmp/e2e-variants"
 rm -rf "$T" && mkdir -p "$T"
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
-
-# expect CODE PATTERN NAME -- command...: exit code and a line matching PATTERN
-expect() {
-    code=$1 pattern=$2 name=$3
-    shift 4
-    "$@" >"$T/out" 2>&1
-    got=$?
-    if [ "$got" -ne "$code" ]; then
-        bad "$name: exit $got, expected $code"; sed 's/^/    /' "$T/out" | tail -n 8; return
-    fi
-    if [ -n "$pattern" ] && ! grep -q -- "$pattern" "$T/out"; then
-        bad "$name: output lacks '$pattern'"; sed 's/^/    /' "$T/out" | tail -n 8; return
-    fi
-    ok "$name"
-}
+. tests/e2e/lib/common.sh
 
 # compare A.h5 B.h5 same|differ NAME: the /model tensors of two checkpoints
 compare() {

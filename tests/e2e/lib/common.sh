@@ -1,0 +1,39 @@
+# shellcheck shell=sh
+# common.sh - helpers shared by the end-to-end scripts (sourced, not run).
+# The sourcing script sets T (its scratch folder) before calling expect.
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok: $1"; }
+bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
+# show FILE [LINES]: the end of a log, indented
+show() { sed 's/^/    /' "$1" | tail -n "${2:-8}"; }
+
+# expect CODE PATTERN NAME -- command...: exit code and a line matching PATTERN
+expect() {
+    code=$1 pattern=$2 name=$3
+    shift 4
+    "$@" >"$T/out" 2>&1
+    got=$?
+    if [ "$got" -ne "$code" ]; then
+        bad "$name: exit $got, expected $code"; show "$T/out"; return 1
+    fi
+    if [ -n "$pattern" ] && ! grep -q -- "$pattern" "$T/out"; then
+        bad "$name: output lacks '$pattern'"; show "$T/out"; return 1
+    fi
+    ok "$name"
+}
+
+# exits_within PID SECONDS: 0 once PID has ended; else kills it and its
+# children and returns 1, so a hung job never hangs the test.
+exits_within() {
+    n=$(($2 * 10))
+    while kill -0 "$1" 2>/dev/null && [ "$n" -gt 0 ]; do
+        sleep 0.1
+        n=$((n - 1))
+    done
+    kill -0 "$1" 2>/dev/null || return 0
+    for c in $(pgrep -P "$1"); do kill -KILL "$c" 2>/dev/null; done
+    kill -KILL "$1" 2>/dev/null
+    wait "$1"
+    return 1
+}
