@@ -650,10 +650,10 @@ static int trainer_after_step(Trainer *t, const double g[STEP_NVALUES], int have
         trainer_validate(t, epoch);
     if (last)
         trainer_checkpoint(t, NULL, "end of training");
-    else if (epoch_end && o->checkpoint_every && (epoch + 1) % o->checkpoint_every == 0)
-        trainer_checkpoint(t, NULL, "end of epoch");
     else if (stop)
         trainer_checkpoint(t, NULL, "stop requested by a signal");
+    else if (epoch_end && o->checkpoint_every && (epoch + 1) % o->checkpoint_every == 0)
+        trainer_checkpoint(t, NULL, "end of epoch");
     else if (g[STEP_CKPT_DUE] > 0)
         trainer_checkpoint(t, NULL, "--checkpoint-minutes elapsed");
     if (o->check_every && t->step % o->check_every == 0)

@@ -47,8 +47,7 @@ finish() {
 }
 
 # checkpointed_stop LOG: whether the run logged a stop on a signal and a
-# checkpoint of that step (its reason is "end of epoch" when the stop falls
-# on an epoch's last step, else "stop requested by a signal")
+# checkpoint of that step
 checkpointed_stop() {
     s=$(sed -n 's/.*stopping at step \([0-9]*\) on .*/\1/p' "$1")
     [ -n "$s" ] && grep -q "checkpoint .*$(printf 'step-%08d.h5' "$s") (" "$1"
