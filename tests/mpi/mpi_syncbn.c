@@ -101,11 +101,9 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     dnn_init();
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_sync_equals_whole_batch)};
-    int failed = cmocka_run_group_tests_name("syncbn", tests, NULL, NULL);
-    int any = 0;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    int failed = testutil_mpi_any_failed(cmocka_run_group_tests_name("syncbn", tests, NULL, NULL));
     syncbn_free();
     dnn_free();
     MPI_Finalize();
-    return any ? 1 : 0;
+    return failed;
 }

@@ -86,6 +86,21 @@ static Net *make_net(Params *p, int batch)
     return net;
 }
 
+static void free_net(Net *net, Params *p)
+{
+    net_free(net);
+    params_free(p);
+}
+
+/* A reducer with buckets of bucket_mb that net's backward hands its
+ * gradients to as they become ready, as in training. */
+static Reducer *attach_reducer(Net *net, Params *p, double bucket_mb)
+{
+    Reducer *r = reducer_create(p, bucket_mb);
+    net_set_grad_hook(net, reducer_grads_ready, r);
+    return r;
+}
+
 static size_t image_floats(void)
 {
     return (size_t)CHANNELS * SIZE * SIZE;
@@ -142,8 +157,7 @@ static void test_params_identical(void **state)
     (void)state;
     Params p;
     Net *net = make_net(&p, LOCAL_BATCH);
-    Reducer *r = reducer_create(&p, 0.05); /* ~13k floats: many buckets */
-    net_set_grad_hook(net, reducer_grads_ready, r);
+    Reducer *r = attach_reducer(net, &p, 0.05); /* ~13k floats: many buckets */
     assert_true(reducer_bucket_count(r) > 4);
     uint64_t initial = dist_params_hash(&p);
     assert_int_equal(ranks_differing(&p), 0);
@@ -182,43 +196,13 @@ static void test_params_identical(void **state)
 
     free(x);
     reducer_free(r);
-    net_free(net);
-    params_free(&p);
+    free_net(net, &p);
 }
 
-/* Largest |a - b| - (atol + rtol |b|) over every tensor of a buffer, in
- * PyTorch layout (the registries may block tensors differently). */
-static double worst_excess(const Params *a, const Params *b, ParamBuffer buf, double atol,
-                           double rtol, double *max_diff, char *where, size_t wlen)
-{
-    double worst = -INFINITY;
-    *max_diff = 0.0;
-    assert_int_equal(a->count, b->count);
-    for (int i = 0; i < a->count; i++) {
-        int j = params_find(b, a->info[i].name);
-        assert_true(j >= 0);
-        size_t n = a->info[i].numel;
-        float *x = xmalloc(n * sizeof *x), *y = xmalloc(n * sizeof *y);
-        params_get_plain(a, i, buf, x);
-        params_get_plain(b, j, buf, y);
-        for (size_t k = 0; k < n; k++) {
-            double d = fabs((double)x[k] - y[k]);
-            double e = isfinite(d) ? d - (atol + rtol * fabs((double)y[k])) : INFINITY;
-            if (d > *max_diff || !isfinite(d))
-                *max_diff = d;
-            if (e > worst) {
-                worst = e;
-                snprintf(where, wlen, "%s[%zu]: %.9g vs %.9g", a->info[i].name, k, x[k], y[k]);
-            }
-        }
-        free(x);
-        free(y);
-    }
-    return worst;
-}
-
-/* Same for the BN state: running means and variances. */
-static double state_excess(const float *x, const float *y, size_t n, double atol, double rtol,
+/* Largest |x - y| - (atol + rtol |y|) over n floats, with the first
+ * element where it is reached in *where and the largest |x - y| (or the
+ * last that is not finite) in *max_diff. */
+static double array_excess(const float *x, const float *y, size_t n, double atol, double rtol,
                            double *max_diff, size_t *where)
 {
     double worst = -INFINITY;
@@ -232,6 +216,35 @@ static double state_excess(const float *x, const float *y, size_t n, double atol
             worst = e;
             *where = k;
         }
+    }
+    return worst;
+}
+
+/* The same over every tensor of a buffer, in PyTorch layout (the
+ * registries may block tensors differently). */
+static double worst_excess(const Params *a, const Params *b, ParamBuffer buf, double atol,
+                           double rtol, double *max_diff, char *where, size_t wlen)
+{
+    double worst = -INFINITY;
+    *max_diff = 0.0;
+    assert_int_equal(a->count, b->count);
+    for (int i = 0; i < a->count; i++) {
+        int j = params_find(b, a->info[i].name);
+        assert_true(j >= 0);
+        size_t n = a->info[i].numel, k = 0;
+        float *x = xmalloc(n * sizeof *x), *y = xmalloc(n * sizeof *y);
+        params_get_plain(a, i, buf, x);
+        params_get_plain(b, j, buf, y);
+        double diff;
+        double e = array_excess(x, y, n, atol, rtol, &diff, &k);
+        if (diff > *max_diff || !isfinite(diff))
+            *max_diff = diff;
+        if (e > worst) {
+            worst = e;
+            snprintf(where, wlen, "%s[%zu]: %.9g vs %.9g", a->info[i].name, k, x[k], y[k]);
+        }
+        free(x);
+        free(y);
     }
     return worst;
 }
@@ -265,7 +278,7 @@ static void compare_state(const Params *dist, const float *want, double atol, do
 {
     double diff;
     size_t k = 0;
-    double e = state_excess(dist->state, want, dist->state_total, atol, rtol, &diff, &k);
+    double e = array_excess(dist->state, want, dist->state_total, atol, rtol, &diff, &k);
     int bad = e > 0;
     if (bad)
         print_error("[rank %d] %s: BN state[%zu] %.9g vs %.9g\n", g_rank, what, k,
@@ -307,8 +320,7 @@ static void test_same_update_as_sequential_slices(void **state)
     const int b = LOCAL_BATCH, B = LOCAL_BATCH * g_size;
     Params pd, pr;
     Net *nd = make_net(&pd, b), *nr = make_net(&pr, b);
-    Reducer *r = reducer_create(&pd, 0.02);
-    net_set_grad_hook(nd, reducer_grads_ready, r);
+    Reducer *r = attach_reducer(nd, &pd, 0.02);
     size_t img = image_floats(), total = pr.total, ns = pr.state_total;
     float *x = xmalloc((size_t)B * img * sizeof *x);
     int32_t *labels = xmalloc((size_t)B * sizeof *labels);
@@ -354,10 +366,8 @@ static void test_same_update_as_sequential_slices(void **state)
     free(state0);
     free(state_sum);
     reducer_free(r);
-    net_free(nd);
-    net_free(nr);
-    params_free(&pd);
-    params_free(&pr);
+    free_net(nd, &pd);
+    free_net(nr, &pr);
 }
 
 /* Elements per channel that a BN layer of resnet20 (small stem) normalises
@@ -399,8 +409,7 @@ static void test_same_update_as_global_batch(void **state)
     const int b = LOCAL_BATCH, B = LOCAL_BATCH * g_size;
     Params pd, pr;
     Net *nd = make_net(&pd, b), *nr = make_net(&pr, B);
-    Reducer *r = reducer_create(&pd, 0.02);
-    net_set_grad_hook(nd, reducer_grads_ready, r);
+    Reducer *r = attach_reducer(nd, &pd, 0.02);
     assert_true(pd.state_total == pr.state_total);
     size_t img = image_floats(), ns = pr.state_total;
     float *x = xmalloc((size_t)B * img * sizeof *x);
@@ -435,10 +444,8 @@ static void test_same_update_as_global_batch(void **state)
     free(dist_prev);
     free(want);
     reducer_free(r);
-    net_free(nd);
-    net_free(nr);
-    params_free(&pd);
-    params_free(&pr);
+    free_net(nd, &pd);
+    free_net(nr, &pr);
 }
 
 int main(int argc, char **argv)
@@ -454,12 +461,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_same_update_as_sequential_slices),
         cmocka_unit_test(test_same_update_as_global_batch),
     };
-    char group[64];
-    snprintf(group, sizeof group, "mpi_train rank %d of %d", d.rank, d.size);
-    int failed = cmocka_run_group_tests_name(group, tests, NULL, NULL);
-    int any = 0;
-    MPI_CHECK(MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    int failed = testutil_mpi_run_group("mpi_train", tests);
     dnn_free();
     dist_finalize();
-    return any ? 1 : 0;
+    return failed;
 }

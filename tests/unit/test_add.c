@@ -159,20 +159,6 @@ static void test_sum_run(void **state)
     free(a), free(b), free(s), free(ad), free(bd), free(sd), free(sr);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    dnn_init();
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    dnn_free();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,5 +167,5 @@ int main(void)
         cmocka_unit_test(test_add_relu_resnet50),
         cmocka_unit_test(test_sum_run),
     };
-    return cmocka_run_group_tests_name("add", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("add", tests, testutil_dnn_setup, testutil_dnn_teardown);
 }

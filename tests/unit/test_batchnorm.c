@@ -384,12 +384,21 @@ static void test_bn_skip_running_update(void **state)
 
 /* ---- finite differences of L = sum r * dst ------------------------------- */
 
-static double dotd(const double *a, const double *b, size_t n)
+/* L = sum r * dst of the reference training forward (y is scratch). */
+typedef struct {
+    const double *x, *g, *b, *r;
+    double *y;
+    int n, c, hw, relu;
+} RefBnLoss;
+
+static double ref_bn_loss(void *ctx)
 {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
+    const RefBnLoss *l = ctx;
+    double *mean = xmalloc((size_t)l->c * sizeof(double));
+    double *var = xmalloc((size_t)l->c * sizeof(double));
+    ref_bn_forward_train(l->x, l->g, l->b, l->n, l->c, l->hw, BN_EPS, l->relu, l->y, mean, var);
+    free(mean), free(var);
+    return testutil_dot(l->r, l->y, (size_t)l->n * l->c * l->hw);
 }
 
 /* The reference backward is the gradient of the reference forward (with the
@@ -426,41 +435,17 @@ static void test_bn_ref_finite_differences(void **state)
             free(pre);
         }
         ref_bn_backward(x, r, g, mean, var, ycopy, n, c, hw, BN_EPS, dx, dg, db);
-        double m2[3], v2[3];
+        RefBnLoss loss = {x, g, b, r, y, n, c, hw, relu};
         for (size_t i = 0; i < total; i++) {
-            double keep = x[i];
-            x[i] = keep + h;
-            ref_bn_forward_train(x, g, b, n, c, hw, BN_EPS, relu, y, m2, v2);
-            double lp = dotd(r, y, total);
-            x[i] = keep - h;
-            ref_bn_forward_train(x, g, b, n, c, hw, BN_EPS, relu, y, m2, v2);
-            double lm = dotd(r, y, total);
-            x[i] = keep;
-            fd[i] = (float)((lp - lm) / (2 * h));
+            fd[i] = (float)testutil_central_difference(ref_bn_loss, &loss, x, i, h);
             an[i] = (float)dx[i];
         }
         assert_close(an, fd, total, 1e-7, 1e-6,
                      relu ? "ref diff_src relu vs fd" : "ref diff_src vs fd");
         float fdg[3], fdb[3], ang[3], anb[3];
         for (int ch = 0; ch < c; ch++) {
-            double keep = g[ch];
-            g[ch] = keep + h;
-            ref_bn_forward_train(x, g, b, n, c, hw, BN_EPS, relu, y, m2, v2);
-            double lp = dotd(r, y, total);
-            g[ch] = keep - h;
-            ref_bn_forward_train(x, g, b, n, c, hw, BN_EPS, relu, y, m2, v2);
-            double lm = dotd(r, y, total);
-            g[ch] = keep;
-            fdg[ch] = (float)((lp - lm) / (2 * h));
-            keep = b[ch];
-            b[ch] = keep + h;
-            ref_bn_forward_train(x, g, b, n, c, hw, BN_EPS, relu, y, m2, v2);
-            lp = dotd(r, y, total);
-            b[ch] = keep - h;
-            ref_bn_forward_train(x, g, b, n, c, hw, BN_EPS, relu, y, m2, v2);
-            lm = dotd(r, y, total);
-            b[ch] = keep;
-            fdb[ch] = (float)((lp - lm) / (2 * h));
+            fdg[ch] = (float)testutil_central_difference(ref_bn_loss, &loss, g, (size_t)ch, h);
+            fdb[ch] = (float)testutil_central_difference(ref_bn_loss, &loss, b, (size_t)ch, h);
             ang[ch] = (float)dg[ch];
             anb[ch] = (float)db[ch];
         }
@@ -526,20 +511,6 @@ static void test_bn_finite_differences(void **state)
     fixture_free(&f);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    dnn_init();
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    dnn_free();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -551,5 +522,6 @@ int main(void)
         cmocka_unit_test(test_bn_resnet50_relu),
         cmocka_unit_test(test_bn_resnet50_plain),
     };
-    return cmocka_run_group_tests_name("batchnorm", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("batchnorm", tests, testutil_dnn_setup,
+                                       testutil_dnn_teardown);
 }

@@ -227,12 +227,18 @@ static double dot(const float *a, const float *b, size_t n)
     return s;
 }
 
-static double dotd(const double *a, const double *b, size_t n)
+/* L = sum r * conv(x, w) of the reference (y is scratch). */
+typedef struct {
+    const RefConv *s;
+    const double *x, *w, *r;
+    double *y;
+} RefConvLoss;
+
+static double ref_conv_loss(void *ctx)
 {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
+    const RefConvLoss *l = ctx;
+    ref_conv_forward(l->s, l->x, l->w, l->y);
+    return testutil_dot(l->r, l->y, ref_conv_dst_size(l->s));
 }
 
 /* The reference backward is the gradient of the reference forward: central
@@ -257,17 +263,10 @@ static void test_conv_ref_finite_differences(void **state)
     float *fd = xmalloc((nx > nw ? nx : nw) * sizeof(float));
     float *an = xmalloc((nx > nw ? nx : nw) * sizeof(float));
     const double h = 0.5;
+    RefConvLoss loss = {&s, x, w, r, y};
     int nonzero = 0;
     for (size_t i = 0; i < nx; i++) {
-        double keep = x[i];
-        x[i] = keep + h;
-        ref_conv_forward(&s, x, w, y);
-        double lp = dotd(r, y, ny);
-        x[i] = keep - h;
-        ref_conv_forward(&s, x, w, y);
-        double lm = dotd(r, y, ny);
-        x[i] = keep;
-        fd[i] = (float)((lp - lm) / (2 * h));
+        fd[i] = (float)testutil_central_difference(ref_conv_loss, &loss, x, i, h);
         an[i] = (float)dx[i];
         nonzero += dx[i] != 0.0;
     }
@@ -275,20 +274,53 @@ static void test_conv_ref_finite_differences(void **state)
     /* With stride 2 and pad 1 on 5x5 every input pixel is used. */
     assert_int_equal(nonzero, (int)nx);
     for (size_t i = 0; i < nw; i++) {
-        double keep = w[i];
-        w[i] = keep + h;
-        ref_conv_forward(&s, x, w, y);
-        double lp = dotd(r, y, ny);
-        w[i] = keep - h;
-        ref_conv_forward(&s, x, w, y);
-        double lm = dotd(r, y, ny);
-        w[i] = keep;
-        fd[i] = (float)((lp - lm) / (2 * h));
+        fd[i] = (float)testutil_central_difference(ref_conv_loss, &loss, w, i, h);
         an[i] = (float)dw[i];
     }
     assert_close(an, fd, nw, 1e-6, 0.0, "reference diff_weights vs finite differences");
     free(xf), free(wf), free(rf), free(x), free(w), free(r), free(y), free(dx), free(dw);
     free(fd), free(an);
+}
+
+/* Which of the layer's inputs a finite difference perturbs. */
+typedef enum { PERTURB_SRC, PERTURB_WEIGHTS } Perturbed;
+
+/* Hands the fixture's plain x or w to the layer after a change. */
+static void fixture_reload(ConvFixture *f, Perturbed which)
+{
+    if (which == PERTURB_SRC)
+        ref_tensor_from_plain(&f->src, f->x);
+    else
+        params_set_plain(&f->p, f->widx, BUF_VALUE, f->w);
+}
+
+/* L = sum r * dst of the layer's forward (summed in double; y is scratch). */
+static double layer_loss(ConvFixture *f, const float *r, float *y)
+{
+    conv_forward(&f->l);
+    dnn_wait();
+    ref_tensor_to_plain(&f->l.dst, y);
+    return dot(r, y, ref_conv_dst_size(&f->s));
+}
+
+/* (L(v + h) - L(v - h)) / step for coordinate i of the layer's src or
+ * weights, where step is the float distance between v + h and v - h as
+ * rounded (returned in *step for the tolerance); v is left as it was. */
+static double layer_central_difference(ConvFixture *f, Perturbed which, size_t i, float h,
+                                       const float *r, float *y, double *step)
+{
+    float *v = which == PERTURB_SRC ? f->x : f->w;
+    float keep = v[i], vp = keep + h, vm = keep - h;
+    v[i] = vp;
+    fixture_reload(f, which);
+    double lp = layer_loss(f, r, y);
+    v[i] = vm;
+    fixture_reload(f, which);
+    double lm = layer_loss(f, r, y);
+    v[i] = keep;
+    fixture_reload(f, which);
+    *step = (double)vp - vm;
+    return (lp - lm) / *step;
 }
 
 /*
@@ -335,52 +367,24 @@ static void test_conv_finite_differences(void **state)
     float *fd = xmalloc(nx * sizeof(float));
     double worst_tol = 0.0;
     for (size_t i = 0; i < nx; i++) {
-        float keep = f.x[i], xp = keep + h, xm = keep - h;
-        f.x[i] = xp;
-        ref_tensor_from_plain(&f.src, f.x);
-        conv_forward(&f.l);
-        dnn_wait();
-        ref_tensor_to_plain(&f.l.dst, y);
-        double lp = dot(r, y, ny);
-        f.x[i] = xm;
-        ref_tensor_from_plain(&f.src, f.x);
-        conv_forward(&f.l);
-        dnn_wait();
-        ref_tensor_to_plain(&f.l.dst, y);
-        double lm = dot(r, y, ny);
-        f.x[i] = keep;
-        ref_tensor_from_plain(&f.src, f.x);
-        fd[i] = (float)((lp - lm) / ((double)xp - xm));
+        double step;
+        fd[i] = (float)layer_central_difference(&f, PERTURB_SRC, i, h, r, y, &step);
         /* A: the outputs of its image and group whose windows cover it */
         double a = (double)ocg * ((s->k + s->stride - 1) / s->stride) *
                    ((s->k + s->stride - 1) / s->stride);
-        worst_tol = fmax(worst_tol, sqrt(2 * a) * per_out / ((double)xp - xm));
+        worst_tol = fmax(worst_tol, sqrt(2 * a) * per_out / step);
     }
     assert_close(dx, fd, nx, worst_tol, 0.0, "layer diff_src vs finite differences");
 
     float *wfd = xmalloc(nw * sizeof(float));
     worst_tol = 0.0;
     for (size_t i = 0; i < nw; i++) {
-        float keep = f.w[i], wp = keep + h, wm = keep - h;
-        f.w[i] = wp;
-        params_set_plain(&f.p, f.widx, BUF_VALUE, f.w);
-        conv_forward(&f.l);
-        dnn_wait();
-        ref_tensor_to_plain(&f.l.dst, y);
-        double lp = dot(r, y, ny);
-        f.w[i] = wm;
-        params_set_plain(&f.p, f.widx, BUF_VALUE, f.w);
-        conv_forward(&f.l);
-        dnn_wait();
-        ref_tensor_to_plain(&f.l.dst, y);
-        double lm = dot(r, y, ny);
-        f.w[i] = keep;
-        wfd[i] = (float)((lp - lm) / ((double)wp - wm));
+        double step;
+        wfd[i] = (float)layer_central_difference(&f, PERTURB_WEIGHTS, i, h, r, y, &step);
         /* A: every output pixel of that output channel */
         double a = (double)s->n * s->oh * s->ow;
-        worst_tol = fmax(worst_tol, sqrt(2 * a) * per_out / ((double)wp - wm));
+        worst_tol = fmax(worst_tol, sqrt(2 * a) * per_out / step);
     }
-    params_set_plain(&f.p, f.widx, BUF_VALUE, f.w);
     assert_close(dw, wfd, nw, worst_tol, 0.0, "layer diff_weights vs finite differences");
 
     free(r), free(y), free(dx), free(dw), free(fd), free(wfd);
@@ -420,20 +424,6 @@ static void test_conv_shared_weights(void **state)
     fixture_free(&f);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    dnn_init();
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    dnn_free();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,5 +438,5 @@ int main(void)
         cmocka_unit_test(test_conv_grouped4),
         cmocka_unit_test(test_conv_shared_weights),
     };
-    return cmocka_run_group_tests_name("conv", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("conv", tests, testutil_dnn_setup, testutil_dnn_teardown);
 }

@@ -61,6 +61,18 @@ static void fixture_free(LinFixture *f)
     free(f->b);
 }
 
+/* The gradients of one backward, plain (nc): diff_dst (N, K) holding dy,
+ * and diff_src (N, C) for the layer to write. */
+static void fixture_diffs(const LinFixture *f, const float *dy, Tensor *diff_dst,
+                          Tensor *diff_src)
+{
+    dnnl_dims_t dd = {f->n, f->out}, sd = {f->n, f->in};
+    dnnl_memory_desc_t dmd = md_make(2, dd, dnnl_nc), smd = md_make(2, sd, dnnl_nc);
+    tensor_alloc(diff_dst, &dmd);
+    memcpy(diff_dst->data, dy, (size_t)f->n * f->out * sizeof(float));
+    tensor_alloc(diff_src, &smd);
+}
+
 static void run_case(int n, int in, int out, uint64_t seed, const char *name)
 {
     LinFixture f;
@@ -82,11 +94,7 @@ static void run_case(int n, int in, int out, uint64_t seed, const char *name)
     float *dy = xmalloc(ny * sizeof(float));
     ref_fill_normal(dy, ny, seed + 3, 1.0);
     Tensor diff_dst, diff_src;
-    dnnl_dims_t dd = {n, out}, sd = {n, in};
-    dnnl_memory_desc_t dmd = md_make(2, dd, dnnl_nc), smd = md_make(2, sd, dnnl_nc);
-    tensor_alloc(&diff_dst, &dmd);
-    memcpy(diff_dst.data, dy, ny * sizeof(float));
-    tensor_alloc(&diff_src, &smd);
+    fixture_diffs(&f, dy, &diff_dst, &diff_src);
     memset(params_buffer(&f.p, BUF_GRAD), 0x7f, f.p.total * sizeof(float));
     linear_backward(&f.l, &diff_dst, &diff_src);
     dnn_wait();
@@ -176,11 +184,7 @@ static void test_linear_finite_differences(void **state)
     float *r = xmalloc(ny * sizeof(float));
     ref_fill_normal(r, ny, 401, 1.0);
     Tensor diff_dst, diff_src;
-    dnnl_dims_t dd = {n, out}, sd = {n, in};
-    dnnl_memory_desc_t dmd = md_make(2, dd, dnnl_nc), smd = md_make(2, sd, dnnl_nc);
-    tensor_alloc(&diff_dst, &dmd);
-    memcpy(diff_dst.data, r, ny * sizeof(float));
-    tensor_alloc(&diff_src, &smd);
+    fixture_diffs(&f, r, &diff_dst, &diff_src);
     linear_forward(&f.l);
     linear_backward(&f.l, &diff_dst, &diff_src);
     dnn_wait();
@@ -238,20 +242,6 @@ static void test_linear_finite_differences(void **state)
     fixture_free(&f);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    dnn_init();
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    dnn_free();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,5 +250,5 @@ int main(void)
         cmocka_unit_test(test_linear_cifar),
         cmocka_unit_test(test_linear_resnet50),
     };
-    return cmocka_run_group_tests_name("linear", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("linear", tests, testutil_dnn_setup, testutil_dnn_teardown);
 }

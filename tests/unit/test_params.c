@@ -326,20 +326,6 @@ static void test_params_misuse(void **state)
     assert_true(dies(allocate_twice));
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    dnn_init();
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    dnn_free();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,5 +335,5 @@ int main(void)
         cmocka_unit_test(test_params_binding),
         cmocka_unit_test(test_params_misuse),
     };
-    return cmocka_run_group_tests_name("params", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("params", tests, testutil_dnn_setup, testutil_dnn_teardown);
 }

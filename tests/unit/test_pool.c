@@ -191,20 +191,6 @@ static void test_avgpool_cifar(void **state)
     run_avgpool(2, 64, 8, 8, dnnl_nchw, 50, "2x64x8x8");
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    dnn_init();
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    dnn_free();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,5 +200,5 @@ int main(void)
         cmocka_unit_test(test_avgpool_cifar),
         cmocka_unit_test(test_avgpool_resnet50),
     };
-    return cmocka_run_group_tests_name("pool", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("pool", tests, testutil_dnn_setup, testutil_dnn_teardown);
 }

@@ -187,20 +187,6 @@ static void test_sgd_by_hand(void **state)
     }
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    dnn_init();
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    dnn_free();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,5 +196,5 @@ int main(void)
         cmocka_unit_test(test_sgd_no_bn_decay),
         cmocka_unit_test(test_sgd_plain),
     };
-    return cmocka_run_group_tests_name("sgd", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("sgd", tests, testutil_dnn_setup, testutil_dnn_teardown);
 }

@@ -109,20 +109,6 @@ static void test_shortcut_identity(void **state)
     run_case(2, 16, 6, 6, 16, 1, dnnl_nChw16c, dnnl_nChw16c, 6, "identity");
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    dnn_init();
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    dnn_free();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,5 +117,6 @@ int main(void)
         cmocka_unit_test(test_shortcut_odd),
         cmocka_unit_test(test_shortcut_identity),
     };
-    return cmocka_run_group_tests_name("shortcut", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("shortcut", tests, testutil_dnn_setup,
+                                       testutil_dnn_teardown);
 }

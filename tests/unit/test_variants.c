@@ -55,6 +55,22 @@ static NetConfig config(const char *arch, int classes, int size, int batch)
     return c;
 }
 
+/* The registry and network of an architecture at batch 1 without buffers:
+ * enough for names, shapes and counts, with no memory for the weights of
+ * the largest. */
+static Net *declare_net(Params *p, const char *arch, int classes, int size)
+{
+    NetConfig cfg = config(arch, classes, size, 1);
+    params_init(p);
+    return net_create(&cfg, p);
+}
+
+static void free_net(Net *net, Params *p)
+{
+    net_free(net);
+    params_free(p);
+}
+
 /* ---- sizes and names ---- */
 
 typedef struct {
@@ -88,17 +104,14 @@ static void test_paper_counts(void **state)
         {"resnext50_32x4d", 1000, 224, 25.0, 0}, {"wide_resnet50_2", 1000, 224, 68.9, 0},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        NetConfig cfg = config(rows[i].arch, rows[i].classes, rows[i].size, 1);
         Params p;
-        params_init(&p);
-        Net *net = net_create(&cfg, &p); /* counting only: no buffers */
+        Net *net = declare_net(&p, rows[i].arch, rows[i].classes, rows[i].size);
         size_t all = params_numel(&p), weights = count_weights(&p);
         size_t n = rows[i].weights_only ? weights : all;
         print_message("%-18s %11zu parameters (%zu without BN)  %.1fM in the paper\n",
                       rows[i].arch, all, weights, rows[i].millions);
         assert_true(fabs(round((double)n / 1e5) / 10.0 - rows[i].millions) < 1e-9);
-        net_free(net);
-        params_free(&p);
+        free_net(net, &p);
     }
 }
 
@@ -117,16 +130,13 @@ static void test_torchvision_counts(void **state)
         {"wide_resnet101_2", 126886696, 22.75},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        NetConfig cfg = config(rows[i].arch, 1000, 224, 1);
         Params p;
-        params_init(&p);
-        Net *net = net_create(&cfg, &p);
+        Net *net = declare_net(&p, rows[i].arch, 1000, 224);
         print_message("%-18s %11zu parameters %7.3f GMACs\n", rows[i].arch, params_numel(&p),
                       net_macs_per_image(net) / 1e9);
         assert_int_equal(params_numel(&p), rows[i].params);
         assert_true(fabs(net_macs_per_image(net) / 1e9 - rows[i].gmacs) < 0.006);
-        net_free(net);
-        params_free(&p);
+        free_net(net, &p);
     }
 }
 
@@ -149,28 +159,20 @@ static void test_names(void **state)
 {
     (void)state;
     Params p;
-    NetConfig cfg = config("resnext50_32x4d", 10, 32, 1);
-    params_init(&p);
-    Net *net = net_create(&cfg, &p);
+    Net *net = declare_net(&p, "resnext50_32x4d", 10, 32);
     expect_dims(&p, "layer1.0.conv2.weight", 4, 128, 4, 3, 3);
     expect_dims(&p, "layer4.2.conv2.weight", 4, 1024, 32, 3, 3);
     expect_dims(&p, "layer2.0.downsample.1.weight", 1, 512, 0, 0, 0);
-    net_free(net);
-    params_free(&p);
+    free_net(net, &p);
 
-    cfg = config("wide_resnet50_2", 10, 32, 1);
-    params_init(&p);
-    net = net_create(&cfg, &p);
+    net = declare_net(&p, "wide_resnet50_2", 10, 32);
     expect_dims(&p, "layer1.0.conv2.weight", 4, 128, 128, 3, 3);
     expect_dims(&p, "layer1.0.conv3.weight", 4, 256, 128, 1, 1);
-    net_free(net);
-    params_free(&p);
+    free_net(net, &p);
 
     /* pre-activation, ImageNet: bn1 of a block normalises its input; the
      * projection has no BN; bn_final before pooling */
-    cfg = config("preact-resnet50", 10, 32, 1);
-    params_init(&p);
-    net = net_create(&cfg, &p);
+    net = declare_net(&p, "preact-resnet50", 10, 32);
     expect_dims(&p, "conv1.weight", 4, 64, 3, 7, 7);
     expect_dims(&p, "bn1.weight", 1, 64, 0, 0, 0);
     expect_dims(&p, "layer1.0.bn1.weight", 1, 64, 0, 0, 0);
@@ -182,24 +184,18 @@ static void test_names(void **state)
     assert_true(params_find(&p, "layer1.0.downsample.1.weight") < 0);
     assert_true(params_find(&p, "layer1.1.downsample.0.weight") < 0);
     assert_true(bn_state_find(&p, "bn_final") >= 0);
-    net_free(net);
-    params_free(&p);
+    free_net(net, &p);
 
     /* pre-activation, CIFAR: the stem is one conv, no BN */
-    cfg = config("preact-resnet164", 10, 32, 1);
-    params_init(&p);
-    net = net_create(&cfg, &p);
+    net = declare_net(&p, "preact-resnet164", 10, 32);
     assert_true(params_find(&p, "bn1.weight") < 0);
     expect_dims(&p, "layer1.0.bn1.weight", 1, 16, 0, 0, 0);
     expect_dims(&p, "layer1.0.downsample.0.weight", 4, 64, 16, 1, 1);
     expect_dims(&p, "layer3.17.conv3.weight", 4, 256, 64, 1, 1);
     expect_dims(&p, "bn_final.weight", 1, 256, 0, 0, 0);
-    net_free(net);
-    params_free(&p);
+    free_net(net, &p);
 
-    cfg = config("wrn-28-10", 10, 32, 1);
-    params_init(&p);
-    net = net_create(&cfg, &p);
+    net = declare_net(&p, "wrn-28-10", 10, 32);
     assert_int_equal(net_block_count(net), 12);
     expect_dims(&p, "conv1.weight", 4, 16, 3, 3, 3);
     expect_dims(&p, "layer1.0.conv1.weight", 4, 160, 16, 3, 3);
@@ -210,8 +206,7 @@ static void test_names(void **state)
     expect_dims(&p, "fc.weight", 2, 10, 640, 0, 0);
     assert_true(params_find(&p, "layer1.1.downsample.0.weight") < 0);
     assert_true(params_find(&p, "layer1.0.bn3.weight") < 0);
-    net_free(net);
-    params_free(&p);
+    free_net(net, &p);
 }
 
 static void test_arch_names(void **state)
@@ -253,8 +248,7 @@ static void test_zero_init_preact(void **state)
     params_get_plain(&p, params_find(&p, "layer2.0.bn3.weight"), BUF_VALUE, w);
     assert_true(w[0] == 1.0f);
     free(w);
-    net_free(net);
-    params_free(&p);
+    free_net(net, &p);
 }
 
 /* ---- a float64 reference network from the registry ---- */
@@ -729,8 +723,7 @@ static void run_small(const SmallCase *sc)
     free(input);
     free(labels);
     free(keys);
-    net_free(net);
-    params_free(&p);
+    free_net(net, &p);
     if (failures)
         fail_msg("%s: %d of %d gradient tensors differ from finite differences", sc->arch,
                  failures, p.count);
@@ -793,8 +786,7 @@ static void test_drop_path_rates(void **state)
         print_message("block %d: drop rate %.4f, expected %.4f (sd %.4f)\n", b + 1, rate, pb, sd);
         assert_true(fabs(rate - pb) < 4.5 * sd);
     }
-    net_free(net);
-    params_free(&p);
+    free_net(net, &p);
 }
 
 /* Two ranks with 4 samples each see the decisions one rank with all 8 sees. */

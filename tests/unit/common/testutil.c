@@ -6,6 +6,7 @@
 
 #include <ftw.h>
 #include <math.h>
+#include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <cmocka.h>
 
 #include "dnn.h"
+#include "error.h"
 
 void assert_close(const float *a, const float *b, size_t n, double atol, double rtol,
                   const char *name)
@@ -163,6 +165,26 @@ void testutil_fill(float *x, size_t n, uint32_t seed)
     }
 }
 
+double testutil_dot(const double *a, const double *b, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+double testutil_central_difference(double (*loss)(void *ctx), void *ctx, double *v, size_t i,
+                                   double h)
+{
+    double keep = v[i];
+    v[i] = keep + h;
+    double lp = loss(ctx);
+    v[i] = keep - h;
+    double lm = loss(ctx);
+    v[i] = keep;
+    return (lp - lm) / (2 * h);
+}
+
 int testutil_param_plain(Params *p, const char *name, ParamKind kind, int ndims,
                          const int64_t *dims)
 {
@@ -234,4 +256,35 @@ void testutil_params_tiny(Params *p, dnnl_format_tag_t conv_tag, uint32_t seed)
     params_allocate(p);
     if (seed)
         tiny_fill(p, seed);
+}
+
+int testutil_dnn_setup(void **state)
+{
+    (void)state;
+    dnn_init();
+    return 0;
+}
+
+int testutil_dnn_teardown(void **state)
+{
+    (void)state;
+    dnn_free();
+    return 0;
+}
+
+int testutil_mpi_any_failed(int failed)
+{
+    int mine = failed != 0, any = 0;
+    MPI_CHECK(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    return any;
+}
+
+int testutil_mpi_run_group_n(const char *name, const struct CMUnitTest *tests, size_t count)
+{
+    int rank, size;
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    char group[128];
+    snprintf(group, sizeof group, "%s rank %d of %d", name, rank, size);
+    return testutil_mpi_any_failed(_cmocka_run_group_tests(group, tests, count, NULL, NULL));
 }

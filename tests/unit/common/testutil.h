@@ -1,8 +1,10 @@
 /*
  * testutil.h - helpers shared by the unit tests: float comparison that
  * names the worst element, scratch directories under build/tmp, the python
- * interpreter that has torch/h5py for fixture scripts, and small Params
- * registries with torchvision names. Linked into every test binary; local.
+ * interpreter that has torch/h5py for fixture scripts, central differences
+ * for gradient checks, small Params registries with torchvision names, and
+ * the group set-up of oneDNN and MPI test programs. Linked into every test
+ * binary; local.
  */
 #ifndef RESNET_TESTUTIL_H
 #define RESNET_TESTUTIL_H
@@ -37,6 +39,15 @@ int testutil_run_fixture(const char *modules, const char *script, const char *ar
 /* Deterministic values in [-1, 1) from seed (a 32-bit LCG). */
 void testutil_fill(float *x, size_t n, uint32_t seed);
 
+/* sum a[i] b[i], added in index order so that a loss repeats exactly. */
+double testutil_dot(const double *a, const double *b, size_t n);
+
+/* (loss(ctx) at v[i] + h - loss(ctx) at v[i] - h) / 2h: the central
+ * difference along coordinate i of an array v that loss reads through
+ * ctx; v[i] is left as it was. */
+double testutil_central_difference(double (*loss)(void *ctx), void *ctx, double *v, size_t i,
+                                   double h);
+
 /* Registers a tensor of 1 to 4 dimensions in the plain PyTorch layout
  * (a, ab, abc, abcd); returns its index. */
 int testutil_param_plain(Params *p, const char *name, ParamKind kind, int ndims,
@@ -51,5 +62,25 @@ int testutil_param_plain(Params *p, const char *name, ParamKind kind, int ndims,
  * seed is not 0, values, momentum, running statistics (var > 0) and
  * num_batches_tracked are filled from it. Calls dnn_init(). */
 void testutil_params_tiny(Params *p, dnnl_format_tag_t conv_tag, uint32_t seed);
+
+struct CMUnitTest;
+
+/* CMocka group set-up and tear-down for tests of oneDNN layers: the engine
+ * and stream are made once for the group (dnn_init), not per test, and
+ * released after it (dnn_free). */
+int testutil_dnn_setup(void **state);
+int testutil_dnn_teardown(void **state);
+
+/* For programs run under mpirun, after MPI is initialised: runs the tests
+ * as the CMocka group "<name> rank R of W" (so each rank's report says
+ * whose it is) and returns 1 on every rank when any rank had a failure, 0
+ * otherwise, so that the exit status does not depend on which rank mpirun
+ * reports. A collective over MPI_COMM_WORLD. */
+#define testutil_mpi_run_group(name, tests) \
+    testutil_mpi_run_group_n((name), (tests), sizeof(tests) / sizeof((tests)[0]))
+int testutil_mpi_run_group_n(const char *name, const struct CMUnitTest *tests, size_t count);
+/* 1 on every rank when failed is not 0 on any rank, else 0; a collective
+ * over MPI_COMM_WORLD. */
+int testutil_mpi_any_failed(int failed);
 
 #endif
