@@ -9,7 +9,4 @@
 /* Returns the process exit code (identical on every rank). */
 int train_main(int argc, char **argv);
 
-/* Program and library versions, one line. */
-void train_version_string(char *out, unsigned long len);
-
 #endif
