@@ -1,7 +1,8 @@
 /*
  * reducer.h - the gradient allreduce, overlapped with backward: the flat
  * gradient buffer is cut into contiguous buckets (about --bucket-mb each,
- * on tensor boundaries, from the end of the buffer, where backward starts);
+ * on tensor boundaries, from the end of the buffer, where backward starts;
+ * the first tensors, ready last, get a small bucket of their own);
  * a communication thread starts a non-blocking allreduce for each bucket as
  * soon as backward has finished its tensors, and progresses them while
  * sleeping between tests, so it never spins on a core that compute needs.
@@ -28,6 +29,8 @@ typedef struct {
 Reducer *reducer_create(Params *p, double bucket_mb);
 void reducer_free(Reducer *r);
 int reducer_bucket_count(const Reducer *r);
+/* Floats in gradient bucket i, 0 the first to be ready (the end of the buffer). */
+size_t reducer_bucket_floats(const Reducer *r, int i);
 
 /* After forward (BN statistics final), before backward. */
 void reducer_begin_step(Reducer *r);

@@ -90,12 +90,25 @@ static void *comm_thread(void *arg)
     return NULL;
 }
 
+/* The first tensors' gradients are ready last, so their bucket is still to
+ * be summed when backward ends: it is cut at 1/25 of the limit (1 MB of the
+ * default 25 MB, like DDP's small first bucket at the other end), which
+ * leaves the early buckets the rest of backward to finish in. */
+static size_t tail_end(const Params *p, size_t limit)
+{
+    int k = 1; /* the tail holds tensors [0, k), at least one */
+    while (k < p->count && (k + 1 < p->count ? p->info[k + 1].offset : p->total) <= limit / 25)
+        k++;
+    return k < p->count ? p->info[k].offset : p->total;
+}
+
 static void reducer_cut(Reducer *r, double bucket_mb)
 {
     const Params *p = r->params;
     size_t limit = (size_t)(bucket_mb * 1024 * 1024 / sizeof(float));
     if (limit < 1)
         limit = 1;
+    size_t tail = tail_end(p, limit);
     r->bucket = xcalloc((size_t)p->count + 1, sizeof *r->bucket);
     r->begin = xcalloc((size_t)p->count + 1, sizeof *r->begin);
     r->bucket[0] = (Bucket){p->state, p->state_total, MPI_REQUEST_NULL};
@@ -103,7 +116,7 @@ static void reducer_cut(Reducer *r, double bucket_mb)
     size_t end = p->total;
     for (int i = p->count - 1; i >= 0; i--) {
         size_t begin = p->info[i].offset;
-        if (end - begin >= limit || i == 0) {
+        if (end - begin >= limit || begin == tail || i == 0) {
             r->begin[r->count] = begin;
             r->bucket[r->count++] = (Bucket){p->grad + begin, end - begin, MPI_REQUEST_NULL};
             end = begin;
@@ -142,6 +155,11 @@ void reducer_free(Reducer *r)
 int reducer_bucket_count(const Reducer *r)
 {
     return r->count - 1;
+}
+
+size_t reducer_bucket_floats(const Reducer *r, int i)
+{
+    return r->bucket[i + 1].count;
 }
 
 static void queue_upto(Reducer *r, int n)
