@@ -8,7 +8,8 @@
 # runs/; RESUME=1 continues the newest one.
 #
 # Environment: EPOCHS (default 4), RANKS (default 2, at most the cores),
-# MAX_STEPS (shortens the run), RUN_ROOT (runs), DATA_DIR, BUILD.
+# MAX_STEPS (shortens the run), RUN_ROOT (runs), DATA_DIR, BUILD; the recipe
+# itself: ARCH (resnet20), AUG (none), WEIGHT_DECAY (1e-4), PATIENCE (0).
 set -e
 BUILD=${BUILD:-build}
 SRC=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
@@ -16,6 +17,10 @@ DATA_DIR=${DATA_DIR:-datasets/fashion-mnist/data}
 DATA="$DATA_DIR/fashion-mnist.h5"
 RUN_ROOT=${RUN_ROOT:-runs}
 EPOCHS=${EPOCHS:-4}
+ARCH=${ARCH:-resnet20}
+AUG=${AUG:-none}
+WEIGHT_DECAY=${WEIGHT_DECAY:-1e-4}
+PATIENCE=${PATIENCE:-0}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 if [ "${RESUME:-0}" = 1 ]; then
@@ -42,19 +47,19 @@ threads=$((cores / ranks))
 [ "$threads" -ge 1 ] || threads=1
 progress=lines
 [ -t 1 ] && progress=bar
-echo "training resnet20 on $DATA: $ranks ranks x $threads threads, run directory $RUN"
+echo "training $ARCH on $DATA: $ranks ranks x $threads threads, run directory $RUN"
 start=$(date +%s)
 mpirun -np "$ranks" --bind-to none -x OMP_NUM_THREADS="$threads" "$BUILD/bin/resnet_dist" \
-    --arch resnet20 --data "$DATA" --batch-size 128 --lr 0.1 --epochs "$EPOCHS" \
-    --plateau-patience 0 --aug none --log-every 50 --progress "$progress" \
+    --arch "$ARCH" --data "$DATA" --batch-size 128 --lr 0.1 --epochs "$EPOCHS" \
+    --weight-decay "$WEIGHT_DECAY" --plateau-patience "$PATIENCE" --aug "$AUG" --log-every 50 --progress "$progress" \
     --checkpoint-dir "$RUN/checkpoints" --metrics "$RUN/metrics.jsonl" --resume auto \
     ${MAX_STEPS:+--max-steps "$MAX_STEPS"}
 echo "training took $(($(date +%s) - start)) s"
 
 mpirun -np "$ranks" --bind-to none -x OMP_NUM_THREADS="$threads" "$BUILD/bin/resnet_dist" \
-    --eval-only --split test --arch resnet20 --data "$DATA" --batch-size 500 \
+    --eval-only --split test --arch "$ARCH" --data "$DATA" --batch-size 500 \
     --init-from "$RUN/checkpoints/best.h5" --metrics "$RUN/metrics.jsonl"
-"$BUILD/bin/resnet_plot" "$RUN/metrics.jsonl" -o "$RUN/curves.png" --title "resnet20 on Fashion-MNIST ($RUN)"
+"$BUILD/bin/resnet_plot" "$RUN/metrics.jsonl" -o "$RUN/curves.png" --title "$ARCH on Fashion-MNIST ($RUN)"
 echo "run directory: $RUN"
 echo "  checkpoints: $RUN/checkpoints (best: $RUN/checkpoints/best.h5)"
 echo "  metrics:     $RUN/metrics.jsonl"

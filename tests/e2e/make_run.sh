@@ -1,7 +1,8 @@
 #!/bin/sh
 # The `make run` path, shortened: the same script with a few steps, checked
 # for a valid checkpoint, metrics with a test record, and a PNG plot; then
-# RESUME=1 continues the same run directory.
+# RESUME=1 continues the same run directory; the longer Fashion-MNIST recipe
+# (datasets/fashion-mnist/long-recipe.sh) runs a few steps of its own flags.
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 T="$BUILD/tmp/e2e-make-run"
@@ -31,5 +32,11 @@ BUILD=$BUILD RUN_ROOT="$T/runs" DATA_DIR="$T/data" MAX_STEPS=8 EPOCHS=1 RESUME=1
 check test $? -eq 0
 check grep -q "resumed from .*step-00000006.h5" "$T/resume.log"
 check test -f "$run/checkpoints/step-00000008.h5"
+BUILD=$BUILD RUN_ROOT="$T/long" DATA_DIR="$T/data" MAX_STEPS=3 \
+    sh datasets/fashion-mnist/long-recipe.sh >"$T/long.log" 2>&1
+check test $? -eq 0
+check grep -q "epochs=70 .*weight_decay=0.0005" "$T/long.log"
+check grep -q "training data: cifar augmentation" "$T/long.log"
+check grep -q '"kind":"test"' "$(ls -d "$T"/long/*/ | head -n 1)metrics.jsonl"
 echo "make_run: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
