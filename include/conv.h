@@ -18,8 +18,8 @@ typedef struct {
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
     /* Where two primitives disagree on a layout (rare; NULL prims otherwise). */
     Reorder src_fwd, src_bwd, weights_bwd, diff_dst_data, diff_dst_weights;
-    Reorder diff_src_out, diff_weights_out;
-    Tensor diff_src_inner, diff_weights_inner;
+    Reorder diff_src_out, diff_weights_out, dst_out;
+    Tensor diff_src_inner, diff_weights_inner, dst_inner;
 } ConvLayer;
 
 /* name: the state_dict prefix, e.g. "layer1.0.conv1" (adds ".weight"). */

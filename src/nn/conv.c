@@ -7,31 +7,71 @@
 
 #include "error.h"
 
-/* Weights in backward-data's layout are needed only while one layer runs
- * backward-data, so every layer shares one buffer, sized for the largest. */
+/* Buffers a layer needs only while it runs (its inputs and outputs in a
+ * primitive's own layout when that differs from its neighbours', and the
+ * weights in backward-data's layout) are shared by every layer, one buffer
+ * per role, sized for the largest user: layers run one at a time, and each
+ * reorders into the buffer right before the primitive that reads it. */
+typedef enum { SCRATCH_WEIGHTS, SCRATCH_SRC, SCRATCH_DIFF_DST, SCRATCH_OUT, SCRATCH_ROLES } Role;
+
 static struct {
     float *data;
     size_t bytes;
     int users;
-} g_weights_scratch;
+} g_scratch[SCRATCH_ROLES];
 
-static void weights_scratch_use(size_t bytes)
+/* t becomes a view of role r's buffer (bound when used: it may still grow). */
+static void scratch_view(Role r, Tensor *t, const dnnl_memory_desc_t *md)
 {
-    if (bytes > g_weights_scratch.bytes) {
-        free(g_weights_scratch.data);
-        g_weights_scratch.data = xaligned_alloc(bytes);
-        g_weights_scratch.bytes = bytes;
+    size_t bytes = md_bytes(md);
+    if (bytes > g_scratch[r].bytes) {
+        free(g_scratch[r].data);
+        g_scratch[r].data = xaligned_alloc(bytes);
+        g_scratch[r].bytes = bytes;
     }
-    g_weights_scratch.users++;
+    g_scratch[r].users++;
+    tensor_view(t, md, NULL);
 }
 
-static void weights_scratch_release(void)
+static Tensor *scratch_bind(Role r, Tensor *t)
 {
-    if (--g_weights_scratch.users > 0)
+    if (t->data != g_scratch[r].data)
+        tensor_set_data(t, g_scratch[r].data);
+    return t;
+}
+
+static void scratch_free(Role r, Tensor *t)
+{
+    if (!t->mem)
         return;
-    free(g_weights_scratch.data);
-    g_weights_scratch.data = NULL;
-    g_weights_scratch.bytes = 0;
+    tensor_free(t);
+    if (--g_scratch[r].users > 0)
+        return;
+    free(g_scratch[r].data);
+    g_scratch[r].data = NULL;
+    g_scratch[r].bytes = 0;
+}
+
+/* A reorder whose output is role r's buffer; no buffer when none is needed. */
+static void reorder_init_scratch(Reorder *o, const dnnl_memory_desc_t *from,
+                                 const dnnl_memory_desc_t *to, Role r)
+{
+    reorder_init(o, from, to, 0);
+    if (o->prim)
+        scratch_view(r, &o->out, to);
+}
+
+static const Tensor *reorder_run_scratch(Reorder *o, Role r, const Tensor *in)
+{
+    if (o->prim)
+        scratch_bind(r, &o->out);
+    return reorder_run(o, in);
+}
+
+static void reorder_free_scratch(Reorder *o, Role r)
+{
+    scratch_free(r, &o->out);
+    reorder_free(o);
 }
 
 static void conv_geometry(const ConvLayer *l, dnnl_dims_t strides, dnnl_dims_t pad)
@@ -91,8 +131,8 @@ static void conv_init_backward(ConvLayer *l, const_dnnl_primitive_desc_t fwd_pd)
     dnnl_memory_desc_t bsrc = pd_md(pd, dnnl_query_src_md, 0);
     dnnl_memory_desc_t bdiff_dst = pd_md(pd, dnnl_query_diff_dst_md, 0);
     dnnl_memory_desc_t bdiff_w = pd_md(pd, dnnl_query_diff_weights_md, 0);
-    reorder_init(&l->src_bwd, &l->src->md, &bsrc, 1);
-    reorder_init(&l->diff_dst_weights, &l->dst.md, &bdiff_dst, 1);
+    reorder_init_scratch(&l->src_bwd, &l->src->md, &bsrc, SCRATCH_SRC);
+    reorder_init_scratch(&l->diff_dst_weights, &l->dst.md, &bdiff_dst, SCRATCH_DIFF_DST);
     reorder_init(&l->diff_weights_out, &bdiff_w, &l->weights.md, 0);
     if (l->diff_weights_out.prim)
         tensor_alloc(&l->diff_weights_inner, &bdiff_w);
@@ -110,16 +150,30 @@ static void conv_init_backward(ConvLayer *l, const_dnnl_primitive_desc_t fwd_pd)
     dnnl_memory_desc_t bw = pd_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t bdst = pd_md(pd, dnnl_query_diff_dst_md, 0);
     dnnl_memory_desc_t bdiff_src = pd_md(pd, dnnl_query_diff_src_md, 0);
-    reorder_init(&l->weights_bwd, &l->weights.md, &bw, 0);
-    if (l->weights_bwd.prim) {
-        weights_scratch_use(md_bytes(&bw));
-        tensor_view(&l->weights_bwd.out, &bw, NULL);
-    }
-    reorder_init(&l->diff_dst_data, &l->dst.md, &bdst, 1);
+    reorder_init_scratch(&l->weights_bwd, &l->weights.md, &bw, SCRATCH_WEIGHTS);
+    reorder_init_scratch(&l->diff_dst_data, &l->dst.md, &bdst, SCRATCH_DIFF_DST);
     reorder_init(&l->diff_src_out, &bdiff_src, &l->src->md, 0);
     if (l->diff_src_out.prim)
-        tensor_alloc(&l->diff_src_inner, &bdiff_src);
+        scratch_view(SCRATCH_OUT, &l->diff_src_inner, &bdiff_src);
     pd_destroy(&pd);
+}
+
+/* Grouped convolutions with few channels per group run in a narrow
+ * blocking (4 or 8 channels) that batch norm and the 1x1 convolutions have
+ * no fast kernels for; their output goes back to the input's layout so the
+ * narrow blocking stays inside this layer. */
+static dnnl_memory_desc_t conv_output_md(const ConvLayer *l, const dnnl_memory_desc_t *dst_md,
+                                         const dnnl_dim_t *dst_dims)
+{
+    static const dnnl_format_tag_t tags[] = {dnnl_aBcd16b, dnnl_aBcd8b, dnnl_acdb, dnnl_abcd};
+    if (l->groups == 1)
+        return *dst_md;
+    for (size_t i = 0; i < sizeof tags / sizeof *tags; i++) {
+        dnnl_memory_desc_t in = md_make(4, l->src->md.dims, tags[i]);
+        if (md_equal(&in, &l->src->md))
+            return md_make(4, dst_dims, tags[i]);
+    }
+    return *dst_md;
 }
 
 void conv_init(ConvLayer *l, const Tensor *src, int oc, int kernel, int stride, int pad,
@@ -155,9 +209,13 @@ void conv_init(ConvLayer *l, const Tensor *src, int oc, int kernel, int stride, 
 
     l->fwd = dnn_primitive(pd);
     dnnl_memory_desc_t fsrc = pd_md(pd, dnnl_query_src_md, 0);
-    reorder_init(&l->src_fwd, &src->md, &fsrc, 1);
+    reorder_init_scratch(&l->src_fwd, &src->md, &fsrc, SCRATCH_SRC);
     dnnl_memory_desc_t dst_md = pd_md(pd, dnnl_query_dst_md, 0);
-    tensor_alloc(&l->dst, &dst_md);
+    dnnl_memory_desc_t out_md = conv_output_md(l, &dst_md, dst_dims);
+    tensor_alloc(&l->dst, &out_md);
+    reorder_init(&l->dst_out, &dst_md, &out_md, 0);
+    if (l->dst_out.prim)
+        scratch_view(SCRATCH_OUT, &l->dst_inner, &dst_md);
     conv_init_backward(l, pd);
     pd_destroy(&pd);
 }
@@ -166,10 +224,13 @@ void conv_forward(ConvLayer *l)
 {
     DnnArgs a;
     args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC, reorder_run(&l->src_fwd, l->src)->mem);
+    args_add(&a, DNNL_ARG_SRC, reorder_run_scratch(&l->src_fwd, SCRATCH_SRC, l->src)->mem);
     args_add(&a, DNNL_ARG_WEIGHTS, l->weights.mem);
-    args_add(&a, DNNL_ARG_DST, l->dst.mem);
+    args_add(&a, DNNL_ARG_DST,
+             (l->dst_out.prim ? scratch_bind(SCRATCH_OUT, &l->dst_inner) : &l->dst)->mem);
     dnn_execute(l->fwd, &a);
+    if (l->dst_out.prim)
+        reorder_run_into(&l->dst_out, &l->dst_inner, &l->dst);
 }
 
 static void conv_backward_weights(ConvLayer *l, const Tensor *diff_dst)
@@ -177,8 +238,9 @@ static void conv_backward_weights(ConvLayer *l, const Tensor *diff_dst)
     const Tensor *diff_w = l->diff_weights_out.prim ? &l->diff_weights_inner : &l->diff_weights;
     DnnArgs a;
     args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC, reorder_run(&l->src_bwd, l->src)->mem);
-    args_add(&a, DNNL_ARG_DIFF_DST, reorder_run(&l->diff_dst_weights, diff_dst)->mem);
+    args_add(&a, DNNL_ARG_SRC, reorder_run_scratch(&l->src_bwd, SCRATCH_SRC, l->src)->mem);
+    args_add(&a, DNNL_ARG_DIFF_DST,
+             reorder_run_scratch(&l->diff_dst_weights, SCRATCH_DIFF_DST, diff_dst)->mem);
     args_add(&a, DNNL_ARG_DIFF_WEIGHTS, diff_w->mem);
     dnn_execute(l->bwd_weights, &a);
     if (l->diff_weights_out.prim)
@@ -187,13 +249,14 @@ static void conv_backward_weights(ConvLayer *l, const Tensor *diff_dst)
 
 static void conv_backward_data(ConvLayer *l, const Tensor *diff_dst, Tensor *diff_src)
 {
-    const Tensor *out = l->diff_src_out.prim ? &l->diff_src_inner : diff_src;
+    const Tensor *out =
+        l->diff_src_out.prim ? scratch_bind(SCRATCH_OUT, &l->diff_src_inner) : diff_src;
     DnnArgs a;
     args_clear(&a);
-    args_add(&a, DNNL_ARG_DIFF_DST, reorder_run(&l->diff_dst_data, diff_dst)->mem);
-    if (l->weights_bwd.prim && l->weights_bwd.out.data != g_weights_scratch.data)
-        tensor_set_data(&l->weights_bwd.out, g_weights_scratch.data);
-    args_add(&a, DNNL_ARG_WEIGHTS, reorder_run(&l->weights_bwd, &l->weights)->mem);
+    args_add(&a, DNNL_ARG_DIFF_DST,
+             reorder_run_scratch(&l->diff_dst_data, SCRATCH_DIFF_DST, diff_dst)->mem);
+    args_add(&a, DNNL_ARG_WEIGHTS,
+             reorder_run_scratch(&l->weights_bwd, SCRATCH_WEIGHTS, &l->weights)->mem);
     args_add(&a, DNNL_ARG_DIFF_SRC, out->mem);
     dnn_execute(l->bwd_data, &a);
     if (l->diff_src_out.prim)
@@ -215,17 +278,16 @@ void conv_free(ConvLayer *l)
     primitive_destroy(&l->fwd);
     primitive_destroy(&l->bwd_data);
     primitive_destroy(&l->bwd_weights);
-    reorder_free(&l->src_fwd);
-    reorder_free(&l->src_bwd);
-    if (l->weights_bwd.prim)
-        weights_scratch_release();
-    reorder_free(&l->weights_bwd);
-    reorder_free(&l->diff_dst_data);
-    reorder_free(&l->diff_dst_weights);
+    reorder_free_scratch(&l->src_fwd, SCRATCH_SRC);
+    reorder_free_scratch(&l->src_bwd, SCRATCH_SRC);
+    reorder_free_scratch(&l->weights_bwd, SCRATCH_WEIGHTS);
+    reorder_free_scratch(&l->diff_dst_data, SCRATCH_DIFF_DST);
+    reorder_free_scratch(&l->diff_dst_weights, SCRATCH_DIFF_DST);
     reorder_free(&l->diff_src_out);
     reorder_free(&l->diff_weights_out);
-    if (l->diff_src_inner.mem)
-        tensor_free(&l->diff_src_inner);
+    reorder_free(&l->dst_out);
+    scratch_free(SCRATCH_OUT, &l->dst_inner);
+    scratch_free(SCRATCH_OUT, &l->diff_src_inner);
     if (l->diff_weights_inner.mem)
         tensor_free(&l->diff_weights_inner);
     if (l->dst.mem)

@@ -214,6 +214,22 @@ static void test_conv_grouped4(void **state)
     run_case(&c, 700);
 }
 
+/* In a network the grouped convolution's input is 16-channel blocked; its
+ * output keeps that blocking whatever narrower layout its primitive picks,
+ * so batch norm after it runs its fast kernels. */
+static void test_conv_grouped_keeps_layout(void **state)
+{
+    (void)state;
+    ConvCase c = {"grouped 32 3x3 128->128 @8, blocked", 2, 128, 8, 8, 128, 3, 1, 1, 32, 1,
+                  dnnl_aBcd16b};
+    run_case(&c, 800);
+    ConvFixture f;
+    fixture_init(&f, &c, 800);
+    dnnl_memory_desc_t want = md_make(4, f.l.dst.md.dims, dnnl_aBcd16b);
+    assert_true(md_equal(&f.l.dst.md, &want));
+    fixture_free(&f);
+}
+
 /* ---- finite differences on a tiny shape -------------------------------- */
 
 static const ConvCase TINY = {"tiny", 2, 4, 5, 5, 6, 3, 2, 1, 2, 1, dnnl_nchw};
@@ -436,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_conv_3x3_basic),
         cmocka_unit_test(test_conv_grouped32),
         cmocka_unit_test(test_conv_grouped4),
+        cmocka_unit_test(test_conv_grouped_keeps_layout),
         cmocka_unit_test(test_conv_shared_weights),
     };
     return cmocka_run_group_tests_name("conv", tests, testutil_dnn_setup, testutil_dnn_teardown);
