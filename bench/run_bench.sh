@@ -198,7 +198,8 @@ resnet18 resnet18 224 32 1000 1 5
 resnet152 resnet152 224 16 1000 1 3
 resnet20 resnet20 32 128 10 2 10
 resnext50_32x4d resnext50_32x4d 224 32 1000 1 3
-wide_resnet50_2 wide_resnet50_2 224 16 1000 1 3"
+wide_resnet50_2 wide_resnet50_2 224 16 1000 1 3
+resnet1202 resnet1202 32 32 10 1 3"
 
 while read -r name arch crop batch classes warm steps; do
     [ -n "$name" ] || continue

@@ -5,7 +5,7 @@
 A step is what resnet_dist's step is: forward, cross-entropy, backward and
 an SGD update (momentum 0.9, weight decay 1e-4) on one random batch that is
 made once. torchvision's resnet18/34/50/101/152 with 1000 classes; the
-ResNet paper's CIFAR networks (resnet20/32/44/56/110) are written here,
+ResNet paper's CIFAR networks (resnet20/32/44/56/110/1202) are written here,
 option-A shortcuts, 10 classes.
 
     torch_bench.py --arch resnet50 --batch 32 --crop 224 --threads 2 \
@@ -36,7 +36,8 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-CIFAR_DEPTHS = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18}
+CIFAR_DEPTHS = {"resnet20": 3, "resnet32": 5, "resnet44": 7, "resnet56": 9, "resnet110": 18,
+                "resnet1202": 200}
 
 
 def cifar_resnet(nn, F, blocks_per_stage, num_classes):
