@@ -189,22 +189,11 @@ def section(path):
         w(f"- resnet50 at least {RESNET50_TARGET}x PyTorch's images/s: "
           f"**{'met' if sp50 >= RESNET50_TARGET else 'not met'}** ({sp50:.2f}x)")
     measured = [c for c in order if speedups.get(c) is not None]
-    if not measured:
-        w("- no model slower than PyTorch: **not measured**")
-    else:
-        w("- no model slower than PyTorch: "
-          + ("**met**" if not slower else "**not met**: " + ", ".join(slower))
-          + ("" if len(measured) == len(order) else
-             f" (only {', '.join(measured)} measured)"))
+    w(every_model_target("no model slower than PyTorch", measured, order, slower))
     rss_measured = [c for c in order if ours.get(c, {}).get("result")
                     and best_torch(torch.get(c, {}))]
-    if not rss_measured:
-        w("- peak RSS at most PyTorch's: **not measured**")
-    else:
-        w("- peak RSS at most PyTorch's (its faster layout): "
-          + ("**met**" if not rss_over else "**not met**: " + ", ".join(rss_over))
-          + ("" if len(rss_measured) == len(order) else
-             f" (only {', '.join(rss_measured)} measured)"))
+    w(every_model_target("peak RSS at most PyTorch's (its faster layout)", rss_measured, order,
+                         rss_over))
     if failed:
         w("- failed runs: " + "; ".join(failed))
     w("")
@@ -257,6 +246,15 @@ def section(path):
         out.pop()
     w(END)
     return "\n".join(out) + "\n"
+
+
+def every_model_target(label, measured, order, misses):
+    """A target every model must meet: met, or the models that missed it."""
+    if not measured:
+        return f"- {label}: **not measured**"
+    return (f"- {label}: " + ("**met**" if not misses else "**not met**: " + ", ".join(misses))
+            + ("" if len(measured) == len(order) else
+               f" (only {', '.join(measured)} measured)"))
 
 
 def mpi_line(cfg, m, one):

@@ -10,9 +10,6 @@
 
 #include "trainer.h"
 
-/* Program and library versions, one line. */
-void train_version_string(char *out, unsigned long len);
-
 void report_config(Trainer *t);
 /* --dry-run: what the run would do, after every check has passed. */
 void report_plan(Trainer *t);

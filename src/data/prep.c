@@ -62,16 +62,9 @@ static void usage_print(FILE *out)
 
 static void version_print(void)
 {
-    unsigned maj = 0, min = 0, rel = 0;
-    h5_lock();
-    H5get_libversion(&maj, &min, &rel);
-    h5_unlock();
-    char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
-    int len = 0;
-    MPI_Get_library_version(mpi, &len);
-    mpi[strcspn(mpi, "\n,")] = '\0'; /* first part of a multi-line string */
-    printf("resnet_prep %s (resnet-dist)\n", RESNET_VERSION);
-    printf("HDF5 %u.%u.%u, %s\n", maj, min, rel, mpi);
+    char v[512];
+    version_string(v, sizeof v);
+    printf("resnet_prep: %s\n", v);
     printf("%s, zlib %s\n", image_library_versions(), zlibVersion());
 }
 

@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include <hdf5.h>
-#include <mpi.h>
 
 #include "h5lock.h"
 #include "h5util.h"
 #include "log.h"
+#include "version.h"
 
 /* "/optimizer/momentum/" + a tensor name + ".num_batches_tracked" */
 #define TENSOR_PATH_MAX (PARAM_NAME_MAX + 64)
@@ -159,23 +159,6 @@ static void momentum_write(hid_t file, const Params *p, const char *path)
     object_close(g, path);
     object_close(opt, path);
     free(plain);
-}
-
-/* "resnet-dist; oneDNN 2.6.3; Open MPI v4.1.4; HDF5 1.10.8" */
-static void version_string(char *out, size_t len)
-{
-    const dnnl_version_t *dv = dnnl_version();
-    unsigned maj = 0, min = 0, rel = 0;
-    h5_lock();
-    H5get_libversion(&maj, &min, &rel);
-    h5_unlock();
-    char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = "MPI";
-    int mlen = 0;
-    /* Allowed before MPI_Init; keep only the name and version. */
-    if (MPI_Get_library_version(mpi, &mlen) == MPI_SUCCESS)
-        mpi[strcspn(mpi, ",\n")] = '\0';
-    snprintf(out, len, "resnet-dist; oneDNN %d.%d.%d; %.128s; HDF5 %u.%u.%u", dv->major, dv->minor,
-             dv->patch, mpi, maj, min, rel);
 }
 
 static void meta_write(hid_t file, const CheckpointMeta *m, const char *path)

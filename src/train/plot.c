@@ -203,7 +203,7 @@ int plot_metrics(const char *metrics_path, const char *png_path, const char *tit
         plot_record(&d, line);
     fclose(in);
     for (int i = 0; i < 4; i++)
-        fclose(files[i]);
+        SYS_CHECK(fclose(files[i])); /* a full disk shows here, not as a short plot */
     int rc = 0;
     if (d.n_train == 0) {
         status_set(st, EXIT_USAGE, "%s: no training records (kind \"train\") to plot", metrics_path);
@@ -214,7 +214,7 @@ int plot_metrics(const char *metrics_path, const char *png_path, const char *tit
         FILE *f = fopen(script, "w");
         CHECK(f != NULL, "cannot write %s", script);
         write_script(f, dir, png_path, title, &d);
-        fclose(f);
+        SYS_CHECK(fclose(f));
         char log[256];
         snprintf(log, sizeof log, "%s/gnuplot.log", dir);
         rc = run_gnuplot(script, log, st);

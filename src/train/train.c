@@ -16,6 +16,7 @@
 #include "train_bench.h"
 #include "train_ckpt.h"
 #include "train_report.h"
+#include "version.h"
 #include "trainer.h"
 
 /* Set by the signal handlers; read at step boundaries, where the ranks
@@ -284,7 +285,7 @@ int train_main(int argc, char **argv)
         options_usage(stdout);
     if (t->opt.show_version && t->dist.rank == 0) {
         char v[512];
-        train_version_string(v, sizeof v);
+        version_string(v, sizeof v);
         printf("%s\n", v);
     }
     if (t->opt.show_help || t->opt.show_version)

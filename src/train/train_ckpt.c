@@ -14,6 +14,7 @@
 #include "log.h"
 #include "timer.h"
 #include "train_report.h"
+#include "version.h"
 
 int make_dirs(const char *path)
 {
@@ -92,7 +93,7 @@ void trainer_checkpoint(Trainer *t, const char *name, const char *why)
     m.best_metric = t->best_metric;
     snprintf(m.dataset_fingerprint, sizeof m.dataset_fingerprint, "%s", t->fingerprint);
     snprintf(m.command_line, sizeof m.command_line, "%s", t->opt.command_line);
-    train_version_string(m.version, sizeof m.version);
+    version_string(m.version, sizeof m.version);
     m.has_plateau = 1;
     m.plateau = t->plateau;
     char path[4096];

@@ -1,30 +1,12 @@
 /* train_report.c - log lines, progress, metrics and MLPerf lines of a run. */
 #include "train_report.h"
 
-#include <hdf5.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "dnn.h"
 #include "log.h"
 #include "timer.h"
 #include "version.h"
-
-void train_version_string(char *out, unsigned long len)
-{
-    const dnnl_version_t *dv = dnnl_version();
-    unsigned maj, min, rel;
-    H5get_libversion(&maj, &min, &rel);
-    char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
-    int n = 0;
-    MPI_Get_library_version(mpi, &n);
-    char *nl = strchr(mpi, ','); /* keep "Open MPI v4.1.4" */
-    if (nl)
-        *nl = '\0';
-    snprintf(out, len, "resnet-dist %s (oneDNN %d.%d.%d, %s, HDF5 %u.%u.%u)", RESNET_VERSION,
-             dv->major, dv->minor, dv->patch, mpi, maj, min, rel);
-}
 
 void report_eval(Trainer *t, const char *kind, int64_t epoch, EvalTotals e)
 {
@@ -151,7 +133,7 @@ void report_plan(Trainer *t)
 void report_config(Trainer *t)
 {
     char version[512];
-    train_version_string(version, sizeof version);
+    version_string(version, sizeof version);
     log_info("%s", version);
     if (t->dist.rank == 0)
         options_print(&t->opt, stdout);

@@ -294,6 +294,45 @@ check() {
 # show_log FILE: the last lines of a job log, indented, after a failure.
 show_log() { tail -n "${2:-25}" "$1" 2>/dev/null | sed 's/^/    /'; }
 
+# training_test_start NAME: for a test of training jobs: a fresh folder
+# $T = $BUILD/tmp/slurm-NAME, a dataset of 256 + 32 images of 16 px in
+# $T/data.h5 and the cluster started; on a failure, reports it and finishes
+# as slurm_NAME.
+training_test_start() {
+    T=$(mkdir -p "$BUILD/tmp" && cd "$BUILD/tmp" && pwd)/slurm-$1
+    rm -rf "$T" && mkdir -p "$T"
+    if [ ! -x "$BUILD/bin/resnet_dist" ]; then
+        bad "$BUILD/bin/resnet_dist is not built"
+        finish "slurm_$1"
+    fi
+    "${PYTHON:-/usr/bin/python3}" tests/fixtures/make_dataset.py "$T/data.h5" --train 256 \
+        --val 32 --size 16 || { bad "cannot make the dataset"; finish "slurm_$1"; }
+    cluster_start "$1" || { bad "cluster start"; finish "slurm_$1"; }
+}
+
+# submit NAME [JOB]: submits JOB (jobs/resnet18-smoke.slurm) with the test's
+# sbatch options $SB, CKPT_DIR=$T/NAME and its log in $T/NAME.out; prints the
+# job ID.
+submit() {
+    # shellcheck disable=SC2086 # $SB holds several options
+    CKPT_DIR="$T/$1" sbatch --parsable $SB --job-name="$1" --output="$T/$1.out" \
+        "${2:-jobs/resnet18-smoke.slurm}"
+}
+
+# expect_job ID NAME STATE EXITCODE RESTARTS SECONDS: the job's final state,
+# exit code and restart count, waiting at most SECONDS; its log on a mismatch.
+expect_job() {
+    state=$(job_wait "$1" "$6")
+    got="$state $(job_field "$1" ExitCode) restarts $(job_field "$1" Restarts)"
+    if [ "$got" = "$3 $4 restarts $5" ]; then
+        ok "$2: $got"
+    else
+        bad "$2: $got, expected $3 $4 restarts $5"
+        show_log "$T/$2.out"
+        cluster_dump
+    fi
+}
+
 # finish NAME: stops the cluster, prints "NAME: N passed, M failed", exits.
 finish() {
     cluster_stop

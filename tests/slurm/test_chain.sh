@@ -40,18 +40,6 @@ cluster_start chain || { bad "cluster start"; finish slurm_chain; }
 export RESNET_DIST_BIN="$BUILD/bin/resnet_dist" RESNET_PREP_BIN="$BUILD/bin/resnet_prep"
 SB="--nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=10"
 
-# expect_job ID NAME STATE EXITCODE SECONDS
-expect_job() {
-    state=$(job_wait "$1" "$5")
-    got="$state $(job_field "$1" ExitCode)"
-    if [ "$got" = "$3 $4" ]; then
-        ok "$2: $got"
-    else
-        bad "$2: $got, expected $3 $4"
-        show_log "$T/$2.out"
-        cluster_dump
-    fi
-}
 
 # Prep, then training once the prep succeeded; both submitted now.
 export DATA="$T/imagenet.h5"
@@ -62,12 +50,12 @@ prep=$(TRAIN_DIR="$T/images/train" VAL_DIR="$T/images/val" SIZE=36 sbatch --pars
 train=$(CKPT_DIR="$T/train" CROP=32 BATCH=8 MAX_STEPS=2 sbatch --parsable $SB \
     --dependency=afterok:"$prep" --job-name=train --output="$T/train.out" jobs/resnet50.slurm)
 check "train waits for the prep" test "$(job_field "$train" JobState)" = PENDING
-expect_job "$prep" prep COMPLETED 0:0 120
+expect_job "$prep" prep COMPLETED 0:0 0 120
 check "prep: wrote the dataset" test -f "$DATA"
 check "prep: ran with 2 ranks under srun --mpi=pmix" \
     grep -q "running: srun --mpi=pmix .*resnet_prep imagenet --train $T/images/train --val $T/images/val --out $DATA --encoding jpeg" "$T/prep.out"
 check "prep: verified the file" grep -q "running: .*resnet_prep verify $DATA" "$T/prep.out"
-expect_job "$train" train COMPLETED 0:0 300
+expect_job "$train" train COMPLETED 0:0 0 300
 check "prep: jpeg dataset, 32 train and 8 val images" "$PYTHON" - "$DATA" <<'PY'
 import sys
 import h5py
@@ -92,7 +80,7 @@ prep=$(TRAIN_DIR="$T/images/missing" VAL_DIR="$T/images/val" DATA="$T/never.h5" 
 # shellcheck disable=SC2086
 train=$(DATA="$T/never.h5" CKPT_DIR="$T/never" sbatch --parsable $SB --dependency=afterok:"$prep" \
     --job-name=orphan --output="$T/orphan.out" jobs/resnet50.slurm)
-expect_job "$prep" badprep FAILED 2:0 60
+expect_job "$prep" badprep FAILED 2:0 0 60
 check "badprep: log names the missing folder" \
     grep -q "error: TRAIN_DIR=$T/images/missing: no such folder" "$T/badprep.out"
 state=$(job_wait "$train" 60)

@@ -15,16 +15,7 @@
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 . tests/slurm/cluster.sh
-T=$(mkdir -p "$BUILD/tmp" && cd "$BUILD/tmp" && pwd)/slurm-requeue
-rm -rf "$T" && mkdir -p "$T"
-
-if [ ! -x "$BUILD/bin/resnet_dist" ]; then
-    bad "$BUILD/bin/resnet_dist is not built"
-    finish slurm_requeue
-fi
-"$PYTHON" tests/fixtures/make_dataset.py "$T/data.h5" --train 256 --val 32 --size 16 ||
-    { bad "cannot make the dataset"; finish slurm_requeue; }
-cluster_start requeue || { bad "cluster start"; finish slurm_requeue; }
+training_test_start requeue
 
 # 256 images / batch 16 = 16 steps per epoch, 24 epochs: 384 steps, long
 # enough on a fast machine for the warning to arrive mid-training.
@@ -33,27 +24,6 @@ export DATA="$T/data.h5" ARCH=resnet20 STEM=small BATCH=16 EPOCHS=24 LOG_EVERY=4
 export RESNET_DIST_BIN="$BUILD/bin/resnet_dist"
 SB="--nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=10"
 
-# submit NAME [sbatch options]: prints the job ID; the log is $T/NAME.out.
-submit() {
-    name=$1
-    shift
-    # shellcheck disable=SC2086 # $SB holds several options
-    CKPT_DIR="$T/$name" sbatch --parsable $SB --job-name="$name" --output="$T/$name.out" "$@" \
-        jobs/resnet18-smoke.slurm
-}
-
-# expect_job ID NAME STATE EXITCODE RESTARTS SECONDS: final state of a job.
-expect_job() {
-    state=$(job_wait "$1" "$6")
-    got="$state $(job_field "$1" ExitCode) restarts $(job_field "$1" Restarts)"
-    if [ "$got" = "$3 $4 restarts $5" ]; then
-        ok "$2: $got"
-    else
-        bad "$2: $got, expected $3 $4 restarts $5"
-        show_log "$T/$2.out"
-        cluster_dump
-    fi
-}
 
 # Reference: no interruption.
 id=$(submit ref)

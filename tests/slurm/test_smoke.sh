@@ -42,24 +42,6 @@ cluster_start smoke || { bad "cluster start"; finish slurm_smoke; }
 export RESNET_DIST_BIN="$BUILD/bin/resnet_dist"
 SB="--nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=10"
 
-# submit NAME JOB: CKPT_DIR=$T/NAME, log $T/NAME.out; prints the job ID.
-submit() {
-    # shellcheck disable=SC2086 # $SB holds several options
-    CKPT_DIR="$T/$1" sbatch --parsable $SB --job-name="$1" --output="$T/$1.out" "$2"
-}
-
-# expect_job ID NAME STATE EXITCODE RESTARTS SECONDS
-expect_job() {
-    state=$(job_wait "$1" "$6")
-    got="$state $(job_field "$1" ExitCode) restarts $(job_field "$1" Restarts)"
-    if [ "$got" = "$3 $4 restarts $5" ]; then
-        ok "$2: $got"
-    else
-        bad "$2: $got, expected $3 $4 restarts $5"
-        show_log "$T/$2.out"
-        cluster_dump
-    fi
-}
 
 # The smoke job as a site would run it, small: synthetic ResNet-18, srun,
 # resnet_dist found on PATH.

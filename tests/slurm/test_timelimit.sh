@@ -14,16 +14,7 @@
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 . tests/slurm/cluster.sh
-T=$(mkdir -p "$BUILD/tmp" && cd "$BUILD/tmp" && pwd)/slurm-timelimit
-rm -rf "$T" && mkdir -p "$T"
-
-if [ ! -x "$BUILD/bin/resnet_dist" ]; then
-    bad "$BUILD/bin/resnet_dist is not built"
-    finish slurm_timelimit
-fi
-"$PYTHON" tests/fixtures/make_dataset.py "$T/data.h5" --train 256 --val 32 --size 16 ||
-    { bad "cannot make the dataset"; finish slurm_timelimit; }
-cluster_start timelimit || { bad "cluster start"; finish slurm_timelimit; }
+training_test_start timelimit
 
 # 256 images / batch 16 = 16 steps per epoch.
 export DATA="$T/data.h5" ARCH=resnet20 STEM=small BATCH=16 LOG_EVERY=4
