@@ -9,8 +9,22 @@
 #include "dnn.h"
 #include "params.h"
 
+/* CONV_WINOGRAD runs 3x3 stride-1 ungrouped convolutions with oneDNN's
+ * Winograd F(4x4, 3x3) where it has an implementation (about twice as
+ * fast there on AVX-512; it rounds differently from direct convolution,
+ * docs/performance.md compares the training curves); every other shape,
+ * and every shape without an implementation, runs direct. */
+typedef enum { CONV_DIRECT, CONV_WINOGRAD } ConvAlgo;
+
+typedef struct {
+    int oc, kernel, stride, pad, groups;
+    int need_diff_src; /* 0 for the first layer: its input is the image */
+    ConvAlgo algo;
+} ConvSpec;
+
 typedef struct {
     int ic, oc, kernel, stride, pad, groups;
+    dnnl_alg_kind_t alg; /* the algorithm oneDNN runs for this layer */
     int need_diff_src; /* 0 for the first layer: its input is the image */
     const Tensor *src; /* (N, IC, H, W), owned by the layer before */
     Tensor dst;        /* (N, OC, OH, OW) */
@@ -23,8 +37,8 @@ typedef struct {
 } ConvLayer;
 
 /* name: the state_dict prefix, e.g. "layer1.0.conv1" (adds ".weight"). */
-void conv_init(ConvLayer *l, const Tensor *src, int oc, int kernel, int stride, int pad,
-               int groups, int need_diff_src, Params *p, const char *name);
+void conv_init(ConvLayer *l, const Tensor *src, const ConvSpec *spec, Params *p,
+               const char *name);
 void conv_forward(ConvLayer *l);
 /* diff_dst in l->dst.md layout; diff_src (may be NULL when need_diff_src is
  * 0) receives the gradient in l->src->md layout. Writes the weight gradient

@@ -18,6 +18,7 @@ typedef struct {
     int num_classes;      /* 0: from the dataset (synthetic: 1000) */
     int small_stem;
     int zero_init_residual;
+    int winograd;         /* --conv-algo winograd */
     int sync_bn;          /* batch statistics over all ranks */
     double drop_path;     /* stochastic depth: the last block's drop probability */
     double wrn_dropout;   /* wrn-D-K: dropout between a block's convolutions */

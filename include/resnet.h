@@ -26,6 +26,7 @@
 #include <stdio.h>
 
 #include "batchnorm.h"
+#include "conv.h"
 #include "dnn.h"
 #include "loss.h"
 #include "params.h"
@@ -38,6 +39,7 @@ typedef struct {
     int batch;           /* images per forward on this rank */
     int small_stem;      /* 3x3 stride-1 stem conv and no max-pool (28-64 px) */
     int zero_init_residual;
+    ConvAlgo conv_algo;
     /* Stochastic depth: block l of L (from 1) drops its residual branch per
      * sample with probability drop_path * l / L in training. [0, 1). */
     double drop_path;

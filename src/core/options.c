@@ -21,7 +21,7 @@ enum {
     OPT_WARMUP_START_LR, OPT_CKPT_EVERY, OPT_CKPT_MINUTES, OPT_KEEP, OPT_BUCKET_MB,
     OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_PROGRESS, OPT_AUG, OPT_LOADER_THREADS,
     OPT_NO_DROP_LAST, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
-    OPT_VERSION, OPT_WRN_DROPOUT, OPT_DROP_PATH, OPT_LIST_ARCHS,
+    OPT_VERSION, OPT_WRN_DROPOUT, OPT_DROP_PATH, OPT_LIST_ARCHS, OPT_CONV_ALGO,
 };
 
 typedef struct {
@@ -38,6 +38,7 @@ static const OptionSpec SPECS[] = {
     {"num-classes", 1, OPT_NUM_CLASSES, "K", "classifier outputs [from the dataset; synthetic: 1000]", "Model"},
     {"stem", 1, OPT_STEM, "KIND", "imagenet (7x7/2 conv + max-pool) or small (3x3/1 conv, no pool; 28-64 px) [imagenet]", "Model"},
     {"zero-init-residual", 0, OPT_ZERO_INIT, NULL, "start each block's last BN gamma at 0 (Goyal et al.) [off]", "Model"},
+    {"conv-algo", 1, OPT_CONV_ALGO, "KIND", "direct, or winograd for 3x3 stride-1 convolutions (faster on AVX-512, rounds differently; docs/performance.md) [direct]", "Model"},
     {"sync-bn", 0, OPT_SYNC_BN, NULL, "BatchNorm statistics over the global batch instead of per rank [off]", "Model"},
     {"drop-path", 1, OPT_DROP_PATH, "P", "stochastic depth: in training, block l of L skips its residual branch per sample with probability P*l/L [0]", "Model"},
     {"wrn-dropout", 1, OPT_WRN_DROPOUT, "P", "wrn-D-K only: dropout probability between the two convolutions of each block [0]", "Model"},
@@ -202,6 +203,7 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
     case OPT_NUM_CLASSES: if (parse_int(flag, v, 1, 1 << 20, &i, st)) o->num_classes = (int)i; break;
     case OPT_STEM: o->small_stem = parse_choice(flag, v, "imagenet", "small", st); break;
     case OPT_ZERO_INIT: o->zero_init_residual = 1; break;
+    case OPT_CONV_ALGO: o->winograd = parse_choice(flag, v, "direct", "winograd", st); break;
     case OPT_DATA: o->data = v; break;
     case OPT_CROP: if (parse_int(flag, v, 8, 4096, &i, st)) o->crop = (int)i; break;
     case OPT_IN_CHANNELS:
@@ -356,10 +358,11 @@ void options_print(const Options *o, FILE *out)
     fprintf(out, "config: arch=%s stem=%s num_classes=%d data=%s%s crop=%d batch_size=%d "
                  "epochs=%d max_steps=%lld lr=%g momentum=%g nesterov=%d weight_decay=%g "
                  "no_bn_decay=%d label_smoothing=%g seed=%llu zero_init_residual=%d drop_path=%g "
-                 "wrn_dropout=%g\n",
+                 "wrn_dropout=%g conv_algo=%s\n",
             o->arch, o->small_stem ? "small" : "imagenet", o->num_classes,
             o->data ? o->data : "", o->synthetic ? "(synthetic)" : "", o->crop, o->batch_size,
             o->epochs, (long long)o->max_steps, o->lr, o->momentum, o->nesterov, o->weight_decay,
             o->no_bn_decay, o->label_smoothing, (unsigned long long)o->seed,
-            o->zero_init_residual, o->drop_path, o->wrn_dropout);
+            o->zero_init_residual, o->drop_path, o->wrn_dropout,
+            o->winograd ? "winograd" : "direct");
 }

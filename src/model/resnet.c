@@ -273,8 +273,8 @@ static void block_init(Net *net, Block *b, const Tensor *in, int stage, int stri
             }
         }
         snprintf(name, sizeof name, "%s.conv%d", prefix, i + 1);
-        conv_init(&b->conv[i], x, outs[i], kernel[i], strides[i], kernel[i] / 2, groups[i], 1, p,
-                  name);
+        ConvSpec cs = {outs[i], kernel[i], strides[i], kernel[i] / 2, groups[i], 1, c->conv_algo};
+        conv_init(&b->conv[i], x, &cs, p, name);
         x = &b->conv[i].dst;
         if (!b->preact) {
             snprintf(name, sizeof name, "%s.bn%d", prefix, i + 1);
@@ -288,12 +288,13 @@ static void block_init(Net *net, Block *b, const Tensor *in, int stage, int stri
     b->first_param = p->info[params_find(p, name)].offset;
 
     const Tensor *shortcut = in;
+    ConvSpec down = {out_ch, 1, stride, 0, 1, 1, c->conv_algo};
     if (stride != 1 || in_ch != out_ch) {
         snprintf(name, sizeof name, "%s.downsample.0", prefix);
         if (b->preact) {
             /* projection of the pre-activated input, no BN (He et al. 2016) */
             b->shortcut = SHORTCUT_CONV;
-            conv_init(&b->down_conv, &b->bn[0].dst, out_ch, 1, stride, 0, 1, 1, p, name);
+            conv_init(&b->down_conv, &b->bn[0].dst, &down, p, name);
             shortcut = &b->down_conv.dst;
         } else if (s->family == FAMILY_CIFAR) {
             b->shortcut = SHORTCUT_A;
@@ -301,7 +302,7 @@ static void block_init(Net *net, Block *b, const Tensor *in, int stage, int stri
             shortcut = &b->short_a.dst;
         } else {
             b->shortcut = SHORTCUT_CONV;
-            conv_init(&b->down_conv, in, out_ch, 1, stride, 0, 1, 1, p, name);
+            conv_init(&b->down_conv, in, &down, p, name);
             snprintf(name, sizeof name, "%s.downsample.1", prefix);
             batchnorm_init(&b->down_bn, &b->down_conv.dst, 0, p, name);
             shortcut = &b->down_bn.dst;
@@ -503,8 +504,8 @@ static const Tensor *stem_init(Net *net)
     const NetConfig *c = &net->cfg;
     int cifar = family_cifar(net->spec.family), small = cifar || c->small_stem;
     int width = cifar ? 16 : 64;
-    conv_init(&net->conv1, &net->input, width, small ? 3 : 7, small ? 1 : 2, small ? 1 : 3, 1, 0,
-              net->params, "conv1");
+    ConvSpec cs = {width, small ? 3 : 7, small ? 1 : 2, small ? 1 : 3, 1, 0, c->conv_algo};
+    conv_init(&net->conv1, &net->input, &cs, net->params, "conv1");
     track_scratch(net, &net->conv1.dst);
     const Tensor *x = &net->conv1.dst;
     net->stem_bn = !(cifar && family_preact(net->spec.family));

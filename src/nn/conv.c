@@ -1,4 +1,4 @@
-/* conv.c - convolution forward and backward on oneDNN 2.6 (direct algorithm). */
+/* conv.c - convolution forward and backward on oneDNN 2.6 (direct or Winograd). */
 #include "conv.h"
 
 #include <stdio.h>
@@ -92,6 +92,24 @@ static int conv_weights_dims(const ConvLayer *l, dnnl_dims_t dims)
     return 5;
 }
 
+/* The primitive for a pair of descriptors (explicit layouts preferred) in
+ * their algorithm; a Winograd pair without an implementation for this shape
+ * or machine falls back to direct convolution. */
+static dnnl_primitive_desc_t conv_pd(dnnl_convolution_desc_t *explicit_desc,
+                                     dnnl_convolution_desc_t *any_desc,
+                                     const_dnnl_primitive_desc_t hint)
+{
+    if (explicit_desc->alg_kind == dnnl_convolution_winograd) {
+        dnnl_primitive_desc_t pd = dnn_pd_try(explicit_desc, NULL, hint);
+        if (!pd)
+            pd = dnn_pd_try(any_desc, NULL, hint);
+        if (pd)
+            return pd;
+        explicit_desc->alg_kind = any_desc->alg_kind = dnnl_convolution_direct;
+    }
+    return dnn_pd_prefer(explicit_desc, any_desc, NULL, hint);
+}
+
 static dnnl_primitive_desc_t conv_forward_pd(ConvLayer *l, const dnnl_memory_desc_t *dst_any,
                                              const dnnl_memory_desc_t *weights_md)
 {
@@ -102,13 +120,14 @@ static dnnl_primitive_desc_t conv_forward_pd(ConvLayer *l, const dnnl_memory_des
     const dnnl_memory_desc_t *w = weights_md ? weights_md : &w_any;
     dnnl_memory_desc_t src_any = md_any(4, l->src->md.dims);
     dnnl_convolution_desc_t d_explicit, d_any;
-    DNNL_CHECK(dnnl_convolution_forward_desc_init(&d_explicit, dnnl_forward_training,
-                                                  dnnl_convolution_direct, &l->src->md, w, NULL,
-                                                  dst_any, strides, pad, pad));
-    DNNL_CHECK(dnnl_convolution_forward_desc_init(&d_any, dnnl_forward_training,
-                                                  dnnl_convolution_direct, &src_any, w, NULL,
-                                                  dst_any, strides, pad, pad));
-    return dnn_pd_prefer(&d_explicit, &d_any, NULL, NULL);
+    DNNL_CHECK(dnnl_convolution_forward_desc_init(&d_explicit, dnnl_forward_training, l->alg,
+                                                  &l->src->md, w, NULL, dst_any, strides, pad,
+                                                  pad));
+    DNNL_CHECK(dnnl_convolution_forward_desc_init(&d_any, dnnl_forward_training, l->alg, &src_any,
+                                                  w, NULL, dst_any, strides, pad, pad));
+    dnnl_primitive_desc_t pd = conv_pd(&d_explicit, &d_any, NULL);
+    l->alg = d_explicit.alg_kind;
+    return pd;
 }
 
 static void conv_init_backward(ConvLayer *l, const_dnnl_primitive_desc_t fwd_pd)
@@ -121,12 +140,12 @@ static void conv_init_backward(ConvLayer *l, const_dnnl_primitive_desc_t fwd_pd)
     dnnl_memory_desc_t dst_any = md_any(4, l->dst.md.dims);
     dnnl_convolution_desc_t d_explicit, d_any;
 
-    DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(
-        &d_explicit, dnnl_convolution_direct, &l->src->md, &l->weights.md, NULL, &l->dst.md,
-        strides, pad, pad));
-    DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(
-        &d_any, dnnl_convolution_direct, &src_any, &w_any, NULL, &dst_any, strides, pad, pad));
-    dnnl_primitive_desc_t pd = dnn_pd_prefer(&d_explicit, &d_any, NULL, fwd_pd);
+    DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(&d_explicit, l->alg, &l->src->md,
+                                                           &l->weights.md, NULL, &l->dst.md,
+                                                           strides, pad, pad));
+    DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(&d_any, l->alg, &src_any, &w_any, NULL,
+                                                           &dst_any, strides, pad, pad));
+    dnnl_primitive_desc_t pd = conv_pd(&d_explicit, &d_any, fwd_pd);
     l->bwd_weights = dnn_primitive(pd);
     dnnl_memory_desc_t bsrc = pd_md(pd, dnnl_query_src_md, 0);
     dnnl_memory_desc_t bdiff_dst = pd_md(pd, dnnl_query_diff_dst_md, 0);
@@ -140,12 +159,12 @@ static void conv_init_backward(ConvLayer *l, const_dnnl_primitive_desc_t fwd_pd)
 
     if (!l->need_diff_src)
         return;
-    DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&d_explicit, dnnl_convolution_direct,
-                                                        &l->src->md, &l->weights.md, &l->dst.md,
-                                                        strides, pad, pad));
-    DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&d_any, dnnl_convolution_direct, &src_any,
-                                                        &w_any, &dst_any, strides, pad, pad));
-    pd = dnn_pd_prefer(&d_explicit, &d_any, NULL, fwd_pd);
+    DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&d_explicit, l->alg, &l->src->md,
+                                                        &l->weights.md, &l->dst.md, strides, pad,
+                                                        pad));
+    DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&d_any, l->alg, &src_any, &w_any,
+                                                        &dst_any, strides, pad, pad));
+    pd = conv_pd(&d_explicit, &d_any, fwd_pd);
     l->bwd_data = dnn_primitive(pd);
     dnnl_memory_desc_t bw = pd_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t bdst = pd_md(pd, dnnl_query_diff_dst_md, 0);
@@ -176,9 +195,11 @@ static dnnl_memory_desc_t conv_output_md(const ConvLayer *l, const dnnl_memory_d
     return *dst_md;
 }
 
-void conv_init(ConvLayer *l, const Tensor *src, int oc, int kernel, int stride, int pad,
-               int groups, int need_diff_src, Params *p, const char *name)
+void conv_init(ConvLayer *l, const Tensor *src, const ConvSpec *spec, Params *p,
+               const char *name)
 {
+    int oc = spec->oc, kernel = spec->kernel, stride = spec->stride, pad = spec->pad,
+        groups = spec->groups;
     memset(l, 0, sizeof *l);
     l->src = src;
     l->ic = (int)src->md.dims[1];
@@ -187,7 +208,10 @@ void conv_init(ConvLayer *l, const Tensor *src, int oc, int kernel, int stride, 
     l->stride = stride;
     l->pad = pad;
     l->groups = groups;
-    l->need_diff_src = need_diff_src;
+    l->need_diff_src = spec->need_diff_src;
+    l->alg = spec->algo == CONV_WINOGRAD && kernel == 3 && stride == 1 && groups == 1
+                 ? dnnl_convolution_winograd
+                 : dnnl_convolution_direct;
     CHECK(l->ic % groups == 0 && oc % groups == 0, "%s: channels %d -> %d not divisible by %d groups",
           name, l->ic, oc, groups);
 

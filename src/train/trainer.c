@@ -102,6 +102,7 @@ static void trainer_build(Trainer *t)
                      .image_size = t->crop, .batch = t->local_batch,
                      .small_stem = t->opt.small_stem,
                      .zero_init_residual = t->opt.zero_init_residual,
+                     .conv_algo = t->opt.winograd ? CONV_WINOGRAD : CONV_DIRECT,
                      .drop_path = t->opt.drop_path, .dropout = t->opt.wrn_dropout};
     snprintf(cfg.arch, sizeof cfg.arch, "%s", t->opt.arch);
     params_init(&t->params);

@@ -36,7 +36,8 @@
 #        here); python3 is $PYTHON.
 #    Covered elsewhere, not run here: `make run` and the long Fashion-MNIST
 #    recipe (tests/e2e/make_run.sh runs datasets/run_default.sh and a few
-#    steps of datasets/fashion-mnist/long-recipe.sh), `make test` (this runner), `make bench` and the
+#    steps of datasets/fashion-mnist/long-recipe.sh and of
+#    bench/conv_algo_curves.sh), `make test` (this runner), `make bench` and the
 #    bench/ scripts (minutes of benchmarks; `make bench` itself), `sbatch
 #    jobs/*.slurm` (tests/slurm/test_smoke.sh, test_chain.sh, test_requeue.sh,
 #    test_timelimit.sh), docs/dataset-format.md's h5py code and `resnet_prep
@@ -389,7 +390,7 @@ extract() {
         w = c
         while (w ~ /^[A-Za-z_][A-Za-z_0-9]*=[^ ]* /) sub(/^[^ ]* /, "", w)
         if (w ~ /^make (run|test)( |$)/) return "COVERED make run: tests/e2e/make_run.sh; make test: this runner"
-        if (w ~ /^sh datasets\/fashion-mnist\/long-recipe\.sh( |$)/)
+        if (w ~ /^sh (datasets\/fashion-mnist\/long-recipe|bench\/conv_algo_curves)\.sh( |$)/)
             return "COVERED tests/e2e/make_run.sh runs a few steps of it"
         if (w ~ /^make bench/ || w ~ /^sh bench\// || w ~ /bench\/(update_perf_doc|scaling_model)\.py/)
             return "COVERED benchmarks: make bench (minutes; rewrites docs/performance.md)"

@@ -2,7 +2,9 @@
 # The `make run` path, shortened: the same script with a few steps, checked
 # for a valid checkpoint, metrics with a test record, and a PNG plot; then
 # RESUME=1 continues the same run directory; the longer Fashion-MNIST recipe
-# (datasets/fashion-mnist/long-recipe.sh) runs a few steps of its own flags.
+# (datasets/fashion-mnist/long-recipe.sh) runs a few steps of its own flags,
+# and so does the direct-against-Winograd curve comparison
+# (bench/conv_algo_curves.sh), down to its summary table.
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 T="$BUILD/tmp/e2e-make-run"
@@ -38,5 +40,10 @@ check test $? -eq 0
 check grep -q "epochs=70 .*weight_decay=0.0005" "$T/long.log"
 check grep -q "training data: cifar augmentation" "$T/long.log"
 check grep -q '"kind":"test"' "$(ls -d "$T"/long/*/ | head -n 1)metrics.jsonl"
+BUILD=$BUILD OUT="$T/curves" DATA="$T/data/fashion-mnist.h5" SEEDS=0 MAX_STEPS=3 \
+    sh bench/conv_algo_curves.sh >"$T/curves.log" 2>&1
+check test $? -eq 0
+check grep -q "| winograd | 0 |" "$T/curves/summary.md"
+check grep -q "conv_algo=winograd" "$T/curves/winograd-seed0/train.log"
 echo "make_run: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -19,6 +19,8 @@ expect 2 "unknown flag '--bogus'" "unknown flag" -- "$BIN" --bogus
 expect 2 "not a whole number" "malformed number" -- "$BIN" --synthetic --batch-size ten
 expect 2 "unknown architecture" "unknown arch" -- "$BIN" --synthetic --arch resnet7
 expect 2 "no dataset" "no data" -- "$BIN"
+expect 2 "'fast' is neither direct nor winograd" "bad conv algo" -- "$BIN" --synthetic \
+    --conv-algo fast
 expect 2 "does not divide over 2 ranks" "batch not divisible" -- \
     mpirun -np 2 --oversubscribe "$BIN" --synthetic $COMMON --batch-size 15 --max-steps 1
 
@@ -62,6 +64,29 @@ worst = max(float(np.max(np.abs(a["model"][k][()] - b["model"][k][()]))) for k i
 print("largest difference after resume:", worst)
 assert worst == 0.0
 PY
+# Winograd convolutions write the same checkpoint format, which direct
+# convolution evaluates, and train to weights within a small multiple of the
+# distance direct convolution itself moves with another thread count (float
+# sums in another order): rounding, not an error (measured: 1.9x; a wrong
+# kernel would be off by the size of the weights).
+expect 0 "conv_algo=winograd" "winograd training" -- "$BIN" $COMMON --data "$T/good.h5" \
+    --epochs 2 --conv-algo winograd --checkpoint-dir "$T/w"
+OMP_NUM_THREADS=2 "$BIN" $COMMON --data "$T/good.h5" --epochs 2 --threads 2 \
+    --checkpoint-dir "$T/t2" >"$T/out" 2>&1
+$PYTHON - "$T/a/step-00000008.h5" "$T/w/step-00000008.h5" "$T/t2/step-00000008.h5" <<'PY' && ok "winograd weights as close as rounding" || bad "winograd weights as close as rounding"
+import h5py, numpy as np, sys
+a, w, t = (h5py.File(f, "r")["model"] for f in sys.argv[1:])
+keys = [k for k in a if a[k].dtype.kind == "f"]
+flat = lambda m: np.concatenate([m[k][()].ravel().astype(np.float64) for k in keys])
+base = flat(a)
+wino = np.linalg.norm(flat(w) - base) / np.linalg.norm(base)
+threads = np.linalg.norm(flat(t) - base) / np.linalg.norm(base)
+print(f"relative L2 distance from direct, 1 thread, after 8 steps: winograd {wino:.2e}, "
+      f"direct with 2 threads {threads:.2e}")
+assert wino <= 4 * threads + 1e-6
+PY
+expect 0 "top-1 error" "direct eval of a winograd checkpoint" -- "$BIN" --eval-only --arch resnet20 \
+    --stem small --batch-size 6 --data "$T/good.h5" --init-from "$T/w/step-00000008.h5"
 expect 0 "starting fresh" "resume auto in empty dir" -- "$BIN" $COMMON --data "$T/good.h5" \
     --max-steps 1 --resume auto --checkpoint-dir "$T/empty"
 

@@ -37,7 +37,7 @@ typedef struct {
     float *x, *w;         /* plain src (N, IC, H, W), weights (OC, IC/G, K, K) */
 } ConvFixture;
 
-static void fixture_init(ConvFixture *f, const ConvCase *c, uint64_t seed)
+static void fixture_init_algo(ConvFixture *f, const ConvCase *c, ConvAlgo algo, uint64_t seed)
 {
     f->s = ref_conv_shape(c->n, c->ic, c->h, c->w, c->oc, c->k, c->stride, c->pad, c->groups);
     size_t nx = ref_conv_src_size(&f->s), nw = ref_conv_weights_size(&f->s);
@@ -52,13 +52,18 @@ static void fixture_init(ConvFixture *f, const ConvCase *c, uint64_t seed)
     dnnl_memory_desc_t md = md_make(4, dims, c->src_tag);
     ref_tensor_make(&f->src, &md, f->x);
     params_init(&f->p);
-    conv_init(&f->l, &f->src, c->oc, c->k, c->stride, c->pad, c->groups, c->need_diff_src, &f->p,
-              "c");
+    ConvSpec spec = {c->oc, c->k, c->stride, c->pad, c->groups, c->need_diff_src, algo};
+    conv_init(&f->l, &f->src, &spec, &f->p, "c");
     params_allocate(&f->p);
     f->widx = params_find(&f->p, "c.weight");
     assert_true(f->widx >= 0);
     assert_int_equal(f->p.info[f->widx].numel, nw);
     params_set_plain(&f->p, f->widx, BUF_VALUE, f->w);
+}
+
+static void fixture_init(ConvFixture *f, const ConvCase *c, uint64_t seed)
+{
+    fixture_init_algo(f, c, CONV_DIRECT, seed);
 }
 
 static void fixture_free(ConvFixture *f)
@@ -79,10 +84,10 @@ static void check_dst_dims(const ConvFixture *f)
     assert_int_equal(d[3], f->s.ow);
 }
 
-static void run_case(const ConvCase *c, uint64_t seed)
+static void run_case_algo(const ConvCase *c, ConvAlgo algo, uint64_t seed)
 {
     ConvFixture f;
-    fixture_init(&f, c, seed);
+    fixture_init_algo(&f, c, algo, seed);
     check_dst_dims(&f);
     const RefConv *s = &f.s;
     size_t nx = ref_conv_src_size(s), ny = ref_conv_dst_size(s), nw = ref_conv_weights_size(s);
@@ -100,7 +105,8 @@ static void run_case(const ConvCase *c, uint64_t seed)
     float *yr = ref_to_float(yd, ny);
     snprintf(what, sizeof what, "%s forward dst", c->name);
     size_t len = (size_t)icg * s->k * s->k;
-    assert_close(y, yr, ny, ref_tol(len, ref_rms_nonzero(yd, ny)), ref_tol(len, 1.0), what);
+    assert_close(y, yr, ny, ref_tol(len, ref_rms_nonzero(yd, ny)), ref_tol(len, 1.0),
+                 what);
 
     /* backward: diff_dst in the layer's dst layout */
     float *dy = xmalloc(ny * sizeof(float));
@@ -125,7 +131,8 @@ static void run_case(const ConvCase *c, uint64_t seed)
         /* each diff_src sums at most OC/G * K * K products */
         snprintf(what, sizeof what, "%s backward diff_src", c->name);
         len = (size_t)ocg * s->k * s->k;
-        assert_close(dx, dxr, nx, ref_tol(len, ref_rms_nonzero(dxd, nx)), ref_tol(len, 1.0), what);
+        assert_close(dx, dxr, nx, ref_tol(len, ref_rms_nonzero(dxd, nx)),
+                     ref_tol(len, 1.0), what);
         free(dx);
         free(dxd);
         free(dxr);
@@ -139,7 +146,8 @@ static void run_case(const ConvCase *c, uint64_t seed)
     float *dwr = ref_to_float(dwd, nw);
     snprintf(what, sizeof what, "%s backward diff_weights", c->name);
     len = (size_t)s->n * s->oh * s->ow;
-    assert_close(dw, dwr, nw, ref_tol(len, ref_rms_nonzero(dwd, nw)), ref_tol(len, 1.0), what);
+    assert_close(dw, dwr, nw, ref_tol(len, ref_rms_nonzero(dwd, nw)), ref_tol(len, 1.0),
+                 what);
 
     free(dw);
     free(dwd);
@@ -153,6 +161,11 @@ static void run_case(const ConvCase *c, uint64_t seed)
     free(xd);
     free(wd);
     fixture_free(&f);
+}
+
+static void run_case(const ConvCase *c, uint64_t seed)
+{
+    run_case_algo(c, CONV_DIRECT, seed);
 }
 
 /* layer1.0.conv3: 1x1 64 -> 256 at 56x56, batch 2. */
@@ -195,6 +208,21 @@ static void test_conv_3x3_basic(void **state)
     (void)state;
     ConvCase c = {"3x3 64->64 @15", 2, 64, 15, 15, 64, 3, 1, 1, 1, 1, dnnl_nchw};
     run_case(&c, 500);
+}
+
+/* The same layer in Winograd F(4x4, 3x3), on the 16-channel blocked input
+ * it has in the network (oneDNN implements it on AVX-512): it meets the
+ * same error bound as direct convolution. */
+static void test_conv_3x3_winograd(void **state)
+{
+    (void)state;
+    ConvCase c = {"3x3 64->64 @15, winograd", 2, 64, 15, 15, 64, 3, 1, 1, 1, 1, dnnl_aBcd16b};
+    run_case_algo(&c, CONV_WINOGRAD, 550);
+    ConvFixture f;
+    fixture_init_algo(&f, &c, CONV_WINOGRAD, 550);
+    if (dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core)
+        assert_int_equal(f.l.alg, dnnl_convolution_winograd);
+    fixture_free(&f);
 }
 
 /* resnext50_32x4d layer1.0.conv2: 3x3, 128 -> 128 in 32 groups of 4, at 14x14
@@ -422,7 +450,8 @@ static void test_conv_shared_weights(void **state)
     ref_tensor_make(&src1, &md, f.x); /* the first image of the batch */
     ConvLayer l1;
     int before = f.p.count;
-    conv_init(&l1, &src1, TINY.oc, TINY.k, TINY.stride, TINY.pad, TINY.groups, 1, &f.p, "c");
+    ConvSpec spec = {TINY.oc, TINY.k, TINY.stride, TINY.pad, TINY.groups, 1, CONV_DIRECT};
+    conv_init(&l1, &src1, &spec, &f.p, "c");
     assert_int_equal(f.p.count, before);
     assert_ptr_equal(l1.weights.data, f.l.weights.data);
     conv_forward(&f.l);
@@ -450,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_conv_stem),
         cmocka_unit_test(test_conv_downsample),
         cmocka_unit_test(test_conv_3x3_basic),
+        cmocka_unit_test(test_conv_3x3_winograd),
         cmocka_unit_test(test_conv_grouped32),
         cmocka_unit_test(test_conv_grouped4),
         cmocka_unit_test(test_conv_grouped_keeps_layout),
