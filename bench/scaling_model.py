@@ -30,7 +30,8 @@ def measured(results):
     out = {}
     for line in open(results):
         r = json.loads(line)
-        if r.get("side") != "ours" or r.get("ranks") != 1:
+        # the plain 1-rank runs only (not the --conv-algo or data-parallel ones)
+        if r.get("side") != "ours" or r.get("ranks") != 1 or r.get("config") not in PARAMS:
             continue
         res = r["result"]
         if res.get("arch") in PARAMS:

@@ -23,6 +23,8 @@ RESNET50_TARGET = 1.5
 MPI_RATIO_TARGET = 0.95  # 2 ranks x 1 thread against 1 rank x 2 threads
 HIDDEN_TARGET = 0.80  # of the allreduce time, behind backward
 LOADER_FACTOR = 20
+# Runs of the data-parallel comparison: 1 and 2 ranks in alternating rounds.
+DP_SUFFIX = "-dp"
 
 
 def load(path):
@@ -46,8 +48,8 @@ def load(path):
                 gemm.append(r)
             elif side in ("ours", "torch"):
                 cfg = r["config"]
-                if side == "ours" and r.get("ranks", 1) > 1:
-                    mpi[cfg] = r
+                if side == "ours" and cfg.endswith(DP_SUFFIX):
+                    mpi.setdefault(cfg[:-len(DP_SUFFIX)], []).append(r)
                     continue
                 if cfg not in order:
                     order.append(cfg)
@@ -76,6 +78,26 @@ def rate(x):
 def best_torch(runs):
     ok = [r["result"] for r in runs.values() if "result" in r]
     return max(ok, key=lambda r: r["img_per_s"]) if ok else None
+
+
+# Our runs of a network with a non-default flag; PyTorch runs the network
+# once, under its plain name.
+VARIANTS = {"-winograd": "--conv-algo winograd"}
+
+
+def torch_runs(torch, cfg):
+    """PyTorch's runs of the network behind cfg, by layout."""
+    for suffix in VARIANTS:
+        if cfg.endswith(suffix):
+            return torch.get(cfg[:-len(suffix)], {})
+    return torch.get(cfg, {})
+
+
+def label(cfg):
+    for suffix, flag in VARIANTS.items():
+        if cfg.endswith(suffix):
+            return f"{cfg[:-len(suffix)]}, `{flag}`"
+    return cfg
 
 
 def gflops(res, gmacs):
@@ -149,25 +171,25 @@ def section(path):
     for cfg in order:
         o = ours.get(cfg, {})
         orr = o.get("result")
-        t = best_torch(torch.get(cfg, {}))
+        t = best_torch(torch_runs(torch, cfg))
         ref = orr or t or {}
         gmacs = orr.get("gmacs_per_image") if orr else None
         if not orr:
             failed.append(f"ours {cfg}: {o.get('error', 'not run')}")
-        for layout, r in torch.get(cfg, {}).items():
+        for layout, r in torch.get(cfg, {}).items():  # each PyTorch failure once
             if "error" in r:
                 failed.append(f"PyTorch {cfg} {layout}: {r['error']}")
         sp = orr["img_per_s"] / t["img_per_s"] if orr and t else None
         speedups[cfg] = sp
         if sp is not None and sp < 1.0:
-            slower.append(f"{cfg} ({sp:.2f}x)")
+            slower.append(f"{label(cfg)} ({sp:.2f}x)")
         if orr and t and orr["peak_rss_mb"] > t["peak_rss_mb"]:
-            rss_over.append(f"{cfg} ({orr['peak_rss_mb']:.0f} > {t['peak_rss_mb']:.0f} MB)")
+            rss_over.append(f"{label(cfg)} ({orr['peak_rss_mb']:.0f} > {t['peak_rss_mb']:.0f} MB)")
 
         def pct(g):
             return f"{fmt(g, 0)} ({100 * g / peak:.0f}%)" if g is not None and peak else fmt(g, 0)
         og, tg = gflops(orr, gmacs), gflops(t, gmacs)
-        w(f"| {cfg} | {ref.get('crop', '?')} | {ref.get('batch', '?')} "
+        w(f"| {label(cfg)} | {ref.get('crop', '?')} | {ref.get('batch', '?')} "
           f"| {rate(orr['img_per_s']) if orr else 'failed'} "
           f"| {rate(t['img_per_s']) + ' (' + t['layout'] + ')' if t else 'failed'} "
           f"| {'**' + fmt(sp, 2) + 'x**' if sp is not None else '–'} "
@@ -178,7 +200,10 @@ def section(path):
     w("Step ms is the median timed step; img/s is timed steps x batch / their total time. "
       f"GFLOP/s counts {FLOPS_PER_FORWARD_MAC} flops per forward multiply-accumulate "
       "(forward, backward-data and backward-weights each about one forward; 2 flops per "
-      "MAC), using resnet_dist's MAC count for both sides; PyTorch ran the same network.")
+      "MAC), using resnet_dist's MAC count for both sides; PyTorch ran the same network."
+      + (" Rows with `--conv-algo winograd` count the same flops although Winograd "
+         "multiplies less: theirs is an effective rate, comparable with the direct rows."
+         if any(c.endswith("-winograd") for c in order) else ""))
     w("")
 
     w("Targets:")
@@ -186,12 +211,14 @@ def section(path):
     if sp50 is None:
         w(f"- resnet50 at least {RESNET50_TARGET}x PyTorch's images/s: **not measured**")
     else:
+        wino = speedups.get("resnet50-winograd")
         w(f"- resnet50 at least {RESNET50_TARGET}x PyTorch's images/s: "
-          f"**{'met' if sp50 >= RESNET50_TARGET else 'not met'}** ({sp50:.2f}x)")
+          f"**{'met' if sp50 >= RESNET50_TARGET else 'not met'}** ({sp50:.2f}x"
+          + (f"; {wino:.2f}x with `--conv-algo winograd`" if wino is not None else "") + ")")
     measured = [c for c in order if speedups.get(c) is not None]
     w(every_model_target("no model slower than PyTorch", measured, order, slower))
     rss_measured = [c for c in order if ours.get(c, {}).get("result")
-                    and best_torch(torch.get(c, {}))]
+                    and best_torch(torch_runs(torch, c))]
     w(every_model_target("peak RSS at most PyTorch's (its faster layout)", rss_measured, order,
                          rss_over))
     if failed:
@@ -204,7 +231,7 @@ def section(path):
         w("| model | NCHW img/s | NCHW step ms | NCHW peak RSS MB "
           "| channels_last img/s | channels_last step ms | channels_last peak RSS MB |")
         w("|---|--:|--:|--:|--:|--:|--:|")
-        for cfg in order:
+        for cfg in (c for c in order if c in torch):
             cells = []
             for layout in ("nchw", "channels_last"):
                 r = torch.get(cfg, {}).get(layout, {}).get("result")
@@ -215,11 +242,12 @@ def section(path):
 
     procs = []
     for cfg in order:
-        procs.append(("ours", cfg, ours.get(cfg, {})))
+        procs.append(("ours", label(cfg), ours.get(cfg, {})))
         for layout in ("nchw", "channels_last"):
             if layout in torch.get(cfg, {}):
                 procs.append((f"PyTorch {layout}", cfg, torch[cfg][layout]))
-    procs += [(f"ours {m.get('ranks')} ranks", cfg, m) for cfg, m in mpi.items()]
+    procs += [(f"ours {m.get('ranks')} rank(s), round {i // 2 + 1}", cfg, m)
+              for cfg, runs in mpi.items() for i, m in enumerate(runs)]
     if any("proc" in r for _, _, r in procs):
         w("Whole processes (start-up included; from GNU time): *cores busy* is (user + "
           "system CPU seconds) / wall seconds. Well below the thread count means the "
@@ -238,8 +266,8 @@ def section(path):
               f"| {fmt(busy, 2)} |")
         w("")
 
-    for cfg, m in mpi.items():
-        w(mpi_line(cfg, m, ours.get(cfg, {}).get("result")))
+    for cfg, runs in mpi.items():
+        w(mpi_line(cfg, runs))
         w("")
     out += data_path_lines(path, ours)
     while out and out[-1] == "":
@@ -257,30 +285,40 @@ def every_model_target(label, measured, order, misses):
                f" (only {', '.join(measured)} measured)"))
 
 
-def mpi_line(cfg, m, one):
-    """The 2-rank run against the 1-rank one, with both distributed targets."""
-    r = m.get("result")
-    if not r:
-        return (f"Data parallel on one machine, {cfg}, {m.get('ranks')} ranks x "
-                f"{m.get('threads')} threads: failed ({m.get('error', '?')}).")
-    line = (f"Data parallel on one machine, {cfg} (global batch {r['batch']}): "
-            f"{r['ranks']} ranks x {r['threads']} thread(s) {rate(r['img_per_s'])} img/s, "
-            f"median step {fmt(r['step_ms_median'], 0)} ms, peak RSS "
-            f"{fmt(r['peak_rss_mb'], 0)} MB per rank (the largest)")
-    if one:
-        ratio = r["img_per_s"] / one["img_per_s"]
-        line += (f"; {ratio:.2f}x the 1 rank x {one['threads']} threads run above "
-                 f"(target at least {MPI_RATIO_TARGET}: "
-                 f"**{'met' if ratio >= MPI_RATIO_TARGET else 'not met'}**)")
+def mpi_line(cfg, runs):
+    """The 2-rank runs against the 1-rank ones of the same rounds, with both
+    distributed targets."""
+    failed = [r for r in runs if "result" not in r]
+    one = [r["result"] for r in runs if "result" in r and r["ranks"] == 1]
+    many = [r["result"] for r in runs if "result" in r and r["ranks"] > 1]
+    if failed or not one or not many:
+        return (f"Data parallel on one machine, {cfg}: failed "
+                f"({'; '.join(r.get('error', '?') for r in failed) or 'runs missing'}).")
+
+    def mean(key, rs):
+        return sum(r[key] for r in rs) / len(rs)
+    r = many[0]
+    ratio = mean("img_per_s", many) / mean("img_per_s", one)
+    rounds = ", ".join(f"{m['img_per_s'] / o['img_per_s']:.2f}x" for o, m in zip(one, many))
+    line = (f"Data parallel on one machine, {cfg} (global batch {r['batch']}), "
+            f"{len(many)} rounds each of 1 rank x {one[0]['threads']} threads then "
+            f"{r['ranks']} ranks x {r['threads']} thread(s): on average "
+            f"{rate(mean('img_per_s', one))} img/s on 1 rank, {rate(mean('img_per_s', many))} "
+            f"img/s on {r['ranks']} (their median step "
+            f"{fmt(mean('step_ms_median', many), 0)} ms, peak RSS "
+            f"{fmt(max(m['peak_rss_mb'] for m in many), 0)} MB per rank, the largest); "
+            f"{ratio:.2f}x (rounds: {rounds}; target at least {MPI_RATIO_TARGET}: "
+            f"**{'met' if ratio >= MPI_RATIO_TARGET else 'not met'}**)")
     if all(k in r for k in ("buckets", "comm_exposed_ms", "comm_alone_ms")):
-        line += (f". Allreduce in {r['buckets']} buckets: {r['comm_exposed_ms']:.1f} ms a step "
-                 f"left after the last rank's backward, against {r['comm_alone_ms']:.1f} ms for "
+        exposed, alone = mean("comm_exposed_ms", many), mean("comm_alone_ms", many)
+        line += (f". Allreduce in {r['buckets']} buckets: {exposed:.1f} ms a step "
+                 f"left after the last rank's backward, against {alone:.1f} ms for "
                  f"the same allreduces alone")
-        if r.get("rank_skew_ms") is not None:
-            line += (f" (ranks whose backward ended first also waited {r['rank_skew_ms']:.0f} ms "
-                     f"a step for the last one)")
-        hidden = r.get("hidden_fraction")
-        if hidden is not None:
+        if all(m.get("rank_skew_ms") is not None for m in many):
+            line += (f" (ranks whose backward ended first also waited "
+                     f"{mean('rank_skew_ms', many):.0f} ms a step for the last one)")
+        if alone > 0:
+            hidden = 1 - exposed / alone
             line += (f"; hidden fraction {100 * hidden:.0f}% (target at least "
                      f"{100 * HIDDEN_TARGET:.0f}%: "
                      f"**{'met' if hidden >= HIDDEN_TARGET else 'not met'}**)")
