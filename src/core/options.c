@@ -21,7 +21,7 @@ enum {
     OPT_WARMUP_START_LR, OPT_CKPT_EVERY, OPT_CKPT_MINUTES, OPT_KEEP, OPT_BUCKET_MB,
     OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_PROGRESS, OPT_AUG, OPT_LOADER_THREADS,
     OPT_NO_DROP_LAST, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
-    OPT_VERSION, OPT_WRN_DROPOUT, OPT_DROP_PATH, OPT_LIST_ARCHS, OPT_CONV_ALGO,
+    OPT_VERSION, OPT_WRN_DROPOUT, OPT_DROP_PATH, OPT_LIST_ARCHS, OPT_CONV_ALGO, OPT_DROP_LAST,
 };
 
 typedef struct {
@@ -48,6 +48,7 @@ static const OptionSpec SPECS[] = {
     {"synthetic", 0, OPT_SYNTHETIC, NULL, "train on random tensors, no dataset file [off]", "Data"},
     {"aug", 1, OPT_AUG, "KIND", "training augmentation: rrc, paper, cifar or none [cifar up to 64 px, else rrc]", "Data"},
     {"loader-threads", 1, OPT_LOADER_THREADS, "N", "threads decoding and augmenting ahead of the step [1]", "Data"},
+    {"drop-last", 0, OPT_DROP_LAST, NULL, "drop the last partial training batch of an epoch, as PyTorch's drop_last=True [on]", "Data"},
     {"no-drop-last", 0, OPT_NO_DROP_LAST, NULL, "keep the last partial batch of an epoch, padded from its start [dropped]", "Data"},
     {"split", 1, OPT_SPLIT, "NAME", "split evaluated by --eval-only: val or test [val]", "Data"},
     {"batch-size", 1, OPT_BATCH, "B", "global batch size, split evenly over ranks [256]", "Optimisation"},
@@ -280,6 +281,7 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
         break;
     }
     case OPT_LOADER_THREADS: if (parse_int(flag, v, 1, 64, &i, st)) o->loader_threads = (int)i; break;
+    case OPT_DROP_LAST: o->drop_last = 1; break;
     case OPT_NO_DROP_LAST: o->drop_last = 0; break;
     case OPT_PROGRESS:
         if (strcmp(v, "auto") == 0)

@@ -24,6 +24,13 @@ expect 2 "'fast' is neither direct nor winograd" "bad conv algo" -- "$BIN" --syn
 expect 2 "does not divide over 2 ranks" "batch not divisible" -- \
     mpirun -np 2 --oversubscribe "$BIN" --synthetic $COMMON --batch-size 15 --max-steps 1
 
+# 64 images in batches of 24: the last partial batch is dropped (the
+# default, also asked for by name) or padded.
+expect 0 "plan: 2 steps per epoch" "drop last" -- "$BIN" $COMMON --batch-size 24 --data "$T/good.h5" \
+    --no-drop-last --drop-last --dry-run --checkpoint-dir "$T/plan"
+expect 0 "plan: 3 steps per epoch" "no drop last" -- "$BIN" $COMMON --batch-size 24 \
+    --data "$T/good.h5" --no-drop-last --dry-run --checkpoint-dir "$T/plan"
+
 # Training, checkpoints, metrics: 64 images / 16 = 4 steps per epoch.
 expect 0 "val epoch 1" "train two epochs" -- "$BIN" $COMMON --data "$T/good.h5" --epochs 2 \
     --checkpoint-dir "$T/a" --metrics "$T/a.jsonl"
