@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hdf5.h>
 #include <mpi.h>
 #include <zlib.h>
 

@@ -16,8 +16,8 @@
 #include "train_bench.h"
 #include "train_ckpt.h"
 #include "train_report.h"
-#include "version.h"
 #include "trainer.h"
+#include "version.h"
 
 /* Set by the signal handlers; read at step boundaries, where the ranks
  * agree on it through the per-step reduction. */

@@ -40,7 +40,6 @@ cluster_start chain || { bad "cluster start"; finish slurm_chain; }
 export RESNET_DIST_BIN="$BUILD/bin/resnet_dist" RESNET_PREP_BIN="$BUILD/bin/resnet_prep"
 SB="--nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=10"
 
-
 # Prep, then training once the prep succeeded; both submitted now.
 export DATA="$T/imagenet.h5"
 # shellcheck disable=SC2086 # $SB holds several options

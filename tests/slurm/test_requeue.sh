@@ -24,7 +24,6 @@ export DATA="$T/data.h5" ARCH=resnet20 STEM=small BATCH=16 EPOCHS=24 LOG_EVERY=4
 export RESNET_DIST_BIN="$BUILD/bin/resnet_dist"
 SB="--nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=10"
 
-
 # Reference: no interruption.
 id=$(submit ref)
 expect_job "$id" ref COMPLETED 0:0 0 180

@@ -42,7 +42,6 @@ cluster_start smoke || { bad "cluster start"; finish slurm_smoke; }
 export RESNET_DIST_BIN="$BUILD/bin/resnet_dist"
 SB="--nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --time=10"
 
-
 # The smoke job as a site would run it, small: synthetic ResNet-18, srun,
 # resnet_dist found on PATH.
 bin=$(cd "$BUILD/bin" && pwd)
