@@ -30,12 +30,12 @@ def measured(results):
     out = {}
     for line in open(results):
         r = json.loads(line)
-        # the plain 1-rank runs only (not the --conv-algo or data-parallel ones)
-        if r.get("side") != "ours" or r.get("ranks") != 1 or r.get("config") not in PARAMS:
+        # the plain 1-rank runs that succeeded (not the --conv-algo or data-parallel ones)
+        if (r.get("side") != "ours" or r.get("ranks") != 1 or r.get("config") not in PARAMS
+                or "result" not in r):
             continue
         res = r["result"]
-        if res.get("arch") in PARAMS:
-            out[res["arch"]] = (res["img_per_s"] / res["threads"], res["threads"], res["batch"])
+        out[r["config"]] = (res["img_per_s"] / res["threads"], res["threads"], res["batch"])
     return out
 
 
