@@ -99,11 +99,33 @@ const char *sys_error_string(void)
     return strerror(errno);
 }
 
+/* Collects the outermost (API-level) and innermost descriptions of the HDF5
+ * error stack: together they say what failed and on which object, which
+ * HDF5's own printing (switched off so that users see one line) would have. */
+typedef struct {
+    char outer[256], inner[256];
+} H5Reason;
+
+static herr_t h5_reason_walk(unsigned n, const H5E_error2_t *e, void *data)
+{
+    H5Reason *r = data;
+    if (n == 0)
+        snprintf(r->outer, sizeof r->outer, "%s() %s", e->func_name, e->desc ? e->desc : "");
+    snprintf(r->inner, sizeof r->inner, "%s", e->desc ? e->desc : "");
+    return 0;
+}
+
 int64_t h5_checked(int64_t ret, const char *file, int line, const char *call)
 {
-    if (ret < 0)
-        fail_local(file, line, call, "HDF5 call failed");
-    return ret;
+    if (ret >= 0)
+        return ret;
+    H5Reason r = {"", ""};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_reason_walk, &r);
+    if (!r.outer[0])
+        fail_local(file, line, call, "HDF5 call failed (no HDF5 error recorded)");
+    if (!strcmp(strchr(r.outer, ' ') + 1, r.inner))
+        fail_local(file, line, call, "HDF5: %s", r.outer);
+    fail_local(file, line, call, "HDF5: %s: %s", r.outer, r.inner);
 }
 
 void *xmalloc(size_t size)
