@@ -16,35 +16,37 @@ passed=0
 failed=0
 failures=""
 
-run() { # name command...
-    name=$1
-    shift
+# A hung test must not hang the suite: each gets a limit well above its
+# normal time (unit and MPI binaries 5 minutes, scripts 10), then is ended.
+run() { # name limit-seconds command...
+    name=$1 limit=$2
+    shift 2
     start=$(date +%s)
-    if "$@" >"$BUILD/logs/$name.log" 2>&1; then
+    if timeout -k 10 "$limit" "$@" >"$BUILD/logs/$name.log" 2>&1; then
         passed=$((passed + 1))
         echo "PASS $name ($(($(date +%s) - start)) s)"
     else
         failed=$((failed + 1))
         failures="$failures $name"
-        echo "FAIL $name ($(($(date +%s) - start)) s); last lines of $BUILD/logs/$name.log:"
+        echo "FAIL $name ($(($(date +%s) - start)) s, limit $limit s); last lines of $BUILD/logs/$name.log:"
         tail -n 25 "$BUILD/logs/$name.log" | sed 's/^/    /'
     fi
 }
 
 for t in "$BUILD"/tests/test_*; do
-    [ -x "$t" ] && run "$(basename "$t")" "$t"
+    [ -x "$t" ] && run "$(basename "$t")" 300 "$t"
 done
 for t in "$BUILD"/tests/mpi_*; do
     [ -x "$t" ] || continue
     for np in 2 3 4; do
-        run "$(basename "$t")-np$np" mpirun -np "$np" --oversubscribe "$t"
+        run "$(basename "$t")-np$np" 300 mpirun -np "$np" --oversubscribe "$t"
     done
 done
 for t in tests/e2e/*.sh; do
-    [ -f "$t" ] && run "e2e-$(basename "$t" .sh)" sh "$t"
+    [ -f "$t" ] && run "e2e-$(basename "$t" .sh)" 600 sh "$t"
 done
 for t in tests/slurm/test_*.sh; do
-    [ -f "$t" ] && run "slurm-$(basename "$t" .sh)" sh "$t"
+    [ -f "$t" ] && run "slurm-$(basename "$t" .sh)" 600 sh "$t"
 done
 
 [ -n "$failures" ] && echo "failed:$failures"
