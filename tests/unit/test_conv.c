@@ -216,12 +216,17 @@ static void test_conv_3x3_basic(void **state)
 static void test_conv_3x3_winograd(void **state)
 {
     (void)state;
+    if (dnnl_get_effective_cpu_isa() < dnnl_cpu_isa_avx512_core) {
+        /* Elsewhere conv_init falls back to direct convolution, which the
+         * other cases test; a pass here would claim what was not run. */
+        print_message("skipped: oneDNN has no Winograd convolution below AVX-512\n");
+        skip();
+    }
     ConvCase c = {"3x3 64->64 @15, winograd", 2, 64, 15, 15, 64, 3, 1, 1, 1, 1, dnnl_aBcd16b};
     run_case_algo(&c, CONV_WINOGRAD, 550);
     ConvFixture f;
     fixture_init_algo(&f, &c, CONV_WINOGRAD, 550);
-    if (dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core)
-        assert_int_equal(f.l.alg, dnnl_convolution_winograd);
+    assert_int_equal(f.l.alg, dnnl_convolution_winograd);
     fixture_free(&f);
 }
 
@@ -462,7 +467,10 @@ static void test_conv_shared_weights(void **state)
     float *y1 = xmalloc(per_image * sizeof(float));
     ref_tensor_to_plain(&f.l.dst, y);
     ref_tensor_to_plain(&l1.dst, y1);
-    assert_close(y1, y, per_image, 0.0, 0.0, "batch-1 layer over shared weights");
+    /* With several threads oneDNN may split the sums of the two batch sizes
+     * differently: rounding differences only, far below what other weights
+     * would change. */
+    assert_close(y1, y, per_image, 1e-6, 1e-5, "batch-1 layer over shared weights");
     free(y), free(y1);
     conv_free(&l1);
     tensor_free(&src1);
