@@ -30,47 +30,7 @@
 static char g_dir[512];
 static float g_identity[3][256]; /* lut[c][v] = v: outputs in pixel units */
 
-/* torchvision's side: test images, resized crops, paper crops and rrc
- * boxes from get_params. */
-static const char *g_script =
-    "import os, sys\n"
-    "import numpy as np, torch\n"
-    "import torchvision.transforms as T, torchvision.transforms.functional as F\n"
-    "out = sys.argv[1]\n"
-    "rng = np.random.default_rng(3)\n"
-    "torch.manual_seed(5)\n"
-    "def save(name, a):\n"
-    "    np.ascontiguousarray(a).tofile(os.path.join(out, name))\n"
-    "imgs = {'rgb': rng.integers(0, 256, (37, 53, 3), dtype=np.uint8),\n"
-    "        'grey': rng.integers(0, 256, (29, 31, 1), dtype=np.uint8)}\n"
-    "for k, v in imgs.items():\n"
-    "    save(k + '.bin', v)\n"
-    "def chw(a):\n"
-    "    return torch.from_numpy(a).permute(2, 0, 1).contiguous()\n"
-    "def hwc(t):\n"
-    "    return t.permute(1, 2, 0).contiguous().numpy()\n"
-    "cases = open(os.path.join(out, 'cases.txt'), 'w')\n"
-    "rrc = [('rgb', 0, 0, 37, 53, 16), ('rgb', 5, 7, 20, 30, 64), ('rgb', 3, 2, 31, 9, 8),\n"
-    "       ('rgb', 0, 0, 37, 53, 5), ('rgb', 10, 10, 12, 12, 12), ('rgb', 1, 2, 30, 40, 30),\n"
-    "       ('grey', 2, 3, 25, 20, 11), ('grey', 0, 0, 29, 31, 64)]\n"
-    "for n, (k, i, j, h, w, c) in enumerate(rrc):\n"
-    "    t = F.resized_crop(chw(imgs[k]), i, j, h, w, [c, c], antialias=True)\n"
-    "    save('rrc%d.bin' % n, hwc(t))\n"
-    "    cases.write('rrc %s %d %d %d %d %d rrc%d.bin\\n' % (k, i, j, h, w, c, n))\n"
-    "paper = [('rgb', 20, 2, 7, 16), ('rgb', 60, 30, 50, 24), ('rgb', 10, 0, 3, 8),\n"
-    "         ('grey', 45, 5, 6, 40)]\n"
-    "for n, (k, s, top, left, c) in enumerate(paper):\n"
-    "    r = F.resize(chw(imgs[k]), s, antialias=True)\n"
-    "    t = F.crop(r, top, left, c, c)\n"
-    "    save('paper%d.bin' % n, hwc(t))\n"
-    "    cases.write('paper %s %d %d %d %d %d %d paper%d.bin\\n'\n"
-    "                % (k, s, top, left, c, r.shape[1], r.shape[2], n))\n"
-    "cases.close()\n"
-    "for h, w in ((256, 256), (120, 360), (20, 20)):\n"
-    "    img = torch.empty(1, h, w)\n"
-    "    p = [T.RandomResizedCrop.get_params(img, [0.08, 1.0], [3 / 4, 4 / 3])\n"
-    "         for _ in range(10000)]\n"
-    "    save('boxes_%dx%d.bin' % (h, w), np.array(p, dtype=np.int32))\n";
+
 
 static int group_setup(void **state)
 {
@@ -79,17 +39,9 @@ static int group_setup(void **state)
         for (int v = 0; v < 256; v++)
             g_identity[c][v] = (float)v;
     testutil_tmpdir(g_dir, sizeof g_dir, "augment");
-    char script[1024], cmd[4096];
-    testutil_join(script, sizeof script, g_dir, "gen_augment.py");
-    FILE *f = fopen(script, "w");
-    if (!f || fputs(g_script, f) < 0 || fclose(f) != 0) {
-        fprintf(stderr, "cannot write %s\n", script);
-        return -1;
-    }
-    snprintf(cmd, sizeof cmd, "%s '%s' '%s'", testutil_python("numpy torch torchvision"), script,
-             g_dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "`%s` failed\n", cmd);
+    /* torchvision's side: tests/fixtures/gen_augment.py */
+    if (testutil_run_fixture("numpy torch torchvision", "gen_augment.py", "'%s'", g_dir) != 0) {
+        fprintf(stderr, "tests/fixtures/gen_augment.py failed\n");
         return -1;
     }
     return 0;

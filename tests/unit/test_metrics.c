@@ -27,28 +27,6 @@ static int group_setup(void **state)
     return 0;
 }
 
-/* Prints each record with sorted keys and ASCII escapes, after checking
- * that "kind" comes first and "time" is a float close to now. */
-static const char *const CANONICAL_PY =
-    "import json, sys, time\n"
-    "def reject(name):\n"
-    "    raise ValueError('not JSON: ' + name)\n"
-    "with open(sys.argv[1], encoding='utf-8') as f, open(sys.argv[2], 'w') as out:\n"
-    "    for line in f:\n"
-    "        assert line.startswith('{\"kind\":'), line\n"
-    "        o = json.loads(line, parse_constant=reject)\n"
-    "        t = o.pop('time')\n"
-    "        assert isinstance(t, float) and abs(t - time.time()) < 600, t\n"
-    "        out.write(json.dumps(o, sort_keys=True) + '\\n')\n";
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -96,9 +74,8 @@ static void write_records(const char *path)
 static void test_records_parse_as_json(void **state)
 {
     (void)state;
-    char path[1024], script[1024], canon[1024];
+    char path[1024], canon[1024];
     testutil_join(path, sizeof path, g_dir, "metrics.jsonl");
-    testutil_join(script, sizeof script, g_dir, "canonical.py");
     testutil_join(canon, sizeof canon, g_dir, "canonical.txt");
     write_records(path);
 
@@ -120,10 +97,9 @@ static void test_records_parse_as_json(void **state)
     metrics_end(&m);
     metrics_close(&m);
 
-    write_file(script, CANONICAL_PY);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "%s '%s' '%s' '%s'", testutil_python("json"), script, path, canon);
-    assert_int_equal(system(cmd), 0);
+    /* each record with sorted keys and ASCII escapes, checked as strict JSON */
+    assert_int_equal(testutil_run_fixture("json", "canonical_metrics.py", "'%s' '%s'", path, canon),
+                     0);
     const char *want =
         "{\"command_line\": \"resnet_dist --data \\\"a b\\\\c.h5\\\"\\n\\ttab\\u0001 "
         "caf\\u00e9 \\ufffd!\", \"kind\": \"config\", \"world_size\": 4}\n"
