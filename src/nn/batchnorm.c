@@ -105,9 +105,12 @@ static ChannelWalk channel_walk(const dnnl_memory_desc_t *md)
 {
     const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
     int blocked = b->inner_nblks == 1 && b->inner_idxs[0] == 1;
-    CHECK(md->format_kind == dnnl_blocked && md->ndims == 4 && md->offset0 == 0 &&
-              (b->inner_nblks == 0 || blocked),
-          "batchnorm: synchronised statistics cannot walk this tensor layout");
+    if (md->format_kind != dnnl_blocked || md->ndims != 4 || md->offset0 != 0 ||
+        (b->inner_nblks != 0 && !blocked))
+        fail_local(__FILE__, __LINE__, "sync-bn",
+                   "cannot read a BatchNorm input in this memory layout (format kind %d, %d "
+                   "inner blocks); train without --sync-bn",
+                   (int)md->format_kind, (int)b->inner_nblks);
     ChannelWalk g;
     for (int i = 0; i < 4; i++) {
         g.dims[i] = md->dims[i];
