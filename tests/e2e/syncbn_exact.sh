@@ -3,8 +3,9 @@
 # one rank holding the whole global batch of W*b computes, on the real
 # trainer (resnet20, small stem, 32 px, --aug none; every global batch is the
 # same images on any number of ranks). Compared tensor by tensor relative to
-# the tensor's scale: parameters, BatchNorm running statistics and momentum
-# buffers (gradient + weight decay), within 1e-4:
+# the tensor's scale (compare_checkpoints.py --rtol): parameters, BatchNorm
+# running statistics and momentum buffers (gradient + weight decay), within
+# 1e-4:
 #   - after 1 and after 3 steps with the learning rate at 0, so the weights
 #     stay put and every step's forward is the same computation on any split:
 #     the momentum buffers hold the sum of three steps' gradients, the running
@@ -58,7 +59,7 @@ train() {
 # same NAME REF STEP: the checkpoints of step STEP agree within RTOL
 same() {
     file=$(printf 'step-%08d.h5' "$3")
-    if $PYTHON tests/fixtures/compare_relative.py "$T/$1/$file" "$T/$2/$file" \
+    if $PYTHON tests/fixtures/compare_checkpoints.py "$T/$1/$file" "$T/$2/$file" \
         --rtol "$RTOL" >"$T/cmp" 2>&1; then
         ok "$1 = $2 after step $3: $(sed -n 's/^largest relative difference: //p' "$T/cmp")"
     else

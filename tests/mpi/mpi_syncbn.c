@@ -38,12 +38,75 @@ static void init_layer(BatchNormLayer *l, Params *p, Tensor *src, int n, const f
     memcpy(l->shift.data, beta, C * sizeof(float));
 }
 
+/* The whole batch on this process (plain BatchNorm, or synchronised with
+ * whole_sync) beside this rank's slice of it through synchronised BatchNorm
+ * over all ranks; the slice starts at element `first` of the whole. */
+typedef struct {
+    BatchNormLayer whole, part;
+    Params pw, pp;
+    Tensor xw, xp, dyw, dyp, dxw, dxp;
+    size_t total, first, local;
+} Pair;
+
+static void pair_init(Pair *q, const float *x, const float *gamma, const float *beta,
+                      const BnSync *whole_sync)
+{
+    size_t per = (size_t)C * H * W;
+    int n_local = N / g_size;
+    q->total = (size_t)N * per;
+    q->first = (size_t)g_rank * n_local * per;
+    q->local = (size_t)n_local * per;
+    init_layer(&q->whole, &q->pw, &q->xw, N, gamma, beta);
+    init_layer(&q->part, &q->pp, &q->xp, n_local, gamma, beta);
+    if (whole_sync)
+        batchnorm_enable_sync(&q->whole, whole_sync);
+    batchnorm_enable_sync(&q->part, syncbn_hooks());
+    memcpy(q->xw.data, x, q->total * sizeof *x);
+    memcpy(q->xp.data, x + q->first, q->local * sizeof *x);
+    tensor_alloc(&q->dyw, &q->xw.md);
+    tensor_alloc(&q->dxw, &q->xw.md);
+    tensor_alloc(&q->dyp, &q->xp.md);
+    tensor_alloc(&q->dxp, &q->xp.md);
+}
+
+static void pair_forward(Pair *q)
+{
+    batchnorm_forward(&q->whole, 1);
+    batchnorm_forward(&q->part, 1);
+    dnn_wait();
+}
+
+static void pair_backward(Pair *q, const float *dy)
+{
+    memcpy(q->dyw.data, dy, q->total * sizeof *dy);
+    memcpy(q->dyp.data, dy + q->first, q->local * sizeof *dy);
+    batchnorm_backward(&q->whole, &q->dyw, &q->dxw);
+    batchnorm_backward(&q->part, &q->dyp, &q->dxp);
+    dnn_wait();
+}
+
+/* The gamma and beta gradients of the slices, summed over ranks. */
+static void pair_param_grads(const Pair *q, float *dgamma, float *dbeta)
+{
+    MPI_Allreduce(q->part.diff_scale.data, dgamma, C, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(q->part.diff_shift.data, dbeta, C, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+}
+
+static void pair_free(Pair *q)
+{
+    Tensor *ts[] = {&q->dyw, &q->dyp, &q->dxw, &q->dxp, &q->xw, &q->xp};
+    for (int i = 0; i < 6; i++)
+        tensor_free(ts[i]);
+    batchnorm_free(&q->whole);
+    batchnorm_free(&q->part);
+    params_free(&q->pw);
+    params_free(&q->pp);
+}
+
 static void test_sync_equals_whole_batch(void **state)
 {
     (void)state;
-    size_t per = (size_t)C * H * W, total = (size_t)N * per;
-    int n_local = N / g_size;
-    size_t first = (size_t)g_rank * n_local * per, local = (size_t)n_local * per;
+    size_t total = (size_t)N * C * H * W;
     float *x = malloc(total * sizeof *x), *dy = malloc(total * sizeof *dy);
     float gamma[C], beta[C];
     testutil_fill(x, total, 11);
@@ -53,47 +116,24 @@ static void test_sync_equals_whole_batch(void **state)
     for (size_t i = 0; i < total; i++)
         x[i] = 3.0f + 2.0f * x[i]; /* an offset that would expose cancellation */
 
-    BatchNormLayer ref, syn;
-    Params pr, ps;
-    Tensor xr, xs;
-    init_layer(&ref, &pr, &xr, N, gamma, beta);
-    init_layer(&syn, &ps, &xs, n_local, gamma, beta);
-    batchnorm_enable_sync(&syn, syncbn_hooks());
-    memcpy(xr.data, x, total * sizeof *x);
-    memcpy(xs.data, x + first, local * sizeof *x);
+    Pair q;
+    pair_init(&q, x, gamma, beta, NULL);
+    pair_forward(&q);
+    const BatchNormLayer *ref = &q.whole, *syn = &q.part;
+    assert_close(syn->mean.data, ref->mean.data, C, 1e-6, 1e-5, "batch mean");
+    assert_close(syn->var.data, ref->var.data, C, 1e-6, 1e-5, "batch variance");
+    assert_close(syn->dst.data, ref->dst.data + q.first, q.local, 1e-5, 1e-4, "output");
+    assert_close(syn->running_var.data, ref->running_var.data, C, 1e-6, 1e-5,
+                 "running variance");
 
-    batchnorm_forward(&ref, 1);
-    batchnorm_forward(&syn, 1);
-    dnn_wait();
-    assert_close(syn.mean.data, ref.mean.data, C, 1e-6, 1e-5, "batch mean");
-    assert_close(syn.var.data, ref.var.data, C, 1e-6, 1e-5, "batch variance");
-    assert_close(syn.dst.data, ref.dst.data + first, local, 1e-5, 1e-4, "output");
-    assert_close(syn.running_var.data, ref.running_var.data, C, 1e-6, 1e-5, "running variance");
-
-    Tensor dyr, dys, dxr, dxs;
-    tensor_alloc(&dyr, &xr.md);
-    tensor_alloc(&dys, &xs.md);
-    tensor_alloc(&dxr, &xr.md);
-    tensor_alloc(&dxs, &xs.md);
-    memcpy(dyr.data, dy, total * sizeof *dy);
-    memcpy(dys.data, dy + first, local * sizeof *dy);
-    batchnorm_backward(&ref, &dyr, &dxr);
-    batchnorm_backward(&syn, &dys, &dxs);
-    dnn_wait();
-    assert_close(dxs.data, dxr.data + first, local, 1e-5, 1e-3, "input gradient");
+    pair_backward(&q, dy);
+    assert_close(q.dxp.data, q.dxw.data + q.first, q.local, 1e-5, 1e-3, "input gradient");
     float dgamma[C], dbeta[C];
-    MPI_Allreduce(syn.diff_scale.data, dgamma, C, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Allreduce(syn.diff_shift.data, dbeta, C, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    assert_close(dgamma, ref.diff_scale.data, C, 1e-4, 1e-4, "gamma gradient");
-    assert_close(dbeta, ref.diff_shift.data, C, 1e-4, 1e-4, "beta gradient");
+    pair_param_grads(&q, dgamma, dbeta);
+    assert_close(dgamma, ref->diff_scale.data, C, 1e-4, 1e-4, "gamma gradient");
+    assert_close(dbeta, ref->diff_shift.data, C, 1e-4, 1e-4, "beta gradient");
 
-    Tensor *ts[] = {&dyr, &dys, &dxr, &dxs, &xr, &xs};
-    for (int i = 0; i < 6; i++)
-        tensor_free(ts[i]);
-    batchnorm_free(&ref);
-    batchnorm_free(&syn);
-    params_free(&pr);
-    params_free(&ps);
+    pair_free(&q);
     free(x);
     free(dy);
 }
@@ -161,9 +201,7 @@ static void to_float(float *out, const double *in, size_t n)
 static void test_offset_input_equals_exact(void **state)
 {
     (void)state;
-    size_t per = (size_t)C * H * W, total = (size_t)N * per;
-    int n_local = N / g_size;
-    size_t first = (size_t)g_rank * n_local * per, local = (size_t)n_local * per;
+    size_t total = (size_t)N * C * H * W;
     float *x = malloc(total * sizeof *x), *dy = malloc(total * sizeof *dy);
     float *got = malloc(total * sizeof *got), gamma[C], beta[C];
     testutil_fill(x, total, 21);
@@ -178,44 +216,31 @@ static void test_offset_input_equals_exact(void **state)
     Exact e;
     exact_batchnorm(&e, x, dy, gamma, beta);
 
-    BatchNormLayer syn;
-    Params ps;
-    Tensor xs, dys, dxs;
-    init_layer(&syn, &ps, &xs, n_local, gamma, beta);
-    batchnorm_enable_sync(&syn, syncbn_hooks());
-    memcpy(xs.data, x + first, local * sizeof *x);
-    batchnorm_forward(&syn, 1);
-    dnn_wait();
+    Pair q;
+    pair_init(&q, x, gamma, beta, NULL);
+    pair_forward(&q);
+    const BatchNormLayer *syn = &q.part;
     float want[C];
     to_float(want, e.mean, C);
-    assert_close(syn.mean.data, want, C, 1e-5, 1e-6, "batch mean");
+    assert_close(syn->mean.data, want, C, 1e-5, 1e-6, "batch mean");
     to_float(want, e.var, C);
-    assert_close(syn.var.data, want, C, 1e-6, 1e-5, "batch variance");
+    assert_close(syn->var.data, want, C, 1e-6, 1e-5, "batch variance");
     to_float(want, e.running_var, C);
-    assert_close(syn.running_var.data, want, C, 1e-6, 1e-5, "running variance");
-    to_float(got, e.y + first, local);
-    assert_close(syn.dst.data, got, local, 2e-5, 1e-5, "output");
+    assert_close(syn->running_var.data, want, C, 1e-6, 1e-5, "running variance");
+    to_float(got, e.y + q.first, q.local);
+    assert_close(syn->dst.data, got, q.local, 2e-5, 1e-5, "output");
 
-    tensor_alloc(&dys, &xs.md);
-    tensor_alloc(&dxs, &xs.md);
-    memcpy(dys.data, dy + first, local * sizeof *dy);
-    batchnorm_backward(&syn, &dys, &dxs);
-    dnn_wait();
-    to_float(got, e.dx + first, local);
-    assert_close(dxs.data, got, local, 2e-5, 1e-4, "input gradient");
+    pair_backward(&q, dy);
+    to_float(got, e.dx + q.first, q.local);
+    assert_close(q.dxp.data, got, q.local, 2e-5, 1e-4, "input gradient");
     float dgamma[C], dbeta[C];
-    MPI_Allreduce(syn.diff_scale.data, dgamma, C, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Allreduce(syn.diff_shift.data, dbeta, C, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    pair_param_grads(&q, dgamma, dbeta);
     to_float(want, e.dgamma, C);
     assert_close(dgamma, want, C, 1e-4, 1e-4, "gamma gradient");
     to_float(want, e.dbeta, C);
     assert_close(dbeta, want, C, 1e-4, 1e-4, "beta gradient");
 
-    tensor_free(&dys);
-    tensor_free(&dxs);
-    tensor_free(&xs);
-    batchnorm_free(&syn);
-    params_free(&ps);
+    pair_free(&q);
     free(e.y);
     free(e.dx);
     free(x);
@@ -244,9 +269,7 @@ static void test_split_does_not_change_result(void **state)
 {
     (void)state;
     static const BnSync whole = {whole_combine, whole_sum, NULL};
-    size_t per = (size_t)C * H * W, total = (size_t)N * per;
-    int n_local = N / g_size;
-    size_t first = (size_t)g_rank * n_local * per, local = (size_t)n_local * per;
+    size_t total = (size_t)N * C * H * W;
     float *x = malloc(total * sizeof *x), *dy = malloc(total * sizeof *dy), gamma[C], beta[C];
     testutil_fill(x, total, 31);
     testutil_fill(dy, total, 32);
@@ -255,42 +278,20 @@ static void test_split_does_not_change_result(void **state)
     for (size_t i = 0; i < total; i++)
         x[i] = 5.0f + 0.25f * x[i];
 
-    BatchNormLayer one, syn;
-    Params po, ps;
-    Tensor xo, xs, dyo, dys, dxo, dxs;
-    init_layer(&one, &po, &xo, N, gamma, beta);
-    init_layer(&syn, &ps, &xs, n_local, gamma, beta);
-    batchnorm_enable_sync(&one, &whole);
-    batchnorm_enable_sync(&syn, syncbn_hooks());
-    memcpy(xo.data, x, total * sizeof *x);
-    memcpy(xs.data, x + first, local * sizeof *x);
-    batchnorm_forward(&one, 1);
-    batchnorm_forward(&syn, 1);
-    dnn_wait();
+    Pair q;
+    pair_init(&q, x, gamma, beta, &whole);
+    pair_forward(&q);
+    const BatchNormLayer *one = &q.whole, *syn = &q.part;
     const double ulp = 2.4e-7; /* one rounding of a float, relative */
-    assert_close(syn.mean.data, one.mean.data, C, 0, ulp, "batch mean");
-    assert_close(syn.var.data, one.var.data, C, 0, ulp, "batch variance");
-    assert_close(syn.running_var.data, one.running_var.data, C, 0, ulp, "running variance");
-    assert_close(syn.dst.data, one.dst.data + first, local, 1e-7, ulp, "output");
+    assert_close(syn->mean.data, one->mean.data, C, 0, ulp, "batch mean");
+    assert_close(syn->var.data, one->var.data, C, 0, ulp, "batch variance");
+    assert_close(syn->running_var.data, one->running_var.data, C, 0, ulp, "running variance");
+    assert_close(syn->dst.data, one->dst.data + q.first, q.local, 1e-7, ulp, "output");
 
-    tensor_alloc(&dyo, &xo.md);
-    tensor_alloc(&dys, &xs.md);
-    tensor_alloc(&dxo, &xo.md);
-    tensor_alloc(&dxs, &xs.md);
-    memcpy(dyo.data, dy, total * sizeof *dy);
-    memcpy(dys.data, dy + first, local * sizeof *dy);
-    batchnorm_backward(&one, &dyo, &dxo);
-    batchnorm_backward(&syn, &dys, &dxs);
-    dnn_wait();
-    assert_close(dxs.data, dxo.data + first, local, 1e-6, 4 * ulp, "input gradient");
+    pair_backward(&q, dy);
+    assert_close(q.dxp.data, q.dxw.data + q.first, q.local, 1e-6, 4 * ulp, "input gradient");
 
-    Tensor *ts[] = {&dyo, &dys, &dxo, &dxs, &xo, &xs};
-    for (int i = 0; i < 6; i++)
-        tensor_free(ts[i]);
-    batchnorm_free(&one);
-    batchnorm_free(&syn);
-    params_free(&po);
-    params_free(&ps);
+    pair_free(&q);
     free(x);
     free(dy);
 }
