@@ -15,14 +15,17 @@
 #define BN_MOMENTUM 0.1f
 
 /* Synchronised BatchNorm: statistics over the whole global batch. The layer
- * does the arithmetic with oneDNN; the caller supplies the communication,
- * so this module stays local. */
+ * does the arithmetic; the caller supplies the communication, so this module
+ * stays local. Both reductions are in double: the result must not depend on
+ * how the batch is split over ranks, or a ReLU whose input is within float
+ * rounding of zero flips and the gradients part ways. */
 typedef struct {
-    /* Replaces this rank's batch mean and biased variance (count values per
-     * channel) by those of the whole batch; returns the global count. */
-    double (*combine)(void *ctx, float *mean, float *var, int channels, size_t count);
+    /* Replaces this rank's per-channel mean and sum of squared deviations
+     * (M2) over count values by those of the whole batch; returns the
+     * global count. */
+    double (*combine)(void *ctx, double *mean, double *m2, int channels, double count);
     /* Sums two channel vectors over all ranks, in place. */
-    void (*sum)(void *ctx, float *a, float *b, int channels);
+    void (*sum)(void *ctx, double *a, double *b, int channels);
     void *ctx;
 } BnSync;
 
@@ -45,8 +48,8 @@ typedef struct {
     const BnSync *sync;
     double global_count;
     dnnl_primitive_t fwd_global, bwd_global, affine, subtract;
-    Tensor correction, alpha, beta, zero_mean, unit_var;
-    float *sum_dy, *sum_dy_xhat;
+    Tensor correction, alpha, beta;
+    double *moments;              /* (2, C): mean and M2, then sum dy and sum dy xhat */
 } BatchNormLayer;
 
 /* name: state_dict prefix, e.g. "layer1.0.bn1". */
@@ -59,8 +62,9 @@ void batchnorm_backward(BatchNormLayer *l, const Tensor *diff_dst, Tensor *diff_
 void batchnorm_update_running(float *running_mean, float *running_var, const float *mean,
                               const float *var, size_t channels, size_t count);
 /* Switches the layer to batch statistics over all ranks: forward combines
- * per-rank (count, mean, M2); backward sums the two channel reductions and
- * corrects oneDNN's constant-statistics gradient. */
+ * per-rank (count, mean, M2), each computed in double; backward sums the two
+ * channel reductions in double and corrects oneDNN's constant-statistics
+ * gradient. */
 void batchnorm_enable_sync(BatchNormLayer *l, const BnSync *sync);
 void batchnorm_free(BatchNormLayer *l);
 

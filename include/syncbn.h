@@ -1,8 +1,8 @@
 /*
  * syncbn.h - the communication behind synchronised BatchNorm (--sync-bn):
- * per-rank (count, mean, M2) combined exactly in a fixed rank order, and
- * channel sums over ranks, on a communicator of its own so they can run
- * while the gradient reducer's thread is active (needs
+ * per-rank (count, mean, M2) combined in double in a fixed rank order, and
+ * channel sums over ranks in double, on a communicator of its own so they
+ * can run while the gradient reducer's thread is active (needs
  * MPI_THREAD_MULTIPLE). Collective: every rank calls the hooks in the same
  * order, as every rank runs the same layers.
  */

@@ -92,6 +92,36 @@ static dnnl_primitive_t bn_primitive(const BatchNormLayer *l, dnnl_prop_kind_t k
     return p;
 }
 
+/* Where channel c of pixel (n, h, w) is: data + n*stride[0] +
+ * (c / block)*stride[1] + h*stride[2] + w*stride[3] + c % block. Covers the
+ * plain layouts (nchw: block 1; nhwc: one block of all channels) and those
+ * that block only the channels (nChw8c, nChw16c). */
+typedef struct {
+    int64_t dims[4], stride[4];
+    int block;
+} ChannelWalk;
+
+static ChannelWalk channel_walk(const dnnl_memory_desc_t *md)
+{
+    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+    int blocked = b->inner_nblks == 1 && b->inner_idxs[0] == 1;
+    if (md->format_kind != dnnl_blocked || md->ndims != 4 || md->offset0 != 0 ||
+        (b->inner_nblks != 0 && !blocked))
+        fail_local(__FILE__, __LINE__, "sync-bn",
+                   "cannot read a BatchNorm input in this memory layout (format kind %d, %d "
+                   "inner blocks); train without --sync-bn",
+                   (int)md->format_kind, (int)b->inner_nblks);
+    ChannelWalk g;
+    for (int i = 0; i < 4; i++) {
+        g.dims[i] = md->dims[i];
+        g.stride[i] = b->strides[i];
+    }
+    g.block = blocked ? (int)b->inner_blks[0] : 1;
+    if (!blocked && g.stride[1] == 1) /* channels innermost */
+        g.block = (int)g.dims[1];
+    return g;
+}
+
 void batchnorm_enable_sync(BatchNormLayer *l, const BnSync *sync)
 {
     l->sync = sync;
@@ -104,7 +134,7 @@ void batchnorm_enable_sync(BatchNormLayer *l, const BnSync *sync)
     l->fwd_global = dnn_primitive(fwd_pd);
     l->bwd_global = bn_primitive(l, dnnl_backward, base | relu, fwd_pd);
     pd_destroy(&fwd_pd);
-    /* correction = alpha * x + beta, as a BN with mean 0 and variance 1 - eps */
+    /* correction = alpha xhat + beta: a BN with the batch statistics */
     l->affine = bn_primitive(l, dnnl_forward_inference, base, NULL);
     dnnl_binary_desc_t bd;
     DNNL_CHECK(dnnl_binary_desc_init(&bd, dnnl_binary_sub, &l->src->md, &l->src->md,
@@ -113,17 +143,57 @@ void batchnorm_enable_sync(BatchNormLayer *l, const BnSync *sync)
     l->subtract = dnn_primitive(sub_pd);
     pd_destroy(&sub_pd);
     tensor_alloc(&l->correction, &l->src->md);
-    Tensor *chan[] = {&l->alpha, &l->beta, &l->zero_mean, &l->unit_var};
-    for (int i = 0; i < 4; i++)
-        tensor_alloc(chan[i], &l->mean.md);
-    for (int c = 0; c < l->channels; c++)
-        l->unit_var.data[c] = 1.0f - BN_EPS;
-    l->sum_dy = xcalloc((size_t)l->channels, sizeof(float));
-    l->sum_dy_xhat = xcalloc((size_t)l->channels, sizeof(float));
+    tensor_alloc(&l->alpha, &l->mean.md);
+    tensor_alloc(&l->beta, &l->mean.md);
+    l->moments = xcalloc(2 * (size_t)l->channels, sizeof(double));
+    channel_walk(&l->src->md); /* fails here, at set-up, on a layout it cannot walk */
+}
+
+/* Per-channel mean and M2 of this rank's input, in double around a per-channel
+ * shift (the channel's first value), so nothing cancels and the sums do not
+ * depend on how the batch is split. */
+static void local_moments(const BatchNormLayer *l, double *mean, double *m2)
+{
+    ChannelWalk g = channel_walk(&l->src->md);
+    const float *x = l->src->data;
+    int channels = l->channels, nblocks = (channels + g.block - 1) / g.block;
+    double *sum = xcalloc(2 * (size_t)channels, sizeof *sum), *sq = sum + channels;
+#pragma omp parallel for schedule(static)
+    for (int cb = 0; cb < nblocks; cb++) {
+        int c0 = cb * g.block, c1 = c0 + g.block < channels ? c0 + g.block : channels;
+        const float *xb = x + (size_t)cb * g.stride[1];
+        for (int64_t n = 0; n < g.dims[0]; n++)
+            for (int64_t h = 0; h < g.dims[2]; h++)
+                for (int64_t w = 0; w < g.dims[3]; w++) {
+                    const float *px = xb + n * g.stride[0] + h * g.stride[2] + w * g.stride[3];
+                    for (int c = c0; c < c1; c++) {
+                        double v = (double)px[c - c0] - (double)xb[c - c0];
+                        sum[c] += v;
+                        sq[c] += v * v;
+                    }
+                }
+        for (int c = c0; c < c1; c++) {
+            double shift = xb[c - c0], cnt = (double)l->count;
+            mean[c] = shift + sum[c] / cnt;
+            m2[c] = sq[c] - sum[c] * sum[c] / cnt;
+            if (m2[c] < 0)
+                m2[c] = 0;
+        }
+    }
+    free(sum);
 }
 
 static void batchnorm_forward_sync(BatchNormLayer *l)
 {
+    int channels = l->channels;
+    double *mean = l->moments, *m2 = l->moments + channels;
+    dnn_wait(); /* the input is read on the host */
+    local_moments(l, mean, m2);
+    l->global_count = l->sync->combine(l->sync->ctx, mean, m2, channels, (double)l->count);
+    for (int c = 0; c < channels; c++) {
+        l->mean.data[c] = (float)mean[c];
+        l->var.data[c] = (float)(m2[c] / l->global_count);
+    }
     DnnArgs a;
     args_clear(&a);
     args_add(&a, DNNL_ARG_SRC, l->src->mem);
@@ -134,22 +204,61 @@ static void batchnorm_forward_sync(BatchNormLayer *l)
     args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
     if (l->fuse_relu)
         args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
-    dnn_execute(l->fwd_train, &a); /* this rank's statistics */
-    dnn_wait();
-    l->global_count = l->sync->combine(l->sync->ctx, l->mean.data, l->var.data, l->channels,
-                                       l->count);
     dnn_execute(l->fwd_global, &a);
     if (!l->skip_running_update)
         batchnorm_update_running(l->running_mean.data, l->running_var.data, l->mean.data,
-                                 l->var.data, (size_t)l->channels, (size_t)l->global_count);
+                                 l->var.data, (size_t)channels, (size_t)l->global_count);
+}
+
+/* This rank's S1 = sum dy and S2' = sum dy (x - mean) per channel, in double
+ * (S2 = S2' / sigma). With the ReLU fused, dy counts only where the output is
+ * positive, as in oneDNN's backward: the output is still intact, as nothing
+ * writes into a BN's output after the forward. */
+static void local_grad_sums(const BatchNormLayer *l, const Tensor *diff_dst, double *s1,
+                            double *s2)
+{
+    ChannelWalk g = channel_walk(&l->src->md);
+    ChannelWalk gd = channel_walk(&diff_dst->md);
+    CHECK(memcmp(g.stride, gd.stride, sizeof g.stride) == 0 && g.block == gd.block,
+          "batchnorm: the output gradient is not in the input's layout");
+    const float *x = l->src->data, *dy = diff_dst->data, *y = l->dst.data;
+    int channels = l->channels, nblocks = (channels + g.block - 1) / g.block;
+    int relu = l->fuse_relu;
+#pragma omp parallel for schedule(static)
+    for (int cb = 0; cb < nblocks; cb++) {
+        int c0 = cb * g.block, c1 = c0 + g.block < channels ? c0 + g.block : channels;
+        for (int c = c0; c < c1; c++)
+            s1[c] = s2[c] = 0;
+        for (int64_t n = 0; n < g.dims[0]; n++)
+            for (int64_t h = 0; h < g.dims[2]; h++)
+                for (int64_t w = 0; w < g.dims[3]; w++) {
+                    size_t at = (size_t)(cb * g.stride[1] + n * g.stride[0] + h * g.stride[2] +
+                                         w * g.stride[3]);
+                    for (int c = c0; c < c1; c++) {
+                        size_t i = at + (size_t)(c - c0);
+                        if (relu && !(y[i] > 0.0f))
+                            continue;
+                        double d = dy[i];
+                        s1[c] += d;
+                        s2[c] += d * ((double)x[i] - (double)l->mean.data[c]);
+                    }
+                }
+    }
 }
 
 /* With statistics over N values, dx = gamma/sigma (dy - S1/N - xhat S2/N),
  * S1 = sum dy, S2 = sum dy xhat over all ranks. oneDNN's constant-statistics
- * backward gives gamma/sigma dy and this rank's S1, S2; the rest is affine
- * in x: alpha x + beta. */
+ * backward gives gamma/sigma dy; the correction is a BatchNorm of x with the
+ * same statistics, scale gamma S2/(N sigma) and shift gamma S1/(N sigma), so
+ * x - mean is formed before anything is scaled. */
 static void batchnorm_backward_sync(BatchNormLayer *l, const Tensor *diff_dst, Tensor *diff_src)
 {
+    int channels = l->channels;
+    double *s1 = l->moments, *s2 = l->moments + channels;
+    dnn_wait(); /* dy is read on the host, before an in-place backward overwrites it */
+    local_grad_sums(l, diff_dst, s1, s2);
+    for (int c = 0; c < channels; c++)
+        s2[c] /= sqrt((double)l->var.data[c] + BN_EPS);
     DnnArgs a;
     args_clear(&a);
     args_add(&a, DNNL_ARG_SRC, l->src->mem);
@@ -165,25 +274,25 @@ static void batchnorm_backward_sync(BatchNormLayer *l, const Tensor *diff_dst, T
         args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
     dnn_execute(l->bwd_global, &a);
     dnn_wait();
-    /* The gradient buffer keeps this rank's sums: the gradient allreduce adds them up. */
-    size_t bytes = (size_t)l->channels * sizeof(float);
-    memcpy(l->sum_dy_xhat, l->diff_scale.data, bytes);
-    memcpy(l->sum_dy, l->diff_shift.data, bytes);
-    l->sync->sum(l->sync->ctx, l->sum_dy_xhat, l->sum_dy, l->channels);
+    /* The gradient buffers keep this rank's sums: the gradient allreduce adds them up. */
+    for (int c = 0; c < channels; c++) {
+        l->diff_scale.data[c] = (float)s2[c];
+        l->diff_shift.data[c] = (float)s1[c];
+    }
+    l->sync->sum(l->sync->ctx, s1, s2, channels);
     double n = l->global_count;
-    for (int c = 0; c < l->channels; c++) {
-        double sigma = sqrt((double)l->var.data[c] + BN_EPS), gamma = l->scale.data[c];
-        double alpha = gamma * l->sum_dy_xhat[c] / (n * sigma * sigma);
-        l->alpha.data[c] = (float)alpha;
-        l->beta.data[c] = (float)(gamma * l->sum_dy[c] / (n * sigma) - alpha * l->mean.data[c]);
+    for (int c = 0; c < channels; c++) {
+        double k = l->scale.data[c] / (n * sqrt((double)l->var.data[c] + BN_EPS));
+        l->alpha.data[c] = (float)(k * s2[c]);
+        l->beta.data[c] = (float)(k * s1[c]);
     }
     args_clear(&a);
     args_add(&a, DNNL_ARG_SRC, l->src->mem);
     args_add(&a, DNNL_ARG_DST, l->correction.mem);
     args_add(&a, DNNL_ARG_SCALE, l->alpha.mem);
     args_add(&a, DNNL_ARG_SHIFT, l->beta.mem);
-    args_add(&a, DNNL_ARG_MEAN, l->zero_mean.mem);
-    args_add(&a, DNNL_ARG_VARIANCE, l->unit_var.mem);
+    args_add(&a, DNNL_ARG_MEAN, l->mean.mem);
+    args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
     dnn_execute(l->affine, &a);
     args_clear(&a);
     args_add(&a, DNNL_ARG_SRC_0, diff_src->mem);
@@ -251,11 +360,10 @@ void batchnorm_free(BatchNormLayer *l)
     primitive_destroy(&l->bwd_global);
     primitive_destroy(&l->affine);
     primitive_destroy(&l->subtract);
-    free(l->sum_dy);
-    free(l->sum_dy_xhat);
+    free(l->moments);
     Tensor *ts[] = {&l->dst, &l->scale, &l->shift, &l->diff_scale, &l->diff_shift, &l->mean,
                     &l->var, &l->running_mean, &l->running_var, &l->workspace, &l->correction,
-                    &l->alpha, &l->beta, &l->zero_mean, &l->unit_var};
+                    &l->alpha, &l->beta};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
         if (ts[i]->mem)
             tensor_free(ts[i]);

@@ -157,11 +157,31 @@ static double *tensor_double(const Tensor *t, size_t n)
  * checked against the reference evaluated with the layer's own statistics,
  * which leaves only a few roundings per value (and the gradient sums).
  */
-static void run_train_case(int n, int c, int h, int w, dnnl_format_tag_t tag, int relu,
-                           uint64_t seed, const char *name)
+/* Synchronised BatchNorm's hooks for one process: the rank's statistics and
+ * sums are already the batch's. */
+static double one_process_combine(void *ctx, double *mean, double *m2, int channels,
+                                  double count)
+{
+    (void)ctx, (void)mean, (void)m2, (void)channels;
+    return count;
+}
+
+static void one_process_sum(void *ctx, double *a, double *b, int channels)
+{
+    (void)ctx, (void)a, (void)b, (void)channels;
+}
+
+static const BnSync one_process = {one_process_combine, one_process_sum, NULL};
+
+/* sync: through the synchronised path (its own statistics and gradient sums
+ * in double, walking the layout on the host) with the one-process hooks. */
+static void run_case(int n, int c, int h, int w, dnnl_format_tag_t tag, int relu, int sync,
+                     uint64_t seed, const char *name)
 {
     BnFixture f;
     fixture_init(&f, n, c, h, w, tag, relu, seed);
+    if (sync)
+        batchnorm_enable_sync(&f.l, &one_process);
     int hw = h * w;
     size_t total = f.total, m = f.m, cs = (size_t)c;
     char what[160];
@@ -286,6 +306,12 @@ static void run_train_case(int n, int c, int h, int w, dnnl_format_tag_t tag, in
     fixture_free(&f);
 }
 
+static void run_train_case(int n, int c, int h, int w, dnnl_format_tag_t tag, int relu,
+                           uint64_t seed, const char *name)
+{
+    run_case(n, c, h, w, tag, relu, 0, seed, name);
+}
+
 /* layer1.x.bn1/bn2: 64 channels at 56x56 with the fused ReLU. */
 static void test_bn_resnet50_relu(void **state)
 {
@@ -309,6 +335,20 @@ static void test_bn_tiny_plain_layout(void **state)
     run_train_case(2, 5, 3, 3, dnnl_nchw, 0, 3000, "2x5x3x3");
     run_train_case(2, 5, 3, 3, dnnl_nchw, 1, 3100, "2x5x3x3 relu");
     run_train_case(2, 32, 7, 7, dnnl_nhwc, 1, 3200, "2x32x7x7 nhwc relu");
+}
+
+/* The synchronised path reads the input and the output gradient on the host
+ * in every layout a convolution may leave: plain, channels last, and blocked
+ * by 8 or 16 channels with padding (5 and 40 channels). */
+static void test_bn_sync_layouts(void **state)
+{
+    (void)state;
+    run_case(2, 5, 3, 3, dnnl_nchw, 1, 1, 4000, "sync 2x5x3x3 relu");
+    run_case(2, 32, 7, 7, dnnl_nhwc, 1, 1, 4100, "sync 2x32x7x7 nhwc relu");
+    run_case(2, 5, 3, 3, dnnl_nChw8c, 0, 1, 4200, "sync 2x5x3x3 nChw8c");
+    run_case(3, 24, 9, 9, dnnl_nChw8c, 1, 1, 4300, "sync 3x24x9x9 nChw8c relu");
+    run_case(2, 40, 6, 6, dnnl_nChw16c, 1, 1, 4400, "sync 2x40x6x6 nChw16c relu");
+    run_case(2, 64, 28, 28, dnnl_nChw16c, 0, 1, 4500, "sync 2x64x28x28 nChw16c");
 }
 
 /* Inference normalises with the running statistics and leaves them alone. */
@@ -517,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_bn_ref_finite_differences),
         cmocka_unit_test(test_bn_finite_differences),
         cmocka_unit_test(test_bn_tiny_plain_layout),
+        cmocka_unit_test(test_bn_sync_layouts),
         cmocka_unit_test(test_bn_inference),
         cmocka_unit_test(test_bn_skip_running_update),
         cmocka_unit_test(test_bn_resnet50_relu),
