@@ -685,7 +685,8 @@ static void test_cifar10(void **state)
     assert_cifar_split(split, "test", 100, 4, 1);
     assert_stats_exact(split); /* over the 11 kept training images */
     expect_exit(2, "--val-split 15: must be less than the 15 training images",
-                "cifar10 --in %s/cifar10 --out %s --val-split 15", g_tmp, split);
+                "cifar10 --in %s/cifar10 --out %s --val-split 15", g_tmp,
+                tmp_path("c10_bad.h5"));
 }
 
 static void test_cifar100(void **state)
