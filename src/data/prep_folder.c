@@ -240,8 +240,8 @@ static int walk_dir(const char *flag, Walk *wk, const char *dir, int depth, Stat
                    flag, dir, WALK_MAX_DEPTH);
         return -1;
     }
-    if (visited_check(wk->visited, flag, dir))
-        return 0;
+    if (depth > 0 && visited_check(wk->visited, flag, dir))
+        return 0; /* class folders were recorded before any walk */
     char **files, **subdirs;
     int nf, nd;
     if (list_dir(flag, dir, 'f', &files, &nf, st) != 0)
@@ -296,7 +296,8 @@ static long class_collect(const char *flag, const char *dir, int32_t label, Prep
         walk_free(&wk);
         return -1;
     }
-    qsort(wk.v, wk.n, sizeof *wk.v, walk_cmp);
+    if (wk.n) /* qsort wants a buffer even for nothing */
+        qsort(wk.v, wk.n, sizeof *wk.v, walk_cmp);
     for (size_t i = 0; i < wk.n; i++)
         files_push(out, wk.v[i].dir, wk.v[i].name, label);
     out->ignored += wk.ignored;
@@ -313,7 +314,18 @@ int prep_files_scan_classes(const char *flag, const char *dir, const PrepClasses
     if (prep_classes_scan(flag, dir, &here, st) != 0)
         return -1;
     int rc = 0;
+    /* The folder and every class folder are recorded first, so that a link
+     * into another class from inside one is skipped and the images keep
+     * their own class; a class folder that is a second link to another is
+     * empty. */
     WalkVisited visited = {0};
+    visited_check(&visited, flag, dir); /* a link up to it holds no class images */
+    char *dup = xcalloc((size_t)here.n, 1);
+    for (int i = 0; i < here.n; i++) {
+        char *sub = path_join(dir, here.names[i]);
+        dup[i] = (char)visited_check(&visited, flag, sub);
+        free(sub);
+    }
     for (int i = 0; i < here.n && rc == 0; i++) {
         int label = prep_classes_find(classes, here.names[i]);
         if (label < 0) {
@@ -323,7 +335,7 @@ int prep_files_scan_classes(const char *flag, const char *dir, const PrepClasses
             break;
         }
         char *sub = path_join(dir, here.names[i]);
-        long n = class_collect(flag, sub, label, out, &visited, st);
+        long n = dup[i] ? 0 : class_collect(flag, sub, label, out, &visited, st);
         if (n == 0 && strict)
             status_set(st, EXIT_USAGE, "%s %s: no .jpg/.jpeg/.png files (--strict)", flag, sub);
         else if (n == 0)
@@ -331,6 +343,7 @@ int prep_files_scan_classes(const char *flag, const char *dir, const PrepClasses
         rc = n < 0 || st->code ? -1 : 0;
         free(sub);
     }
+    free(dup);
     visited_free(&visited);
     prep_classes_free(&here);
     if (rc == 0 && out->n == 0) {
