@@ -120,6 +120,10 @@ static hid_t file_create(const char *out_path, const char *path)
     if (any) {
         if (file >= 0)
             H5Fclose(file);
+        /* Rank 0 created it (the others open what it made): then it is ours
+         * to remove; if rank 0 failed, what is there belongs to someone else. */
+        if (file >= 0 && log_rank_id() == 0)
+            unlink(path);
         status_set(&st, EXIT_USAGE,
                    "--out %s: cannot create the temporary file %s with parallel HDF5 (it "
                    "appeared meanwhile, or the file system lacks locking or MPI-IO support)",
