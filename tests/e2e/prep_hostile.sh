@@ -36,6 +36,7 @@ for f in "$PREP" "$BUILD/tests/test_prep_cli"; do
         exit 1
     fi
 done
+umount "$T/small" 2>/dev/null # left mounted by a run that was killed
 rm -rf "$T" && mkdir -p "$T"
 T=$(cd "$T" && pwd)
 HOST=$(hostname)
