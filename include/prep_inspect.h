@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include <hdf5.h>
+
 #include "error.h"
 
 #define PREP_SPLITS 3 /* train, val, test */
@@ -35,6 +37,10 @@ typedef struct {
 /* Opens path read-only and fills info; -1 with st set on the first
  * deviation from the format. Local; takes the h5 lock. */
 int prep_info_read(const char *path, PrepInfo *info, Status *st);
+/* Opens path read-only with HDF5, regular files only (never blocks on a
+ * FIFO); -1 with st set ("no such file", "not an HDF5 file", ...). Local;
+ * the caller holds the h5 lock. */
+hid_t prep_info_file_open(const char *path, Status *st);
 void prep_info_free(PrepInfo *info);
 
 /* argv[0] is "inspect". Returns the exit code. */

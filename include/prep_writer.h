@@ -9,12 +9,14 @@
  * extended collectively and each rank writes its hyperslab. So records land
  * in candidate order minus skipped ones, whatever the number of ranks, and
  * memory stays bounded by one round. Mean/std come from exact histograms of
- * the training pixels (prep_stats). The file is written as OUT.tmp-<pid of
- * rank 0> and renamed to OUT by rank 0 only after every rank closed it.
+ * the training pixels (prep_stats). The file is written as a temporary file
+ * (prep_output.h) and renamed to OUT by rank 0 only after every rank
+ * closed it.
  *
  * Every function here is collective over MPI_COMM_WORLD. Input errors that a
  * load callback reports (and skipped images under --strict) remove the
- * temporary file and exit all ranks with code 2 and one message on rank 0.
+ * temporary file and exit all ranks with code 2 and one message on rank 0; a
+ * failed write (a full disk) does the same with code 1.
  */
 #ifndef RESNET_PREP_WRITER_H
 #define RESNET_PREP_WRITER_H
@@ -67,10 +69,11 @@ typedef struct {
 
 typedef struct PrepWriter PrepWriter;
 
-/* Checks that OUT can be created (exit 2 if not), creates the temporary
- * file and starts the progress report over `total` candidates. */
+/* Checks that OUT can be created (exit 2 if not; an existing OUT only with
+ * force), creates the temporary file and starts the progress report over
+ * `total` candidates. */
 PrepWriter *prep_writer_open(const char *out_path, const PrepLayout *layout, uint64_t total,
-                             int strict);
+                             int strict, int force);
 
 /* Converts one split into /<name>. Exit 2 if no record survives. */
 void prep_writer_split(PrepWriter *w, const PrepSplit *split);

@@ -5,7 +5,6 @@
 #include "prep_cifar.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +15,9 @@
 #include "error.h"
 #include "log.h"
 #include "prep.h"
+#include "prep_file.h"
 #include "prep_folder.h"
+#include "prep_output.h"
 #include "prep_writer.h"
 
 #define CIFAR_SIDE 32
@@ -63,6 +64,7 @@ typedef struct {
 typedef struct {
     const char *in, *out;
     long val_split;
+    int force;
 } CifarOptions;
 
 static size_t record_size(const CifarKind *k)
@@ -87,12 +89,16 @@ static int part_open(CifarPart *p, const CifarKind *k, const char *dir, const ch
     size_t rs = record_size(k);
     for (int i = 0; i < n; i++) {
         p->path[i] = path_join(dir, names[i]);
-        p->fd[i] = open(p->path[i], O_RDONLY);
+        char why[256];
+        p->fd[i] = prep_file_open(p->path[i], why, sizeof why);
         p->nfiles = i + 1;
         struct stat sb;
-        if (p->fd[i] < 0 || fstat(p->fd[i], &sb) != 0) {
+        int opened = p->fd[i] >= 0 && fstat(p->fd[i], &sb) == 0;
+        if (p->fd[i] >= 0 && !opened)
+            snprintf(why, sizeof why, "%s", strerror(errno));
+        if (!opened) {
             status_set(st, EXIT_USAGE, "--in %s: %s: %s (expected the %s binary version)", dir,
-                       names[i], strerror(errno), k->cmd);
+                       names[i], why, k->cmd);
             return -1;
         }
         if (sb.st_size == 0 || (size_t)sb.st_size % rs != 0) {
@@ -156,17 +162,18 @@ static PrepLoad cifar_load(void *ctx, size_t index, PrepRecord *rec, char *why, 
 
 static void options_parse(const CifarKind *k, int argc, char **argv, CifarOptions *o)
 {
-    enum { OPT_IN = 256, OPT_OUT, OPT_VAL_SPLIT };
+    enum { OPT_IN = 256, OPT_OUT, OPT_VAL_SPLIT, OPT_FORCE };
     static const struct option opts[] = {
         {"in", required_argument, NULL, OPT_IN},
         {"out", required_argument, NULL, OPT_OUT},
         {"val-split", required_argument, NULL, OPT_VAL_SPLIT},
+        {"force", no_argument, NULL, OPT_FORCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     char help[2048];
     snprintf(help, sizeof help,
-             "usage: resnet_prep %s --in DIR --out FILE.h5 [--val-split N]\n"
+             "usage: resnet_prep %s --in DIR --out FILE.h5 [--val-split N] [--force]\n"
              "\n"
              "Converts the %s binary version in DIR to raw 32x32x3 RGB images:\n"
              "  training:    %s%s\n"
@@ -176,6 +183,7 @@ static void options_parse(const CifarKind *k, int argc, char **argv, CifarOption
              "\n"
              "  --in DIR        the extracted binary version (required)\n"
              "  --out FILE.h5   output file (required)\n"
+             "  --force         replace --out if it exists (default: refuse)\n"
              "  --val-split N   hold out the last N training images as /val, left out of\n"
              "                  /train and of mean/std; 0 makes /val a copy of the test\n"
              "                  set, as published benchmarks do (default: 0)\n"
@@ -189,6 +197,7 @@ static void options_parse(const CifarKind *k, int argc, char **argv, CifarOption
         switch (c) {
         case OPT_IN: o->in = optarg; break;
         case OPT_OUT: o->out = optarg; break;
+        case OPT_FORCE: o->force = 1; break;
         case OPT_VAL_SPLIT:
             o->val_split = prep_parse_long(k->cmd, "--val-split", optarg, 0, LONG_MAX);
             break;
@@ -220,7 +229,8 @@ static void convert(const CifarKind *k, const CifarOptions *o, CifarPart *train,
     size_t nval = (size_t)o->val_split, keep = ntrain - nval;
     PrepLayout layout = {PREP_RAW, CIFAR_SIDE, CIFAR_SIDE, 3, k->num_classes,
                          names->n ? (const char *const *)names->names : NULL};
-    PrepWriter *w = prep_writer_open(o->out, &layout, ntrain + (nval ? 0 : ntest) + ntest, 1);
+    PrepWriter *w = prep_writer_open(o->out, &layout, ntrain + (nval ? 0 : ntest) + ntest, 1,
+                                     o->force);
     CifarView tr = {train, 0}, va = {train, keep}, te = {test, 0};
     prep_writer_split(w, &(PrepSplit){"train", keep, 1, cifar_load, &tr});
     if (nval)
@@ -235,6 +245,7 @@ static int cifar_main(const CifarKind *k, int argc, char **argv)
 {
     CifarOptions o;
     options_parse(k, argc, argv, &o);
+    prep_output_check(o.out, o.force);
     CifarPart train, test;
     PrepClasses names = {0};
     Status st = {0};

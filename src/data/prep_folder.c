@@ -13,10 +13,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <mpi.h>
 
 #include "log.h"
+#include "prep_file.h"
 
 /* Deeper nesting than this inside a class folder is taken for a symlink loop. */
 #define WALK_MAX_DEPTH 64
@@ -48,22 +50,29 @@ static char *path_join(const char *dir, const char *name)
     return p;
 }
 
-/* 'd' folder, 'f' file (or anything that is not a folder, e.g. a broken
- * link, which then fails to load and is reported by name). */
-static char entry_kind(const char *dir, const struct dirent *e)
+/* 'd' folder, 'f' file (or a name stat cannot follow, e.g. a broken link,
+ * which then fails to load and is reported by name), 's' anything else: a
+ * FIFO, socket or device, whose reading could block. mode gets its type. */
+static char entry_kind(const char *dir, const struct dirent *e, mode_t *mode)
 {
+    *mode = 0;
     if (e->d_type == DT_DIR)
         return 'd';
     if (e->d_type == DT_REG)
         return 'f';
     char *full = path_join(dir, e->d_name);
     struct stat sb;
-    int isdir = stat(full, &sb) == 0 && S_ISDIR(sb.st_mode);
+    int known = stat(full, &sb) == 0;
     free(full);
-    return isdir ? 'd' : 'f';
+    if (!known)
+        return 'f';
+    *mode = sb.st_mode;
+    return S_ISDIR(sb.st_mode) ? 'd' : S_ISREG(sb.st_mode) ? 'f' : 's';
 }
 
-/* Sorted names of the non-hidden entries of one kind in dir. */
+/* Sorted names of the non-hidden entries of one kind in dir. Listing the
+ * files ('f') also names every FIFO, socket or device in a warning: prep
+ * reads regular files only. */
 static int list_dir(const char *flag, const char *dir, char kind, char ***names, int *n,
                     Status *st)
 {
@@ -77,7 +86,14 @@ static int list_dir(const char *flag, const char *dir, char kind, char ***names,
     *n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || entry_kind(dir, e) != kind)
+        mode_t mode;
+        char got = e->d_name[0] == '.' ? '.' : entry_kind(dir, e, &mode);
+        if (got == 's' && kind == 'f') {
+            char *full = path_join(dir, e->d_name);
+            log_warn("skipped %s: not a regular file (%s)", full, prep_file_kind(mode));
+            free(full);
+        }
+        if (got != kind)
             continue;
         if (*n == cap) {
             cap *= 2;
@@ -158,13 +174,57 @@ typedef struct {
     char *name;
 } WalkEntry;
 
+/* A folder already walked, by identity rather than name: a symlink back to
+ * it (a loop) or a second link to it is walked once. */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    char *path; /* as first reached, for the warning */
+} WalkSeen;
+
+typedef struct {
+    WalkSeen *v;
+    size_t n, cap;
+} WalkVisited;
+
 typedef struct {
     WalkEntry *v;
     size_t n, cap;
     char **dirs;
     size_t ndirs, dcap;
     uint64_t ignored;
+    WalkVisited *visited; /* shared by every class folder of one scan */
 } Walk;
+
+/* 1 when dir was walked before (a warning names both paths), else records it
+ * and returns 0. A folder stat cannot read is left to list_dir to report. */
+static int visited_check(WalkVisited *vis, const char *flag, const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return 0;
+    for (size_t i = 0; i < vis->n; i++)
+        if (vis->v[i].dev == sb.st_dev && vis->v[i].ino == sb.st_ino) {
+            log_warn("%s %s: skipped: the same folder as %s (a symlink loop, or a second "
+                     "link to it): its images are taken once",
+                     flag, dir, vis->v[i].path);
+            return 1;
+        }
+    if (vis->n == vis->cap) {
+        vis->cap = vis->cap ? 2 * vis->cap : 64;
+        vis->v = xrealloc(vis->v, vis->cap * sizeof *vis->v);
+    }
+    vis->v[vis->n++] = (WalkSeen){sb.st_dev, sb.st_ino, xstrdup(dir)};
+    return 0;
+}
+
+static void visited_free(WalkVisited *vis)
+{
+    for (size_t i = 0; i < vis->n; i++)
+        free(vis->v[i].path);
+    free(vis->v);
+    memset(vis, 0, sizeof *vis);
+}
 
 static int walk_cmp(const void *a, const void *b)
 {
@@ -180,6 +240,8 @@ static int walk_dir(const char *flag, Walk *wk, const char *dir, int depth, Stat
                    flag, dir, WALK_MAX_DEPTH);
         return -1;
     }
+    if (depth > 0 && visited_check(wk->visited, flag, dir))
+        return 0; /* class folders were recorded before any walk */
     char **files, **subdirs;
     int nf, nd;
     if (list_dir(flag, dir, 'f', &files, &nf, st) != 0)
@@ -227,14 +289,15 @@ static void walk_free(Walk *wk)
 /* Appends the images of one class folder in ImageFolder order; returns how
  * many, or -1. */
 static long class_collect(const char *flag, const char *dir, int32_t label, PrepFiles *out,
-                          Status *st)
+                          WalkVisited *visited, Status *st)
 {
-    Walk wk = {0};
+    Walk wk = {.visited = visited};
     if (walk_dir(flag, &wk, dir, 0, st) != 0) {
         walk_free(&wk);
         return -1;
     }
-    qsort(wk.v, wk.n, sizeof *wk.v, walk_cmp);
+    if (wk.n) /* qsort wants a buffer even for nothing */
+        qsort(wk.v, wk.n, sizeof *wk.v, walk_cmp);
     for (size_t i = 0; i < wk.n; i++)
         files_push(out, wk.v[i].dir, wk.v[i].name, label);
     out->ignored += wk.ignored;
@@ -251,6 +314,18 @@ int prep_files_scan_classes(const char *flag, const char *dir, const PrepClasses
     if (prep_classes_scan(flag, dir, &here, st) != 0)
         return -1;
     int rc = 0;
+    /* The folder and every class folder are recorded first, so that a link
+     * into another class from inside one is skipped and the images keep
+     * their own class; a class folder that is a second link to another is
+     * empty. */
+    WalkVisited visited = {0};
+    visited_check(&visited, flag, dir); /* a link up to it holds no class images */
+    char *dup = xcalloc((size_t)here.n, 1);
+    for (int i = 0; i < here.n; i++) {
+        char *sub = path_join(dir, here.names[i]);
+        dup[i] = (char)visited_check(&visited, flag, sub);
+        free(sub);
+    }
     for (int i = 0; i < here.n && rc == 0; i++) {
         int label = prep_classes_find(classes, here.names[i]);
         if (label < 0) {
@@ -260,7 +335,7 @@ int prep_files_scan_classes(const char *flag, const char *dir, const PrepClasses
             break;
         }
         char *sub = path_join(dir, here.names[i]);
-        long n = class_collect(flag, sub, label, out, st);
+        long n = dup[i] ? 0 : class_collect(flag, sub, label, out, &visited, st);
         if (n == 0 && strict)
             status_set(st, EXIT_USAGE, "%s %s: no .jpg/.jpeg/.png files (--strict)", flag, sub);
         else if (n == 0)
@@ -268,6 +343,8 @@ int prep_files_scan_classes(const char *flag, const char *dir, const PrepClasses
         rc = n < 0 || st->code ? -1 : 0;
         free(sub);
     }
+    free(dup);
+    visited_free(&visited);
     prep_classes_free(&here);
     if (rc == 0 && out->n == 0) {
         status_set(st, EXIT_USAGE, "%s %s: no .jpg/.jpeg/.png files in its class folders", flag,
@@ -304,9 +381,13 @@ int prep_files_scan_flat(const char *flag, const char *dir, PrepFiles *out, Stat
 /* Reads a whole text file; NULL with st set if it cannot be read. */
 static char *text_read(const char *flag, const char *path, Status *st)
 {
-    FILE *f = fopen(path, "rb");
+    char why[256];
+    int fd = prep_file_open(path, why, sizeof why);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
     if (!f) {
-        status_set(st, EXIT_USAGE, "%s %s: %s", flag, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        status_set(st, EXIT_USAGE, "%s %s: %s", flag, path, fd < 0 ? why : strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, len = 0, got;

@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
 #include "log.h"
 #include "prep.h"
+#include "prep_file.h"
 #include "prep_folder.h"
+#include "prep_output.h"
 #include "prep_writer.h"
 
 /* Refuse absurd dims before allocating: 64 GiB of pixels. */
@@ -82,9 +85,15 @@ static int idx_header(const char *flag, const char *path, gzFile gz, IdxArray *a
 int prep_idx_read(const char *flag, const char *path, IdxArray *out, Status *st)
 {
     memset(out, 0, sizeof *out);
-    gzFile gz = gzopen(path, "rb");
+    char why[256];
+    int fd = prep_file_open(path, why, sizeof why);
+    gzFile gz = fd < 0 ? NULL : gzdopen(fd, "rb");
     if (!gz) {
-        status_set(st, EXIT_USAGE, "%s %s: %s", flag, path, strerror(errno));
+        if (fd >= 0) {
+            snprintf(why, sizeof why, "%s", strerror(errno));
+            close(fd);
+        }
+        status_set(st, EXIT_USAGE, "%s %s: %s", flag, path, why);
         return -1;
     }
     if (idx_header(flag, path, gz, out, st) != 0) {
@@ -121,11 +130,13 @@ void prep_idx_free(IdxArray *a)
 typedef struct {
     const char *train_images, *train_labels, *test_images, *test_labels, *out, *classes;
     long val_split;
+    int force;
 } IdxOptions;
 
 static const char g_help[] =
     "usage: resnet_prep idx --train-images F --train-labels F --test-images F\n"
     "                       --test-labels F --out FILE.h5 [--val-split N] [--classes F]\n"
+    "                       [--force]\n"
     "\n"
     "Converts MNIST-format IDX files (MNIST, Fashion-MNIST, ...), gzipped (.gz) or\n"
     "plain, to raw images [N, H, W, 1]. The test set goes to /test.\n"
@@ -135,6 +146,7 @@ static const char g_help[] =
     "  --test-images F   IDX images, e.g. t10k-images-idx3-ubyte.gz (required)\n"
     "  --test-labels F   IDX labels, e.g. t10k-labels-idx1-ubyte.gz (required)\n"
     "  --out FILE.h5     output file (required)\n"
+    "  --force           replace --out if it exists (default: refuse)\n"
     "  --val-split N     hold out the last N training images as /val, left out of\n"
     "                    /train and of mean/std; 0 makes /val a copy of the test\n"
     "                    set, as published benchmarks do (default: 0)\n"
@@ -145,7 +157,8 @@ static const char g_help[] =
 
 static void options_parse(int argc, char **argv, IdxOptions *o)
 {
-    enum { OPT_TRI = 256, OPT_TRL, OPT_TEI, OPT_TEL, OPT_OUT, OPT_VAL_SPLIT, OPT_CLASSES };
+    enum { OPT_TRI = 256, OPT_TRL, OPT_TEI, OPT_TEL, OPT_OUT, OPT_VAL_SPLIT, OPT_CLASSES,
+           OPT_FORCE };
     static const struct option opts[] = {
         {"train-images", required_argument, NULL, OPT_TRI},
         {"train-labels", required_argument, NULL, OPT_TRL},
@@ -154,6 +167,7 @@ static void options_parse(int argc, char **argv, IdxOptions *o)
         {"out", required_argument, NULL, OPT_OUT},
         {"val-split", required_argument, NULL, OPT_VAL_SPLIT},
         {"classes", required_argument, NULL, OPT_CLASSES},
+        {"force", no_argument, NULL, OPT_FORCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -167,6 +181,7 @@ static void options_parse(int argc, char **argv, IdxOptions *o)
         case OPT_TEL: o->test_labels = optarg; break;
         case OPT_OUT: o->out = optarg; break;
         case OPT_CLASSES: o->classes = optarg; break;
+        case OPT_FORCE: o->force = 1; break;
         case OPT_VAL_SPLIT:
             o->val_split = prep_parse_long("idx", "--val-split", optarg, 0, LONG_MAX);
             break;
@@ -273,7 +288,8 @@ static void convert(const IdxOptions *o, const IdxPart *train, const IdxPart *te
     size_t nval = (size_t)o->val_split, keep = ntrain - nval;
     PrepLayout layout = {PREP_RAW, (int)im->dims[1], (int)im->dims[2], channels(im), num_classes,
                          names->n ? (const char *const *)names->names : NULL};
-    PrepWriter *w = prep_writer_open(o->out, &layout, ntrain + (nval ? 0 : ntest) + ntest, 1);
+    PrepWriter *w = prep_writer_open(o->out, &layout, ntrain + (nval ? 0 : ntest) + ntest, 1,
+                                     o->force);
     IdxView tr = {train, 0}, va = {train, keep}, te = {test, 0};
     prep_writer_split(w, &(PrepSplit){"train", keep, 1, idx_load, &tr});
     if (nval)
@@ -301,6 +317,7 @@ int prep_idx_main(int argc, char **argv)
 {
     IdxOptions o;
     options_parse(argc, argv, &o);
+    prep_output_check(o.out, o.force);
     IdxPart train = {0}, test = {0};
     PrepClasses names = {0};
     Status st = {0};

@@ -5,7 +5,6 @@
 #include "prep_imagenet.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +16,14 @@
 #include "image_io.h"
 #include "log.h"
 #include "prep.h"
+#include "prep_file.h"
 #include "prep_folder.h"
+#include "prep_output.h"
 #include "prep_writer.h"
 
 typedef struct {
     const char *train, *val, *val_labels, *synsets, *out;
-    int size, quality, limit, strict, full_decode;
+    int size, quality, limit, strict, full_decode, force;
     PrepEncoding encoding;
 } ImagenetOptions;
 
@@ -44,6 +45,7 @@ static const char g_help[] =
     "  --synsets FILE       line i = wnid of ILSVRC2012 class ID i; needed with the\n"
     "                       devkit ground truth (default: none)\n"
     "  --out FILE.h5        output file (required)\n"
+    "  --force              replace --out if it exists (default: refuse)\n"
     "  --size N             shorter side after resizing; raw images are then\n"
     "                       centre-cropped to N x N (default: 256)\n"
     "  --encoding raw|jpeg  raw: uint8 [N, size, size, 3]; jpeg: re-encoded JPEGs\n"
@@ -60,7 +62,7 @@ static const char g_help[] =
     "  -h, --help           this text\n";
 
 enum { OPT_TRAIN = 256, OPT_VAL, OPT_VAL_LABELS, OPT_SYNSETS, OPT_OUT, OPT_SIZE, OPT_ENCODING,
-       OPT_QUALITY, OPT_LIMIT, OPT_STRICT, OPT_FULL_DECODE };
+       OPT_QUALITY, OPT_LIMIT, OPT_STRICT, OPT_FULL_DECODE, OPT_FORCE };
 
 static void options_parse(int argc, char **argv, ImagenetOptions *o)
 {
@@ -76,6 +78,7 @@ static void options_parse(int argc, char **argv, ImagenetOptions *o)
         {"limit-per-class", required_argument, NULL, OPT_LIMIT},
         {"strict", no_argument, NULL, OPT_STRICT},
         {"full-decode", no_argument, NULL, OPT_FULL_DECODE},
+        {"force", no_argument, NULL, OPT_FORCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -98,6 +101,7 @@ static void options_parse(int argc, char **argv, ImagenetOptions *o)
             break;
         case OPT_STRICT: o->strict = 1; break;
         case OPT_FULL_DECODE: o->full_decode = 1; break;
+        case OPT_FORCE: o->force = 1; break;
         case OPT_ENCODING:
             if (strcmp(optarg, "raw") != 0 && strcmp(optarg, "jpeg") != 0)
                 prep_usage_fail(cmd, "--encoding %s: expected raw or jpeg", optarg);
@@ -167,12 +171,16 @@ typedef struct {
 
 static int file_read(ImagenetSource *s, const char *path, size_t *size, char *why, size_t len)
 {
-    int fd = open(path, O_RDONLY);
+    char reason[256];
+    int fd = prep_file_open(path, reason, sizeof reason);
     struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
+    if (fd < 0) {
+        snprintf(why, len, "%s: cannot read: %s", path, reason);
+        return -1;
+    }
+    if (fstat(fd, &sb) != 0) {
         snprintf(why, len, "%s: cannot read: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+        close(fd);
         return -1;
     }
     if ((size_t)sb.st_size > s->cap) {
@@ -241,7 +249,8 @@ static void convert(const ImagenetOptions *o, const PrepClasses *classes,
         .num_classes = classes->n,
         .classes = (const char *const *)classes->names,
     };
-    PrepWriter *w = prep_writer_open(o->out, &layout, train->n + val->n, o->strict);
+    PrepWriter *w = prep_writer_open(o->out, &layout, train->n + val->n, o->strict,
+                                     o->force);
     ImagenetSource src = {.opt = o, .codec = image_codec_new()};
     src.files = train;
     prep_writer_split(w, &(PrepSplit){"train", train->n, 1, imagenet_load, &src});
@@ -258,6 +267,7 @@ int prep_imagenet_main(int argc, char **argv)
 {
     ImagenetOptions o;
     options_parse(argc, argv, &o);
+    prep_output_check(o.out, o.force); /* before a scan that can take minutes */
     PrepClasses classes = {0};
     PrepFiles train = {0}, val = {0};
     Status st = {0};

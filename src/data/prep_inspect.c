@@ -9,173 +9,159 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hdf5.h>
 
 #include "h5lock.h"
+#include "h5util.h"
+#include "image_io.h"
 #include "log.h"
 #include "prep.h"
+#include "prep_file.h"
 
 static const char *const g_split_names[PREP_SPLITS] = {"train", "val", "test"};
 
-/* "uint8", "int32", "float64", "string", ... for messages. */
-static const char *type_name(hid_t type)
+/* More records, names or name bytes than these are taken for a damaged or
+ * crafted file rather than allocated. */
+#define INSPECT_MAX_RECORDS ((uint64_t)INT32_MAX)
+#define INSPECT_MAX_CLASSES (1 << 24)
+#define INSPECT_MAX_NAME 4096
+/* Largest H x W of a raw image, as the image reader allows. */
+#define INSPECT_MAX_PIXELS ((uint64_t)IMAGE_MAX_PIXELS)
+
+/* One line for an attribute h5util could not read as expected. */
+static void attr_problem(const char *path, const char *name, const H5utilFound *f,
+                         const char *expect, const char *missing_hint, Status *st)
 {
-    static char buf[32];
-    H5T_class_t cls = H5Tget_class(type);
-    size_t bits = 8 * H5Tget_size(type);
-    if (cls == H5T_INTEGER)
-        snprintf(buf, sizeof buf, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
-    else if (cls == H5T_FLOAT)
-        snprintf(buf, sizeof buf, "float%zu", bits);
-    else if (cls == H5T_STRING)
-        snprintf(buf, sizeof buf, "string");
+    if (f->problem == H5UTIL_MISSING)
+        status_set(st, EXIT_USAGE, "%s: root attribute %s is missing (expected %s%s)", path, name,
+                   expect, missing_hint);
+    else if (f->problem == H5UTIL_WRONG_TYPE)
+        status_set(st, EXIT_USAGE, "%s: root attribute %s is %s with %lld elements, expected %s",
+                   path, name, f->type, (long long)f->npoints, expect);
     else
-        snprintf(buf, sizeof buf, "HDF5 type class %d", (int)cls);
-    return buf;
+        status_set(st, EXIT_USAGE, "%s: root attribute %s cannot be read (damaged file?)", path,
+                   name);
 }
 
-static int type_is_int(hid_t type, size_t bytes, int is_signed)
-{
-    return H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == bytes &&
-           (H5Tget_sign(type) == H5T_SGN_2) == is_signed;
-}
-
-/* Memory type for reading variable-length strings of file type t: HDF5
- * will not convert between ASCII and UTF-8 (h5py writes UTF-8). */
-static hid_t vlen_string_type(hid_t t)
-{
-    hid_t mt = H5_CHECK(H5Tcopy(H5T_C_S1));
-    H5_CHECK(H5Tset_size(mt, H5T_VARIABLE));
-    H5_CHECK(H5Tset_cset(mt, H5Tget_cset(t)));
-    return mt;
-}
-
-/* Reads a scalar integer attribute of the root group. */
+/* A scalar integer attribute of the root group (one value, any shape). */
 static int attr_int(const char *path, hid_t file, const char *name, int *value, Status *st)
 {
-    if (H5Aexists(file, name) <= 0) {
-        status_set(st, EXIT_USAGE,
-                   "%s: root attribute %s is missing (expected a scalar int; is this a "
-                   "resnet_prep dataset file?)",
-                   path, name);
-        return -1;
-    }
-    hid_t a = H5_CHECK(H5Aopen(file, name, H5P_DEFAULT));
-    hid_t t = H5_CHECK(H5Aget_type(a)), s = H5_CHECK(H5Aget_space(a));
-    int ok = H5Tget_class(t) == H5T_INTEGER && H5Sget_simple_extent_npoints(s) == 1;
-    if (!ok)
-        status_set(st, EXIT_USAGE, "%s: root attribute %s is %s with %lld elements, expected a "
-                   "scalar int", path, name, type_name(t), (long long)H5Sget_simple_extent_npoints(s));
-    else
-        H5_CHECK(H5Aread(a, H5T_NATIVE_INT, value));
-    H5_CHECK(H5Sclose(s));
-    H5_CHECK(H5Tclose(t));
-    H5_CHECK(H5Aclose(a));
-    return ok ? 0 : -1;
+    H5utilFound f;
+    if (h5util_attr_read(file, name, H5T_INTEGER, 1, H5T_NATIVE_INT, value, &f) == 0)
+        return 0;
+    attr_problem(path, name, &f, "a scalar int", "; is this a resnet_prep dataset file?", st);
+    return -1;
 }
 
-/* Reads a float64 vector attribute of the root group (1..4 elements). */
+/* A float vector attribute of the root group: 1 to 4 values into v[4]. */
 static int attr_doubles(const char *path, hid_t file, const char *name, double *v, int *n,
                         Status *st)
 {
-    if (H5Aexists(file, name) <= 0) {
-        status_set(st, EXIT_USAGE, "%s: root attribute %s is missing (expected float64 [C])",
-                   path, name);
-        return -1;
+    H5utilFound f;
+    *n = 0;
+    if (h5util_attr_read(file, name, H5T_FLOAT, 4, H5T_NATIVE_DOUBLE, v, &f) == 0) {
+        *n = (int)f.npoints;
+        return 0;
     }
-    hid_t a = H5_CHECK(H5Aopen(file, name, H5P_DEFAULT));
-    hid_t t = H5_CHECK(H5Aget_type(a)), s = H5_CHECK(H5Aget_space(a));
-    hssize_t k = H5Sget_simple_extent_npoints(s);
-    int ok = H5Tget_class(t) == H5T_FLOAT && k >= 1 && k <= 4;
-    if (!ok)
-        status_set(st, EXIT_USAGE, "%s: root attribute %s is %s with %lld elements, expected "
-                   "float64 [C] with C = 1 or 3", path, name, type_name(t), (long long)k);
-    else
-        H5_CHECK(H5Aread(a, H5T_NATIVE_DOUBLE, v));
-    *n = (int)k;
-    H5_CHECK(H5Sclose(s));
-    H5_CHECK(H5Tclose(t));
-    H5_CHECK(H5Aclose(a));
-    return ok ? 0 : -1;
+    attr_problem(path, name, &f, f.problem == H5UTIL_MISSING ? "float64 [C]"
+                                 : "float64 [C] with C = 1 or 3", "", st);
+    return -1;
 }
 
-/* Reads a string attribute, fixed- or variable-length. */
+/* A string attribute (one value, fixed- or variable-length). */
 static int attr_string(const char *path, hid_t file, const char *name, char *buf, size_t len,
                        Status *st)
 {
-    if (H5Aexists(file, name) <= 0) {
-        status_set(st, EXIT_USAGE, "%s: root attribute %s is missing (expected a string)", path,
-                   name);
-        return -1;
-    }
-    hid_t a = H5_CHECK(H5Aopen(file, name, H5P_DEFAULT));
-    hid_t t = H5_CHECK(H5Aget_type(a));
-    int rc = 0;
-    if (H5Tget_class(t) != H5T_STRING) {
-        status_set(st, EXIT_USAGE, "%s: root attribute %s is %s, expected a string", path, name,
-                   type_name(t));
-        rc = -1;
-    } else if (H5Tis_variable_str(t) > 0) {
-        char *s = NULL;
-        hid_t mt = vlen_string_type(t);
-        H5_CHECK(H5Aread(a, mt, &s));
-        snprintf(buf, len, "%s", s ? s : "");
-        H5free_memory(s);
-        H5_CHECK(H5Tclose(mt));
-    } else {
-        size_t n = H5Tget_size(t);
-        char *tmp = xcalloc(n + 1, 1);
-        H5_CHECK(H5Aread(a, t, tmp));
-        snprintf(buf, len, "%s", tmp);
-        free(tmp);
-    }
-    H5_CHECK(H5Tclose(t));
-    H5_CHECK(H5Aclose(a));
-    return rc;
+    H5utilFound f;
+    if (h5util_attr_read_string(file, name, buf, len, &f) == 0)
+        return 0;
+    attr_problem(path, name, &f, "a string", "", st);
+    return -1;
 }
 
-/* Opens /<split>/<name> and checks its dtype and rank; dims filled. */
+/* The link name under loc is a hard or soft link inside this file: a split
+ * or /classes reached through an external link would read another file. */
+static int link_is_local(hid_t loc, const char *name)
+{
+    H5L_info_t li;
+    herr_t rc;
+    H5E_BEGIN_TRY { rc = H5Lget_info(loc, name, &li, H5P_DEFAULT); }
+    H5E_END_TRY;
+    return rc >= 0 && (li.type == H5L_TYPE_HARD || li.type == H5L_TYPE_SOFT);
+}
+
+/* Opens /<split>/<name> through h5util (type checked there, external
+ * storage refused) and checks its rank; dims filled. */
 static hid_t dataset_check(const char *path, hid_t group, const char *split, const char *name,
                            size_t bytes, int is_signed, int rank, uint64_t *dims,
                            const char *expect, Status *st)
 {
-    if (H5Lexists(group, name, H5P_DEFAULT) <= 0) {
+    H5utilType want = {H5T_INTEGER, bytes, is_signed ? H5T_SGN_2 : H5T_SGN_NONE};
+    H5utilFound f;
+    hid_t d = h5util_dataset_open(group, name, want, &f);
+    char shape[H5UTIL_DESC_MAX];
+    if (f.problem == H5UTIL_MISSING) {
         status_set(st, EXIT_USAGE, "%s: /%s/%s is missing (expected %s)", path, split, name,
                    expect);
-        return -1;
-    }
-    hid_t d = H5Dopen2(group, name, H5P_DEFAULT);
-    if (d < 0) {
+    } else if (f.problem == H5UTIL_WRONG_TYPE) {
+        status_set(st, EXIT_USAGE, "%s: /%s/%s is %s with %d dims, expected %s", path, split,
+                   name, f.type, f.rank, expect);
+    } else if (d < 0) {
         status_set(st, EXIT_USAGE, "%s: /%s/%s is not a dataset (expected %s)", path, split,
                    name, expect);
-        return -1;
+    } else if (f.rank != rank) {
+        h5util_shape_string(shape, sizeof shape, f.rank, f.dims);
+        status_set(st, EXIT_USAGE, "%s: /%s/%s has shape %s, expected %s", path, split, name,
+                   shape, expect);
+        h5util_dataset_close(&d);
     }
-    hid_t t = H5_CHECK(H5Dget_type(d)), s = H5_CHECK(H5Dget_space(d));
-    hsize_t hd[H5S_MAX_RANK];
-    int r = H5Sget_simple_extent_dims(s, hd, NULL);
-    if (!type_is_int(t, bytes, is_signed) || r != rank) {
-        status_set(st, EXIT_USAGE, "%s: /%s/%s is %s with %d dims, expected %s", path, split,
-                   name, type_name(t), r, expect);
-        H5_CHECK(H5Dclose(d));
-        d = -1;
-    }
-    for (int i = 0; i < r && i < 4; i++)
-        dims[i] = hd[i];
-    H5_CHECK(H5Sclose(s));
-    H5_CHECK(H5Tclose(t));
+    for (int i = 0; d >= 0 && i < rank; i++)
+        dims[i] = (uint64_t)f.dims[i];
     return d;
+}
+
+/* The shape checks of a split once its datasets opened: counts agree, no
+ * zero or absurd dimension (a zero H would divide by zero downstream). */
+static void split_dims_check(const char *path, const PrepInfo *info, const PrepSplitInfo *sp,
+                             uint64_t offsets_n, Status *st)
+{
+    const uint64_t *d = sp->dims;
+    if (sp->n > INSPECT_MAX_RECORDS)
+        status_set(st, EXIT_USAGE, "%s: /%s/labels has %llu records, more than this program "
+                   "reads (%llu)", path, sp->name, (unsigned long long)sp->n,
+                   (unsigned long long)INSPECT_MAX_RECORDS);
+    else if (info->raw && d[0] != sp->n)
+        status_set(st, EXIT_USAGE, "%s: /%s/images has %llu images but /%s/labels %llu labels",
+                   path, sp->name, (unsigned long long)d[0], sp->name,
+                   (unsigned long long)sp->n);
+    else if (info->raw && (d[1] < 1 || d[2] < 1 || d[1] * d[2] > INSPECT_MAX_PIXELS))
+        status_set(st, EXIT_USAGE, "%s: /%s/images are %llux%llu: expected H and W >= 1 and "
+                   "H x W <= %llu", path, sp->name, (unsigned long long)d[1],
+                   (unsigned long long)d[2], (unsigned long long)INSPECT_MAX_PIXELS);
+    else if (info->raw && d[3] != (uint64_t)info->channels)
+        status_set(st, EXIT_USAGE, "%s: /%s/images has C = %llu channels but mean/std have %d "
+                   "(expected [N, H, W, C] with C = len(mean))", path, sp->name,
+                   (unsigned long long)d[3], info->channels);
+    else if (!info->raw && offsets_n != sp->n + 1)
+        status_set(st, EXIT_USAGE, "%s: /%s/offsets has %llu entries, expected N + 1 = %llu",
+                   path, sp->name, (unsigned long long)offsets_n, (unsigned long long)sp->n + 1);
 }
 
 static int split_read(const char *path, hid_t file, const PrepInfo *info, PrepSplitInfo *sp,
                       Status *st)
 {
-    hid_t g = H5Gopen2(file, sp->name, H5P_DEFAULT);
+    hid_t g = -1;
+    if (link_is_local(file, sp->name))
+        H5E_BEGIN_TRY { g = H5Gopen2(file, sp->name, H5P_DEFAULT); }
+        H5E_END_TRY;
     if (g < 0) {
-        status_set(st, EXIT_USAGE, "%s: /%s is not a group", path, sp->name);
+        status_set(st, EXIT_USAGE, "%s: /%s is not a group (or is a link to another file)", path,
+                   sp->name);
         return -1;
     }
-    uint64_t ldims[4] = {0}, odims[4] = {0};
+    uint64_t ldims[1] = {0}, odims[1] = {0};
     hid_t labels = dataset_check(path, g, sp->name, "labels", 4, 1, 1, ldims, "int32 [N]", st);
     hid_t data = -1, offsets = -1;
     if (labels >= 0 && info->raw)
@@ -189,74 +175,79 @@ static int split_read(const char *path, hid_t file, const PrepInfo *info, PrepSp
                                     "int64 [N + 1]", st);
     }
     sp->n = ldims[0];
-    if (!st->code && info->raw && sp->dims[0] != sp->n)
-        status_set(st, EXIT_USAGE, "%s: /%s/images has %llu images but /%s/labels %llu labels",
-                   path, sp->name, (unsigned long long)sp->dims[0], sp->name,
-                   (unsigned long long)sp->n);
-    if (!st->code && info->raw && sp->dims[3] != (uint64_t)info->channels)
-        status_set(st, EXIT_USAGE, "%s: /%s/images has C = %llu channels but mean/std have %d "
-                   "(expected [N, H, W, C] with C = len(mean))", path, sp->name,
-                   (unsigned long long)sp->dims[3], info->channels);
-    if (!st->code && !info->raw && odims[0] != sp->n + 1)
-        status_set(st, EXIT_USAGE, "%s: /%s/offsets has %llu entries, expected N + 1 = %llu",
-                   path, sp->name, (unsigned long long)odims[0], (unsigned long long)sp->n + 1);
+    if (!st->code)
+        split_dims_check(path, info, sp, odims[0], st);
     if (!info->raw)
         sp->jpeg_bytes = sp->dims[0];
-    if (offsets >= 0)
-        H5_CHECK(H5Dclose(offsets));
-    if (data >= 0)
-        H5_CHECK(H5Dclose(data));
-    if (labels >= 0)
-        H5_CHECK(H5Dclose(labels));
+    h5util_dataset_close(&offsets);
+    h5util_dataset_close(&data);
+    h5util_dataset_close(&labels);
     H5_CHECK(H5Gclose(g));
     return st->code ? -1 : 0;
+}
+
+/* Reads the n names of an open /classes string dataset into info. */
+static int class_names_read(hid_t d, hid_t t, int64_t n, PrepInfo *info)
+{
+    info->class_names = xcalloc((size_t)n, sizeof *info->class_names);
+    info->nclass_names = (int)n;
+    int rc;
+    if (H5Tis_variable_str(t) > 0) {
+        char **v = xcalloc((size_t)n, sizeof *v);
+        hid_t mt = H5_CHECK(H5Tcopy(t)); /* HDF5 does not convert ASCII <-> UTF-8 */
+        rc = h5util_dataset_read(d, mt, v);
+        for (int64_t i = 0; i < n; i++) {
+            info->class_names[i] = xstrdup(rc == 0 && v[i] ? v[i] : "");
+            if (v[i])
+                H5free_memory(v[i]);
+        }
+        H5_CHECK(H5Tclose(mt));
+        free(v);
+    } else {
+        size_t len = H5Tget_size(t);
+        char *buf = xcalloc((size_t)n, len);
+        rc = h5util_dataset_read(d, t, buf);
+        for (int64_t i = 0; i < n; i++) {
+            info->class_names[i] = xcalloc(len + 1, 1);
+            if (rc == 0)
+                memcpy(info->class_names[i], buf + (size_t)i * len, len);
+        }
+        free(buf);
+    }
+    return rc;
 }
 
 /* /classes: strings, fixed- or variable-length, num_classes of them. */
 static int classes_read(const char *path, hid_t file, PrepInfo *info, Status *st)
 {
-    if (H5Lexists(file, "classes", H5P_DEFAULT) <= 0)
+    if (!h5util_link_exists(file, "classes"))
         return 0;
-    hid_t d = H5Dopen2(file, "classes", H5P_DEFAULT);
-    hid_t t = d >= 0 ? H5_CHECK(H5Dget_type(d)) : -1;
-    hid_t s = d >= 0 ? H5_CHECK(H5Dget_space(d)) : -1;
-    hssize_t n = s >= 0 ? H5Sget_simple_extent_npoints(s) : 0;
+    H5utilFound f;
+    hid_t d = link_is_local(file, "classes")
+                  ? h5util_dataset_open(file, "classes", (H5utilType){H5T_STRING, 0, 0}, &f)
+                  : -1;
+    hid_t t = -1;
+    if (d >= 0)
+        H5E_BEGIN_TRY { t = H5Dget_type(d); }
+        H5E_END_TRY;
     int rc = -1;
-    if (d < 0 || H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_ndims(s) != 1) {
+    if (d < 0 || t < 0 || f.rank != 1) {
         status_set(st, EXIT_USAGE, "%s: /classes is not a 1-d string dataset", path);
-    } else if (n != info->num_classes) {
+    } else if (f.dims[0] != info->num_classes) {
         status_set(st, EXIT_USAGE, "%s: /classes has %lld names but num_classes is %d", path,
-                   (long long)n, info->num_classes);
+                   (long long)f.dims[0], info->num_classes);
+    } else if (f.dims[0] > INSPECT_MAX_CLASSES ||
+               (H5Tis_variable_str(t) <= 0 && H5Tget_size(t) > INSPECT_MAX_NAME)) {
+        status_set(st, EXIT_USAGE, "%s: /classes holds more than %d names or names longer than "
+                   "%d bytes", path, INSPECT_MAX_CLASSES, INSPECT_MAX_NAME);
+    } else if (class_names_read(d, t, f.dims[0], info) != 0) {
+        status_set(st, EXIT_USAGE, "%s: reading /classes failed (damaged file?)", path);
     } else {
-        info->nclass_names = (int)n;
-        info->class_names = xcalloc((size_t)n, sizeof *info->class_names);
-        if (H5Tis_variable_str(t) > 0) {
-            char **v = xcalloc((size_t)n, sizeof *v);
-            hid_t mt = vlen_string_type(t);
-            H5_CHECK(H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
-            for (hssize_t i = 0; i < n; i++)
-                info->class_names[i] = xstrdup(v[i] ? v[i] : "");
-            H5_CHECK(H5Dvlen_reclaim(mt, s, H5P_DEFAULT, v));
-            H5_CHECK(H5Tclose(mt));
-            free(v);
-        } else {
-            size_t len = H5Tget_size(t);
-            char *buf = xcalloc((size_t)n, len);
-            H5_CHECK(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf));
-            for (hssize_t i = 0; i < n; i++) {
-                info->class_names[i] = xcalloc(len + 1, 1);
-                memcpy(info->class_names[i], buf + (size_t)i * len, len);
-            }
-            free(buf);
-        }
         rc = 0;
     }
-    if (s >= 0)
-        H5_CHECK(H5Sclose(s));
     if (t >= 0)
         H5_CHECK(H5Tclose(t));
-    if (d >= 0)
-        H5_CHECK(H5Dclose(d));
+    h5util_dataset_close(&d);
     return rc;
 }
 
@@ -320,26 +311,41 @@ static int splits_read(const char *path, hid_t file, PrepInfo *info, Status *st)
     return 0;
 }
 
+hid_t prep_info_file_open(const char *path, Status *st)
+{
+    char why[256], name[64];
+    int fd = prep_file_open(path, why, sizeof why);
+    if (fd < 0) {
+        if (access(path, F_OK) != 0)
+            status_set(st, EXIT_USAGE, "%s: no such file", path);
+        else
+            status_set(st, EXIT_USAGE, "%s: cannot read: %s", path, why);
+        return -1;
+    }
+    /* HDF5 opens by name: handing it the checked descriptor's name means a
+     * FIFO swapped in after the check cannot make it block. */
+    snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+    int is_h5 = 0;
+    hid_t file = h5util_file_open(access(name, R_OK) == 0 ? name : path, &is_h5);
+    close(fd);
+    if (file < 0 && !is_h5)
+        status_set(st, EXIT_USAGE, "%s: not an HDF5 file", path);
+    else if (file < 0)
+        status_set(st, EXIT_USAGE, "%s: cannot open (unreadable, or locked: see "
+                   "HDF5_USE_FILE_LOCKING)", path);
+    return file;
+}
+
 int prep_info_read(const char *path, PrepInfo *info, Status *st)
 {
     memset(info, 0, sizeof *info);
     h5_lock();
     int rc = -1;
-    hid_t file = -1;
-    if (H5Fis_hdf5(path) <= 0) {
-        FILE *f = fopen(path, "rb");
-        status_set(st, EXIT_USAGE, "%s: %s", path, f ? "not an HDF5 file" : "no such file");
-        if (f)
-            fclose(f);
-    } else if ((file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
-        status_set(st, EXIT_USAGE, "%s: cannot open (unreadable, or locked: see "
-                   "HDF5_USE_FILE_LOCKING)", path);
-    } else if (root_read(path, file, info, st) == 0 && splits_read(path, file, info, st) == 0 &&
-               classes_read(path, file, info, st) == 0) {
+    hid_t file = prep_info_file_open(path, st);
+    if (file >= 0 && root_read(path, file, info, st) == 0 &&
+        splits_read(path, file, info, st) == 0 && classes_read(path, file, info, st) == 0)
         rc = 0;
-    }
-    if (file >= 0)
-        H5_CHECK(H5Fclose(file));
+    h5util_file_close(&file);
     h5_unlock();
     return rc;
 }

@@ -71,6 +71,7 @@ typedef struct {
     SynthSpec spec;
     long train, val, test;
     const char *out;
+    int force;
 } SynthOptions;
 
 static const char g_help[] =
@@ -89,12 +90,13 @@ static const char g_help[] =
     "  --channels 1|3  grey or RGB (default: 3)\n"
     "  --seed X        random seed (default: 0)\n"
     "  --out FILE.h5   output file (required)\n"
+    "  --force         replace --out if it exists (default: refuse)\n"
     "  -h, --help      this text\n";
 
 static void options_parse(int argc, char **argv, SynthOptions *o)
 {
     enum { OPT_CLASSES = 256, OPT_TRAIN, OPT_VAL, OPT_TEST, OPT_SIZE, OPT_CHANNELS, OPT_SEED,
-           OPT_OUT };
+           OPT_OUT, OPT_FORCE };
     static const struct option opts[] = {
         {"classes", required_argument, NULL, OPT_CLASSES},
         {"train", required_argument, NULL, OPT_TRAIN},
@@ -104,6 +106,7 @@ static void options_parse(int argc, char **argv, SynthOptions *o)
         {"channels", required_argument, NULL, OPT_CHANNELS},
         {"seed", required_argument, NULL, OPT_SEED},
         {"out", required_argument, NULL, OPT_OUT},
+        {"force", no_argument, NULL, OPT_FORCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -128,6 +131,7 @@ static void options_parse(int argc, char **argv, SynthOptions *o)
                 prep_usage_fail(cmd, "--channels 2: expected 1 or 3");
             break;
         case OPT_OUT: o->out = optarg; break;
+        case OPT_FORCE: o->force = 1; break;
         default: prep_help(g_help);
         }
     }
@@ -167,7 +171,8 @@ int prep_synthetic_main(int argc, char **argv)
              (unsigned long long)sp->seed);
     PrepLayout layout = {PREP_RAW, sp->size, sp->size, sp->channels, sp->classes,
                          (const char *const *)names};
-    PrepWriter *w = prep_writer_open(o.out, &layout, (uint64_t)(o.train + o.val + o.test), 1);
+    PrepWriter *w = prep_writer_open(o.out, &layout, (uint64_t)(o.train + o.val + o.test), 1,
+                                     o.force);
     SynthSource src[3] = {{sp, 0}, {sp, 1}, {sp, 2}};
     prep_writer_split(w, &(PrepSplit){"train", (size_t)o.train, 1, synthetic_load, &src[0]});
     prep_writer_split(w, &(PrepSplit){"val", (size_t)o.val, 0, synthetic_load, &src[1]});

@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "h5lock.h"
+#include "h5util.h"
 #include "image_io.h"
 #include "log.h"
 #include "prep.h"
@@ -19,6 +20,7 @@
 
 #define VERIFY_LABEL_BLOCK ((hsize_t)1 << 16)
 #define VERIFY_IMAGE_BYTES ((size_t)8 << 20)
+#define VERIFY_MAX_JPEG ((int64_t)1 << 28) /* one record's bytes: more is a broken offset */
 
 typedef struct {
     const char *path;
@@ -87,59 +89,80 @@ static void images_check(const Verify *v, Status *st)
     free(buf);
 }
 
-static int offsets_check(const Verify *v, const int64_t *off, Status *st)
+/* Checks offsets[at .. at + n] (off holds them): from 0, strictly
+ * increasing, each image at most VERIFY_MAX_JPEG bytes, ending at the byte
+ * count of /<split>/jpeg. */
+static int offsets_check(const Verify *v, uint64_t at, uint64_t n, const int64_t *off,
+                         Status *st)
 {
     const char *p = v->path, *s = v->sp->name;
-    if (v->lo == 0 && off[0] != 0) {
+    if (at == 0 && off[0] != 0) {
         status_set(st, EXIT_USAGE, "%s: /%s/offsets[0] = %lld, expected 0", p, s,
                    (long long)off[0]);
         return -1;
     }
-    for (uint64_t i = v->lo; i < v->hi; i++) {
-        int64_t a = off[i - v->lo], b = off[i - v->lo + 1];
-        if (b <= a || (uint64_t)b > v->sp->jpeg_bytes) {
+    for (uint64_t i = at; i < at + n; i++) {
+        int64_t a = off[i - at], b = off[i - at + 1];
+        if (a < 0 || b <= a || (uint64_t)b > v->sp->jpeg_bytes) {
             status_set(st, EXIT_USAGE, "%s: /%s/offsets[%llu] = %lld after offsets[%llu] = %lld: "
                        "expected strictly increasing offsets up to the %llu bytes of /%s/jpeg",
                        p, s, (unsigned long long)i + 1, (long long)b, (unsigned long long)i,
                        (long long)a, (unsigned long long)v->sp->jpeg_bytes, s);
             return -1;
         }
+        if (b - a > VERIFY_MAX_JPEG) {
+            status_set(st, EXIT_USAGE, "%s: /%s image %llu is %lld bytes (offsets %lld..%lld), "
+                       "more than the %lld a JPEG may have here", p, s, (unsigned long long)i,
+                       (long long)(b - a), (long long)a, (long long)b, (long long)VERIFY_MAX_JPEG);
+            return -1;
+        }
     }
-    if (v->hi == v->sp->n && (uint64_t)off[v->hi - v->lo] != v->sp->jpeg_bytes) {
+    if (at + n == v->sp->n && (uint64_t)off[n] != v->sp->jpeg_bytes) {
         status_set(st, EXIT_USAGE, "%s: /%s/offsets[%llu] = %lld but /%s/jpeg has %llu bytes", p,
-                   s, (unsigned long long)v->hi, (long long)off[v->hi - v->lo], s,
+                   s, (unsigned long long)(at + n), (long long)off[n], s,
                    (unsigned long long)v->sp->jpeg_bytes);
         return -1;
     }
     return 0;
 }
 
+/* Decodes the n images starting at record `at` whose offsets are in off. */
+static void jpeg_block_check(const Verify *v, uint64_t at, uint64_t n, const int64_t *off,
+                             uint8_t **buf, size_t *cap, Image *img, Status *st)
+{
+    char why[512];
+    for (uint64_t i = at; i < at + n && !st->code; i++) {
+        int64_t a = off[i - at];
+        size_t len = (size_t)(off[i - at + 1] - a);
+        if (len > *cap) {
+            free(*buf);
+            *buf = xmalloc(*cap = len);
+        }
+        if (rows_read(v->group, "jpeg", H5T_NATIVE_UINT8, (hsize_t)a, len, *buf) != 0)
+            status_set(st, EXIT_USAGE, "%s: /%s image %llu: read failed (corrupt file?)",
+                       v->path, v->sp->name, (unsigned long long)i);
+        else if (image_decode(v->codec, *buf, len, 0, img, why, sizeof why) != 0)
+            status_set(st, EXIT_USAGE, "%s: /%s image %llu (jpeg bytes %lld..%lld) does not "
+                       "decode: %s", v->path, v->sp->name, (unsigned long long)i,
+                       (long long)a, (long long)(a + (int64_t)len), why);
+    }
+}
+
+/* This rank's records in blocks, so memory stays bounded whatever N is. */
 static void jpegs_check(const Verify *v, Status *st)
 {
-    int64_t *off = xmalloc((v->hi - v->lo + 1) * sizeof *off);
+    int64_t *off = xmalloc((VERIFY_LABEL_BLOCK + 1) * sizeof *off);
     uint8_t *buf = NULL;
     size_t cap = 0;
     Image img = {0};
-    char why[512];
-    if (rows_read(v->group, "offsets", H5T_NATIVE_INT64, v->lo, v->hi - v->lo + 1, off) != 0)
-        status_set(st, EXIT_USAGE, "%s: /%s/offsets: read failed (corrupt file?)", v->path,
-                   v->sp->name);
-    else if (offsets_check(v, off, st) == 0)
-        for (uint64_t i = v->lo; i < v->hi && !st->code; i++) {
-            int64_t a = off[i - v->lo];
-            size_t n = (size_t)(off[i - v->lo + 1] - a);
-            if (n > cap) {
-                free(buf);
-                buf = xmalloc(cap = n);
-            }
-            if (rows_read(v->group, "jpeg", H5T_NATIVE_UINT8, (hsize_t)a, n, buf) != 0)
-                status_set(st, EXIT_USAGE, "%s: /%s image %llu: read failed (corrupt file?)",
-                           v->path, v->sp->name, (unsigned long long)i);
-            else if (image_decode(v->codec, buf, n, 0, &img, why, sizeof why) != 0)
-                status_set(st, EXIT_USAGE, "%s: /%s image %llu (jpeg bytes %lld..%lld) does not "
-                           "decode: %s", v->path, v->sp->name, (unsigned long long)i,
-                           (long long)a, (long long)(a + (int64_t)n), why);
-        }
+    for (uint64_t at = v->lo; at < v->hi && !st->code; at += VERIFY_LABEL_BLOCK) {
+        uint64_t n = v->hi - at < VERIFY_LABEL_BLOCK ? v->hi - at : VERIFY_LABEL_BLOCK;
+        if (rows_read(v->group, "offsets", H5T_NATIVE_INT64, at, n + 1, off) != 0)
+            status_set(st, EXIT_USAGE, "%s: /%s/offsets: read failed (corrupt file?)", v->path,
+                       v->sp->name);
+        else if (offsets_check(v, at, n, off, st) == 0)
+            jpeg_block_check(v, at, n, off, &buf, &cap, &img, st);
+    }
     image_free(&img);
     free(buf);
     free(off);
@@ -188,15 +211,16 @@ int prep_verify_main(int argc, char **argv)
     PrepInfo info;
     prep_info_read(path, &info, &st); /* every rank: all see the same file */
     status_agree(&st);
-    ImageCodec *codec = image_codec_new();
     h5_lock();
-    hid_t file = H5_CHECK(H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT));
+    hid_t file = prep_info_file_open(path, &st); /* the same checks, on every rank */
     h5_unlock();
+    status_agree(&st);
+    ImageCodec *codec = image_codec_new();
     for (int i = 0; i < PREP_SPLITS; i++)
         if (info.split[i].present)
             split_verify(path, file, &info, &info.split[i], codec);
     h5_lock();
-    H5_CHECK(H5Fclose(file));
+    h5util_file_close(&file);
     h5_unlock();
     image_codec_free(codec);
     prep_info_free(&info);

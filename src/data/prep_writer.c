@@ -5,13 +5,12 @@
  */
 #include "prep_writer.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <hdf5.h>
@@ -20,6 +19,7 @@
 #include "error.h"
 #include "h5lock.h"
 #include "log.h"
+#include "prep_output.h"
 #include "prep_progress.h"
 #include "prep_stats.h"
 
@@ -50,7 +50,7 @@ typedef struct {
 
 struct PrepWriter {
     PrepLayout layout;
-    int strict;
+    int strict, force;
     int rank, world;
     char *out_path, *tmp_path;
     hid_t file, xfer;
@@ -67,7 +67,24 @@ struct PrepWriter {
     uint64_t candidates_done;
     SplitDone done[3];
     int ndone;
+    int closed;         /* the HDF5 file is closed */
+    int io_failed;      /* a write to the temporary file failed on this rank */
+    char io_call[48];   /* the HDF5 call that failed */
 };
+
+/* Writes to the temporary file can fail for reasons outside the program (a
+ * full disk, a quota, an I/O error). Such a failure is recorded, not
+ * aborted on: the ranks go on through the same collective calls, agree at
+ * the end of the round, remove the temporary file and name the problem. */
+static int64_t io_check(PrepWriter *w, int64_t ret, const char *call)
+{
+    if (ret < 0 && !w->io_failed) {
+        w->io_failed = 1;
+        snprintf(w->io_call, sizeof w->io_call, "%.*s", (int)strcspn(call, "("), call);
+    }
+    return ret;
+}
+#define IO_CHECK(w, call) io_check((w), (int64_t)(call), #call)
 
 static void pack_reserve(PrepWriter *w, size_t bytes)
 {
@@ -87,67 +104,55 @@ static size_t round_size(const PrepLayout *l)
     return n < ROUND_MIN ? ROUND_MIN : n > ROUND_MAX ? ROUND_MAX : n;
 }
 
-/* Rank 0 checks the output location, so a typo costs one clear line rather
- * than an HDF5 error stack on every rank. */
-static void check_out_path(const char *out_path)
-{
-    Status st = {0};
-    if (log_rank_id() == 0) {
-        struct stat sb;
-        char *copy = xstrdup(out_path);
-        const char *dir = dirname(copy);
-        if (stat(out_path, &sb) == 0 && S_ISDIR(sb.st_mode))
-            status_set(&st, EXIT_USAGE, "--out %s: is a directory, expected a file name",
-                       out_path);
-        else if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-            status_set(&st, EXIT_USAGE, "--out %s: directory %s does not exist", out_path, dir);
-        else if (access(dir, W_OK) != 0)
-            status_set(&st, EXIT_USAGE, "--out %s: directory %s is not writable", out_path, dir);
-        free(copy);
-    }
-    status_agree(&st);
-}
-
-static char *tmp_name(const char *out_path)
-{
-    long pid = (long)getpid();
-    MPI_CHECK(MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD));
-    size_t n = strlen(out_path) + 32;
-    char *tmp = xmalloc(n);
-    snprintf(tmp, n, "%s.tmp-%ld", out_path, pid);
-    return tmp;
-}
-
-static hid_t file_create(const char *path)
+/* Collective. Exclusive creation: never through a symlink planted at the
+ * name, never over another file (prep_output_tmp_claim checked the name is
+ * free; this makes the check and the creation one step). */
+static hid_t file_create(const char *out_path, const char *path)
 {
     hid_t fapl = H5_CHECK(H5Pcreate(H5P_FILE_ACCESS));
     H5_CHECK(H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL));
     H5_CHECK(H5Pset_coll_metadata_write(fapl, 1));
-    hid_t file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
     H5_CHECK(H5Pclose(fapl));
-    if (file < 0)
-        fail_local(__FILE__, __LINE__, "H5Fcreate", "cannot create %s", path);
+    int bad = file < 0, any = 0;
+    MPI_CHECK(MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    Status st = {0};
+    if (any) {
+        if (file >= 0)
+            H5Fclose(file);
+        /* Rank 0 created it (the others open what it made): then it is ours
+         * to remove; if rank 0 failed, what is there belongs to someone else. */
+        if (file >= 0 && log_rank_id() == 0)
+            unlink(path);
+        status_set(&st, EXIT_USAGE,
+                   "--out %s: cannot create the temporary file %s with parallel HDF5 (it "
+                   "appeared meanwhile, or the file system lacks locking or MPI-IO support)",
+                   out_path, path);
+    }
+    status_agree(&st);
     return file;
 }
 
 PrepWriter *prep_writer_open(const char *out_path, const PrepLayout *layout, uint64_t total,
-                             int strict)
+                             int strict, int force)
 {
-    check_out_path(out_path);
+    prep_output_check(out_path, force);
     PrepWriter *w = xcalloc(1, sizeof *w);
     w->layout = *layout;
     w->strict = strict;
+    w->force = force;
     w->rank = log_rank_id();
     w->world = log_world_size();
     w->out_path = xstrdup(out_path);
-    w->tmp_path = tmp_name(out_path);
+    w->tmp_path = prep_output_tmp_claim(out_path);
     w->round = round_size(layout);
     w->recs = xcalloc(w->round, sizeof *w->recs);
     w->ends = xmalloc(w->round * sizeof *w->ends);
     w->labels = xmalloc(w->round * sizeof *w->labels);
     prep_stats_init(&w->stats, layout->c);
     h5_lock();
-    w->file = file_create(w->tmp_path);
+    w->file = file_create(out_path, w->tmp_path);
+    prep_output_tmp_arm(w->tmp_path);
     w->xfer = H5_CHECK(H5Pcreate(H5P_DATASET_XFER));
     H5_CHECK(H5Pset_dxpl_mpio(w->xfer, H5FD_MPIO_COLLECTIVE));
     h5_unlock();
@@ -184,7 +189,7 @@ static void rows_write(PrepWriter *w, hid_t dset, hid_t memtype, hsize_t total, 
     int rank = H5_CHECK(H5Sget_simple_extent_dims(fspace, dims, NULL));
     H5_CHECK(H5Sclose(fspace));
     dims[0] = total;
-    H5_CHECK(H5Dset_extent(dset, dims));
+    IO_CHECK(w, H5Dset_extent(dset, dims));
     fspace = H5_CHECK(H5Dget_space(dset));
     hsize_t off[4] = {start, 0, 0, 0}, cnt[4];
     memcpy(cnt, dims, sizeof cnt);
@@ -197,7 +202,7 @@ static void rows_write(PrepWriter *w, hid_t dset, hid_t memtype, hsize_t total, 
         H5_CHECK(H5Sselect_none(mspace));
     }
     static const uint8_t none; /* HDF5 wants a buffer even for an empty selection */
-    H5_CHECK(H5Dwrite(dset, memtype, mspace, fspace, w->xfer, count ? buf : &none));
+    IO_CHECK(w, H5Dwrite(dset, memtype, mspace, fspace, w->xfer, count ? buf : &none));
     H5_CHECK(H5Sclose(mspace));
     H5_CHECK(H5Sclose(fspace));
 }
@@ -234,30 +239,83 @@ static void split_close(SplitSets *s)
     h5_unlock();
 }
 
+/* Closes every object of the file and the file, ignoring failures, as the
+ * file is deleted anyway. Collective (the closes of the MPI-IO driver are).
+ * After a failed write (failed: on any rank) rank 0 first cuts the file to
+ * nothing: on a full disk that frees the room HDF5 needs to write its last
+ * metadata, for an HDF5 file whose close fails is left half torn down and
+ * crashes the library's own clean-up at exit. */
+static void file_close_quietly(PrepWriter *w, int failed)
+{
+    if (w->closed)
+        return;
+    if (failed && w->rank == 0)
+        (void)truncate(w->tmp_path, 0);
+    if (failed)
+        MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+    h5_lock();
+    H5E_BEGIN_TRY
+    {
+        /* The MPI-IO driver refuses to close a file with objects still open.
+         * Every rank opened the same ones in the same order, so closing them
+         * by id keeps the (collective) closes matched. */
+        unsigned types = H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_LOCAL;
+        ssize_t n = H5Fget_obj_count(w->file, types);
+        hid_t *ids = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
+        n = n > 0 ? H5Fget_obj_ids(w->file, types, (size_t)n, ids) : 0;
+        for (ssize_t i = 0; i < n; i++)
+            H5Oclose(ids[i]);
+        free(ids);
+        if (w->xfer >= 0)
+            H5Pclose(w->xfer);
+        w->xfer = -1;
+        H5Fclose(w->file);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    w->closed = 1;
+}
+
 /* Collective: closes and deletes the temporary file, then every rank exits
  * with the error of the lowest failing rank (the earliest candidate). */
-static _Noreturn void writer_abort(PrepWriter *w, const Status *st)
+static _Noreturn void writer_abort(PrepWriter *w, const Status *st, int io_failed)
 {
     prep_progress_clear(&w->progress);
-    h5_lock();
-    /* The MPI-IO driver refuses to close a file with objects still open.
-     * Every rank opened the same ones in the same order, so closing them by
-     * id keeps the (collective) closes matched. */
-    unsigned types = H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_LOCAL;
-    ssize_t n = H5_CHECK(H5Fget_obj_count(w->file, types));
-    hid_t *ids = xmalloc((size_t)(n ? n : 1) * sizeof *ids);
-    n = H5_CHECK(H5Fget_obj_ids(w->file, types, (size_t)n, ids));
-    for (ssize_t i = 0; i < n; i++)
-        H5_CHECK(H5Oclose(ids[i]));
-    free(ids);
-    H5_CHECK(H5Pclose(w->xfer));
-    H5_CHECK(H5Fclose(w->file));
-    h5_unlock();
+    file_close_quietly(w, io_failed);
     MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     if (w->rank == 0)
         unlink(w->tmp_path);
+    prep_output_tmp_disarm();
     status_agree(st);
     exit_all(EXIT_INTERNAL); /* status_agree returns only if nobody failed */
+}
+
+/* Why a write failed, as far as can be told: HDF5 keeps no errno, so a full
+ * file system is recognised by its free space. */
+static const char *io_reason(const PrepWriter *w)
+{
+    char *copy = xstrdup(w->tmp_path);
+    struct statvfs vfs;
+    int full = statvfs(dirname(copy), &vfs) == 0 &&
+               (uint64_t)vfs.f_bavail * vfs.f_frsize < ((uint64_t)1 << 20);
+    free(copy);
+    return full ? "the file system is full" : "an I/O error; see the lines above";
+}
+
+/* Collective: if a write failed on any rank, ends the run (the lowest such
+ * rank's failure is reported). */
+static void io_agree(PrepWriter *w)
+{
+    int mine = w->io_failed, any = 0;
+    MPI_CHECK(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+    if (!any)
+        return;
+    Status st = {0};
+    if (w->io_failed)
+        status_set(&st, EXIT_INTERNAL,
+                   "--out %s: writing %s failed (%s: %s); it was removed and %s is unchanged",
+                   w->out_path, w->tmp_path, w->io_call, io_reason(w), w->out_path);
+    writer_abort(w, &st, 1);
 }
 
 static void warn_append(PrepWriter *w, const char *why)
@@ -374,7 +432,7 @@ static void round_run(PrepWriter *w, const PrepSplit *sp, SplitSets *s, size_t f
     uint64_t mine[4] = {good, bytes, skipped, st.code != 0}, sum[4], base[2] = {0, 0};
     MPI_CHECK(MPI_Allreduce(mine, sum, 4, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD));
     if (sum[3])
-        writer_abort(w, &st);
+        writer_abort(w, &st, 0);
     if (sum[2])
         warn_flush(w);
     MPI_CHECK(MPI_Exscan(mine, base, 2, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD));
@@ -393,6 +451,7 @@ static void round_run(PrepWriter *w, const PrepSplit *sp, SplitSets *s, size_t f
     }
     rows_write(w, s->labels, H5T_NATIVE_INT32, s->n + sum[0], s->n + base[0], good, w->labels);
     h5_unlock();
+    io_agree(w);
     s->n += sum[0];
     s->bytes += sum[1];
     s->skipped += sum[2];
@@ -419,7 +478,7 @@ void prep_writer_split(PrepWriter *w, const PrepSplit *sp)
         Status st = {0};
         status_set(&st, EXIT_USAGE, "/%s: none of its %zu images could be read, nothing to write",
                    sp->name, sp->count);
-        writer_abort(w, &st);
+        writer_abort(w, &st, 0);
     }
     SplitDone *d = &w->done[w->ndone++];
     snprintf(d->name, sizeof d->name, "%s", sp->name);
@@ -439,13 +498,13 @@ static hid_t string_type(size_t max_len)
     return t;
 }
 
-static void attr_write(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, int n,
-                       const void *value)
+static void attr_write(PrepWriter *w, hid_t obj, const char *name, hid_t file_type,
+                       hid_t mem_type, int n, const void *value)
 {
     hsize_t dims[1] = {(hsize_t)n};
     hid_t space = H5_CHECK(n ? H5Screate_simple(1, dims, NULL) : H5Screate(H5S_SCALAR));
     hid_t attr = H5_CHECK(H5Acreate2(obj, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT));
-    H5_CHECK(H5Awrite(attr, mem_type, value));
+    IO_CHECK(w, H5Awrite(attr, mem_type, value));
     H5_CHECK(H5Aclose(attr));
     H5_CHECK(H5Sclose(space));
 }
@@ -456,12 +515,12 @@ static void root_attrs_write(PrepWriter *w, const double *mean, const double *st
     int version = 1, classes = w->layout.num_classes;
     const char *enc = w->layout.encoding == PREP_RAW ? "raw" : "jpeg";
     h5_lock();
-    attr_write(w->file, "resnet_dataset_version", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &version);
-    attr_write(w->file, "num_classes", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &classes);
-    attr_write(w->file, "mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, w->layout.c, mean);
-    attr_write(w->file, "std", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, w->layout.c, std);
+    attr_write(w, w->file, "resnet_dataset_version", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &version);
+    attr_write(w, w->file, "num_classes", H5T_STD_I32LE, H5T_NATIVE_INT, 0, &classes);
+    attr_write(w, w->file, "mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, w->layout.c, mean);
+    attr_write(w, w->file, "std", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, w->layout.c, std);
     hid_t st = string_type(strlen(enc));
-    attr_write(w->file, "encoding", st, st, 0, enc);
+    attr_write(w, w->file, "encoding", st, st, 0, enc);
     H5_CHECK(H5Tclose(st));
     h5_unlock();
 }
@@ -489,7 +548,7 @@ static void classes_write(PrepWriter *w)
         H5_CHECK(H5Sselect_none(space));
         H5_CHECK(H5Sselect_none(mspace));
     }
-    H5_CHECK(H5Dwrite(dset, type, mspace, space, w->xfer, buf));
+    IO_CHECK(w, H5Dwrite(dset, type, mspace, space, w->xfer, buf));
     H5_CHECK(H5Sclose(mspace));
     H5_CHECK(H5Dclose(dset));
     H5_CHECK(H5Sclose(space));
@@ -498,22 +557,14 @@ static void classes_write(PrepWriter *w)
     free(buf);
 }
 
-/* Rank 0, after every rank closed the file: make the bytes durable, then
- * give the file its final name in one atomic step. */
+/* Collective, after every rank closed the file: rank 0 makes the bytes
+ * durable and gives the file its final name in one atomic step. */
 static void commit_rename(PrepWriter *w)
 {
     Status st = {0};
-    if (w->rank == 0) {
-        int fd = open(w->tmp_path, O_RDONLY);
-        SYS_CHECK(fd);
-        SYS_CHECK(fsync(fd));
-        SYS_CHECK(close(fd));
-        if (rename(w->tmp_path, w->out_path) != 0) {
-            status_set(&st, EXIT_USAGE, "--out %s: cannot rename %s to it: %s", w->out_path,
-                       w->tmp_path, strerror(errno));
-            unlink(w->tmp_path);
-        }
-    }
+    if (w->rank == 0)
+        prep_output_commit(w->tmp_path, w->out_path, w->force, &st);
+    prep_output_tmp_disarm();
     status_agree(&st);
 }
 
@@ -556,9 +607,11 @@ void prep_writer_finish(PrepWriter *w)
     classes_write(w);
     h5_lock();
     H5_CHECK(H5Pclose(w->xfer));
-    H5_CHECK(H5Fclose(w->file));
+    w->xfer = -1;
+    /* Closing flushes what HDF5 still holds: a full disk can show here. */
+    w->closed = IO_CHECK(w, H5Fclose(w->file)) >= 0;
     h5_unlock();
-    MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
+    io_agree(w);
     commit_rename(w);
     prep_progress_finish(&w->progress);
     summary_print(w, mean, std);

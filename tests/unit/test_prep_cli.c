@@ -685,7 +685,8 @@ static void test_cifar10(void **state)
     assert_cifar_split(split, "test", 100, 4, 1);
     assert_stats_exact(split); /* over the 11 kept training images */
     expect_exit(2, "--val-split 15: must be less than the 15 training images",
-                "cifar10 --in %s/cifar10 --out %s --val-split 15", g_tmp, split);
+                "cifar10 --in %s/cifar10 --out %s --val-split 15", g_tmp,
+                tmp_path("c10_bad.h5"));
 }
 
 static void test_cifar100(void **state)
@@ -926,6 +927,26 @@ static void copy_file(const char *from, const char *to)
     assert_int_equal(system(cmd), 0);
 }
 
+/* An existing --out is replaced only with --force; a refused run leaves it
+ * as it was and exits 2 before reading any input. */
+static void test_force(void **state)
+{
+    (void)state;
+    const char *out = tmp_path("force.h5"), *copy = tmp_path("force_copy.h5");
+    expect_exit(0, NULL, "synthetic --classes 2 --train 4 --val 2 --size 4 --out %s", out);
+    copy_file(out, copy);
+    expect_exit(2, "already exists; pass --force to replace it",
+                "synthetic --classes 2 --train 6 --val 2 --size 4 --out %s", out);
+    expect_exit(2, "already exists; pass --force to replace it",
+                "cifar10 --in %s/no_such_dir --out %s", g_tmp, out);
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", out, copy);
+    assert_int_equal(system(cmd), 0);
+    expect_exit(0, NULL, "synthetic --classes 2 --train 6 --val 2 --size 4 --out %s --force",
+                out);
+    assert_int_not_equal(system(cmd), 0);
+}
+
 static void test_verify_bad(void **state)
 {
     (void)state;
@@ -986,24 +1007,24 @@ static void test_help(void **state)
 {
     (void)state;
     static const struct {
-        const char *cmd, *flags[13];
+        const char *cmd, *flags[16];
     } cases[] = {
         {"imagenet", {"--train", "--val ", "--val-labels", "--synsets", "--out", "--size",
                       "--encoding", "--quality", "--limit-per-class", "--full-decode", "--strict",
-                      "--help"}},
-        {"cifar10", {"--in", "--out", "--val-split", "--help"}},
-        {"cifar100", {"--in", "--out", "--val-split", "--help"}},
+                      "--force", "--help"}},
+        {"cifar10", {"--in", "--out", "--val-split", "--force", "--help"}},
+        {"cifar100", {"--in", "--out", "--val-split", "--force", "--help"}},
         {"idx", {"--train-images", "--train-labels", "--test-images", "--test-labels", "--out",
-                 "--val-split", "--classes", "--help"}},
+                 "--val-split", "--classes", "--force", "--help"}},
         {"synthetic", {"--classes", "--train", "--val", "--test", "--size", "--channels",
-                       "--seed", "--out", "--help"}},
+                       "--seed", "--out", "--force", "--help"}},
         {"inspect", {"--help"}},
         {"verify", {"--help"}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out;
         assert_int_equal(prep_run(&out, "%s --help", cases[i].cmd), 0);
-        for (int k = 0; k < 13 && cases[i].flags[k]; k++)
+        for (int k = 0; k < 16 && cases[i].flags[k]; k++)
             if (!strstr(out, cases[i].flags[k])) {
                 fprintf(stderr, "%s --help lacks %s\n", cases[i].cmd, cases[i].flags[k]);
                 fail();
@@ -1079,6 +1100,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_idx),
         cmocka_unit_test(test_idx_bad),
         cmocka_unit_test(test_synthetic),
+        cmocka_unit_test(test_force),
         cmocka_unit_test(test_verify_bad),
         cmocka_unit_test(test_inspect_bad),
     };

@@ -3,9 +3,11 @@
  * (byte-sorted classes, files by (folder, name) with sub-folders after the
  * folder's own files), hidden entries and other extensions ignored, flat
  * listings, Kaggle CSV (with BOM and CRLF) and devkit ground truth labels,
- * the missing-synsets error, --limit-per-class, class-name files. Scanning
- * never opens the images, so the tree holds empty files. Scratch files go
- * to build/tmp/test_prep_folder.
+ * the missing-synsets error, --limit-per-class, class-name files; symlink
+ * loops walked once, FIFOs skipped in listings and refused (at once) as
+ * inputs. Scanning never opens the images, so the tree holds empty files.
+ * Scratch files go to build/tmp/test_prep_folder. A regression that hangs
+ * (a FIFO read, an endless walk) is ended by alarm().
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "prep_file.h"
 #include "prep_folder.h"
 
 static char g_root[1024];
@@ -194,6 +198,71 @@ static void test_class_names_file(void **state)
     assert_non_null(strstr(st.msg, "nothing.txt: No such file"));
 }
 
+/* Scans the class folders under rel, which must succeed; a walk that does
+ * not end is stopped by the alarm. */
+static void scan_ok(const char *rel, PrepClasses *classes, PrepFiles *files)
+{
+    Status st = {0};
+    alarm(30);
+    assert_int_equal(prep_classes_scan("--train", path(rel), classes, &st), 0);
+    assert_int_equal(prep_files_scan_classes("--train", path(rel), classes, 0, files, &st), 0);
+    alarm(0);
+}
+
+/* One self-link made every image appear 41 times (until the depth limit),
+ * two made the walk endless: each folder is walked once, by identity. */
+static void test_symlink_loops(void **state)
+{
+    (void)state;
+    touch("loops/a/1.jpg", "");
+    touch("loops/a/sub/2.jpg", "");
+    touch("loops/b/3.jpg", "");
+    touch("loops/c", NULL);
+    assert_int_equal(symlink(".", path("loops/a/self")), 0);
+    assert_int_equal(symlink(".", path("loops/b/l1")), 0);
+    assert_int_equal(symlink("..", path("loops/b/l2")), 0); /* up to the classes */
+    assert_int_equal(symlink("../../b", path("loops/a/sub/to_b")), 0);
+    assert_int_equal(rmdir(path("loops/c")), 0);
+    assert_int_equal(symlink("a", path("loops/c")), 0); /* a class that is a second link */
+    PrepClasses classes;
+    PrepFiles files;
+    scan_ok("loops", &classes, &files);
+    assert_int_equal(files.n, 3);
+    assert_file(&files, 0, "loops/a/1.jpg", 0);
+    assert_file(&files, 1, "loops/a/sub/2.jpg", 0);
+    assert_file(&files, 2, "loops/b/3.jpg", 1); /* in its own class, not through a's link */
+    prep_files_free(&files);
+    prep_classes_free(&classes);
+}
+
+/* FIFOs are left out of listings (a read would block) and refused at once
+ * as inputs, also when they bear an image or label file name. */
+static void test_fifo_refused(void **state)
+{
+    (void)state;
+    touch("fifo/a/1.jpg", "");
+    assert_int_equal(mkfifo(path("fifo/a/pipe.jpg"), 0644), 0);
+    assert_int_equal(mkfifo(path("fifo/names.txt"), 0644), 0);
+    PrepClasses classes, names;
+    PrepFiles files;
+    scan_ok("fifo", &classes, &files);
+    assert_int_equal(files.n, 1);
+    Status st = {0};
+    alarm(30);
+    assert_file(&files, 0, "fifo/a/1.jpg", 0);
+    assert_int_equal(prep_classes_read("--classes", path("fifo/names.txt"), &names, &st), -1);
+    assert_non_null(strstr(st.msg, "names.txt: not a regular file (a FIFO)"));
+    char why[256];
+    assert_int_equal(prep_file_open(path("fifo/a/pipe.jpg"), why, sizeof why), -1);
+    assert_string_equal(why, "not a regular file (a FIFO)");
+    int fd = prep_file_open(path("fifo/a/1.jpg"), why, sizeof why);
+    assert_true(fd >= 0);
+    close(fd);
+    alarm(0);
+    prep_files_free(&files);
+    prep_classes_free(&classes);
+}
+
 static int rm_visit(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -245,6 +314,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_kaggle_csv),
         cmocka_unit_test(test_ground_truth),
         cmocka_unit_test(test_class_names_file),
+        cmocka_unit_test(test_symlink_loops),
+        cmocka_unit_test(test_fifo_refused),
     };
     return cmocka_run_group_tests_name("prep_folder", tests, setup, NULL);
 }
