@@ -14,8 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <turbojpeg.h>
-
 #include "h5lock.h"
 #include "h5util.h"
 
@@ -382,8 +380,7 @@ int dataset_open(Dataset *d, const char *path, Status *st)
     d->width = d->part[SPLIT_TRAIN].width;
     lut_build(d);
     if (d->encoding == ENCODING_JPEG)
-        d->tj = tjInitDecompress();
-    CHECK(d->encoding == ENCODING_RAW || d->tj, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
+        d->codec = image_codec_new();
     return 0;
 }
 
@@ -398,8 +395,8 @@ void dataset_close(Dataset *d)
     h5_lock();
     h5util_file_close(&d->file);
     h5_unlock();
-    if (d->tj)
-        tjDestroy(d->tj);
+    image_codec_free(d->codec);
+    image_free(&d->decoded);
     free(d->pixels);
     free(d->bytes);
     dataset_reset(d);
@@ -416,7 +413,7 @@ const int32_t *dataset_labels(const Dataset *d, DatasetSplit split)
 }
 
 /* ------------------------------------------------------------------ */
-/* reading batches                                                     */
+/* reading: one hyperslab path, one decoder                            */
 
 static void *grow(void *buf, size_t *cap, size_t need)
 {
@@ -451,36 +448,78 @@ static void normalise(const Dataset *d, const uint8_t *hwc, int width, int top, 
     }
 }
 
-/* Raw: read just the centre windows of the n images with one hyperslab. */
-static int raw_read(Dataset *d, DatasetSplit split, int64_t first, int n, int crop, float *out,
-                    Status *st)
+/* Every read of image data: the uint8 hyperslab start..start+count of ds
+ * (rank 4 for raw images, 1 for jpeg bytes) into buf; 0 or -1. */
+static int hyperslab_read(hid_t ds, int rank, const hsize_t *start, const hsize_t *count,
+                          void *buf)
 {
-    const DatasetPart *part = &d->part[split];
-    if (crop > part->height || crop > part->width) {
-        status_set(st, EXIT_USAGE, "%s: crop %d is larger than the /%s images (%dx%d)", d->path,
-                   crop, g_split_names[split], part->height, part->width);
-        return -1;
-    }
-    size_t image = (size_t)crop * crop * d->channels;
-    d->pixels = grow(d->pixels, &d->pixels_cap, (size_t)n * image);
-    hsize_t start[4] = {(hsize_t)first, (hsize_t)centre_offset(part->height, crop),
-                        (hsize_t)centre_offset(part->width, crop), 0};
-    hsize_t count[4] = {(hsize_t)n, (hsize_t)crop, (hsize_t)crop, (hsize_t)d->channels};
     herr_t ret = -1;
     h5_lock();
     H5E_BEGIN_TRY
     {
-        hid_t fspace = H5Dget_space(part->images);
-        hid_t mspace = H5Screate_simple(4, count, NULL);
-        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
-            ret = H5Dread(part->images, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT,
-                          d->pixels);
+        hid_t fspace = H5Dget_space(ds);
+        hid_t mspace = H5Screate_simple(rank, count, NULL);
+        if (fspace >= 0 && mspace >= 0 &&
+            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+            ret = H5Dread(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, buf);
         H5Sclose(mspace);
         H5Sclose(fspace);
     }
     H5E_END_TRY;
     h5_unlock();
-    if (ret < 0) {
+    return ret < 0 ? -1 : 0;
+}
+
+/* Bytes [lo, hi) of /<split>/jpeg into *buf (grown as needed). */
+static int jpeg_bytes_read(const Dataset *d, DatasetSplit split, int64_t lo, int64_t hi,
+                           uint8_t **buf, size_t *cap, Status *st)
+{
+    hsize_t start = (hsize_t)lo, count = (hsize_t)(hi - lo);
+    *buf = grow(*buf, cap, (size_t)count);
+    if (hyperslab_read(d->part[split].jpeg, 1, &start, &count, *buf) == 0)
+        return 0;
+    status_set(st, EXIT_USAGE, "%s: reading /%s/jpeg bytes [%lld, %lld) failed (damaged file?)",
+               d->path, g_split_names[split], (long long)lo, (long long)hi);
+    return -1;
+}
+
+/* Decodes record index (buf, size) with image_io into out, with the file's
+ * channels (RGB, or grey for C = 1). */
+static int record_decode(const Dataset *d, DatasetSplit split, int64_t index, ImageCodec *codec,
+                         const uint8_t *buf, size_t size, Image *out, Status *st)
+{
+    char why[512];
+    if (image_decode_to(codec, buf, size, 0, d->channels, out, why, sizeof why) == 0)
+        return 0;
+    status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld %s: %s", d->path, g_split_names[split],
+               (long long)index,
+               image_is_jpeg_or_png(buf, size) ? "does not decode" : "is not a JPEG", why);
+    return -1;
+}
+
+static int crop_too_large(const Dataset *d, DatasetSplit split, int crop, Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    if (crop <= part->height && crop <= part->width)
+        return 0;
+    status_set(st, EXIT_USAGE, "%s: crop %d is larger than the /%s images (%dx%d)", d->path,
+               crop, g_split_names[split], part->height, part->width);
+    return 1;
+}
+
+/* Raw: read just the centre windows of the n images with one hyperslab. */
+static int raw_read(Dataset *d, DatasetSplit split, int64_t first, int n, int crop, float *out,
+                    Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    if (crop_too_large(d, split, crop, st))
+        return -1;
+    size_t image = (size_t)crop * crop * d->channels;
+    d->pixels = grow(d->pixels, &d->pixels_cap, (size_t)n * image);
+    hsize_t start[4] = {(hsize_t)first, (hsize_t)centre_offset(part->height, crop),
+                        (hsize_t)centre_offset(part->width, crop), 0};
+    hsize_t count[4] = {(hsize_t)n, (hsize_t)crop, (hsize_t)crop, (hsize_t)d->channels};
+    if (hyperslab_read(part->images, 4, start, count, d->pixels) < 0) {
         status_set(st, EXIT_USAGE, "%s: reading /%s/images [%lld, %lld) failed (damaged file?)",
                    d->path, g_split_names[split], (long long)first, (long long)(first + n));
         return -1;
@@ -490,76 +529,30 @@ static int raw_read(Dataset *d, DatasetSplit split, int64_t first, int n, int cr
     return 0;
 }
 
-/* The compressed bytes of images [first, first + n): one contiguous read. */
-static int jpeg_bytes_read(Dataset *d, DatasetSplit split, int64_t first, int n, Status *st)
-{
-    const DatasetPart *part = &d->part[split];
-    int64_t lo = part->offsets[first], hi = part->offsets[first + n];
-    d->bytes = grow(d->bytes, &d->bytes_cap, (size_t)(hi - lo));
-    hsize_t start = (hsize_t)lo, count = (hsize_t)(hi - lo);
-    herr_t ret = -1;
-    h5_lock();
-    H5E_BEGIN_TRY
-    {
-        hid_t fspace = H5Dget_space(part->jpeg);
-        hid_t mspace = H5Screate_simple(1, &count, NULL);
-        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) >= 0)
-            ret = H5Dread(part->jpeg, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, d->bytes);
-        H5Sclose(mspace);
-        H5Sclose(fspace);
-    }
-    H5E_END_TRY;
-    h5_unlock();
-    if (ret < 0)
-        status_set(st, EXIT_USAGE, "%s: reading /%s/jpeg bytes [%lld, %lld) failed (damaged "
-                   "file?)", d->path, g_split_names[split], (long long)lo, (long long)hi);
-    return ret < 0 ? -1 : 0;
-}
-
-/* Decodes one image (RGB or grey, as the channels say) and crops it. */
-static int jpeg_decode(Dataset *d, DatasetSplit split, int64_t index, const uint8_t *buf,
-                       size_t size, int crop, float *out, Status *st)
-{
-    tjhandle tj = d->tj;
-    int w = 0, h = 0, subsamp = 0, colorspace = 0;
-    const char *sn = g_split_names[split];
-    if (tjDecompressHeader3(tj, buf, size, &w, &h, &subsamp, &colorspace) != 0) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is not a JPEG: %s", d->path, sn,
-                   (long long)index, tjGetErrorStr2(tj));
-        return -1;
-    }
-    if (w < crop || h < crop) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is %dx%d, smaller than the crop %d",
-                   d->path, sn, (long long)index, w, h, crop);
-        return -1;
-    }
-    int c = d->channels;
-    d->pixels = grow(d->pixels, &d->pixels_cap, (size_t)w * h * c);
-    /* Warnings (e.g. extraneous bytes) still leave a complete image, as
-     * PIL would accept it; only errors stop. */
-    if (tjDecompress2(tj, buf, size, d->pixels, w, w * c, h, c == 1 ? TJPF_GRAY : TJPF_RGB, 0) !=
-            0 &&
-        tjGetErrorCode(tj) != TJERR_WARNING) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld does not decode: %s", d->path, sn,
-                   (long long)index, tjGetErrorStr2(tj));
-        return -1;
-    }
-    normalise(d, d->pixels, w, centre_offset(h, crop), centre_offset(w, crop), crop, out);
-    return 0;
-}
-
+/* JPEG: the n records with one contiguous read, then each decoded and
+ * centre-cropped. */
 static int jpeg_read(Dataset *d, DatasetSplit split, int64_t first, int n, int crop, float *out,
                      Status *st)
 {
-    if (jpeg_bytes_read(d, split, first, n, st) < 0)
-        return -1;
     const int64_t *o = d->part[split].offsets;
+    if (jpeg_bytes_read(d, split, o[first], o[first + n], &d->bytes, &d->bytes_cap, st) < 0)
+        return -1;
     size_t image = (size_t)crop * crop * d->channels;
+    Image *img = &d->decoded;
     for (int i = 0; i < n; i++) {
-        const uint8_t *buf = d->bytes + (o[first + i] - o[first]);
-        size_t size = (size_t)(o[first + i + 1] - o[first + i]);
-        if (jpeg_decode(d, split, first + i, buf, size, crop, out + (size_t)i * image, st) < 0)
+        int64_t index = first + i;
+        const uint8_t *buf = d->bytes + (o[index] - o[first]);
+        if (record_decode(d, split, index, d->codec, buf, (size_t)(o[index + 1] - o[index]), img,
+                          st) < 0)
             return -1;
+        if (img->w < crop || img->h < crop) {
+            status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is %dx%d, smaller than the "
+                       "crop %d", d->path, g_split_names[split], (long long)index, img->w,
+                       img->h, crop);
+            return -1;
+        }
+        normalise(d, img->px, img->w, centre_offset(img->h, crop), centre_offset(img->w, crop),
+                  crop, out + (size_t)i * image);
     }
     return 0;
 }
@@ -636,38 +629,12 @@ void dataset_fingerprint(const Dataset *d, char *out, size_t len)
 /* ------------------------------------------------------------------ */
 /* one image at a time (the training loader)                           */
 
-/* A corrupt header can claim any size; no real training image is this big. */
-#define DATASET_IMAGE_MAX_PIXELS ((int64_t)1 << 28)
-
 void dataset_image_free(DatasetImage *img)
 {
-    if (img->tj)
-        tjDestroy(img->tj);
+    image_codec_free(img->codec);
     free(img->px);
     free(img->bytes);
     memset(img, 0, sizeof *img);
-}
-
-/* Reads count bytes (or elements) of ds at start..: one hyperslab of rank
- * dims into buf; 0 or -1. */
-static int hyperslab_read(hid_t ds, int rank, const hsize_t *start, const hsize_t *count,
-                          void *buf)
-{
-    herr_t ret = -1;
-    h5_lock();
-    H5E_BEGIN_TRY
-    {
-        hid_t fspace = H5Dget_space(ds);
-        hid_t mspace = H5Screate_simple(rank, count, NULL);
-        if (fspace >= 0 && mspace >= 0 &&
-            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
-            ret = H5Dread(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, buf);
-        H5Sclose(mspace);
-        H5Sclose(fspace);
-    }
-    H5E_END_TRY;
-    h5_unlock();
-    return ret < 0 ? -1 : 0;
 }
 
 static int image_read_raw(Dataset *d, DatasetSplit split, int64_t index, DatasetImage *img,
@@ -691,47 +658,22 @@ static int image_read_raw(Dataset *d, DatasetSplit split, int64_t index, Dataset
 static int image_read_jpeg(Dataset *d, DatasetSplit split, int64_t index, DatasetImage *img,
                            Status *st)
 {
-    const DatasetPart *part = &d->part[split];
-    const char *sn = g_split_names[split];
-    hsize_t start = (hsize_t)part->offsets[index];
-    hsize_t count = (hsize_t)(part->offsets[index + 1] - part->offsets[index]);
-    img->bytes = grow(img->bytes, &img->bytes_cap, (size_t)count);
-    if (hyperslab_read(part->jpeg, 1, &start, &count, img->bytes) < 0) {
-        status_set(st, EXIT_USAGE, "%s: reading /%s/jpeg image %lld (bytes [%llu, %llu)) failed "
-                   "(damaged file?)", d->path, sn, (long long)index, (unsigned long long)start,
-                   (unsigned long long)(start + count));
+    const int64_t *o = d->part[split].offsets;
+    if (jpeg_bytes_read(d, split, o[index], o[index + 1], &img->bytes, &img->bytes_cap, st) < 0)
         return -1;
-    }
-    if (!img->tj)
-        img->tj = tjInitDecompress();
-    CHECK(img->tj, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
-    tjhandle tj = img->tj;
-    int w = 0, h = 0, subsamp = 0, colorspace = 0;
-    if (tjDecompressHeader3(tj, img->bytes, (unsigned long)count, &w, &h, &subsamp,
-                            &colorspace) != 0) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is not a JPEG: %s", d->path, sn,
-                   (long long)index, tjGetErrorStr2(tj));
+    if (!img->codec)
+        img->codec = image_codec_new();
+    /* The decoder grows img's own buffer. */
+    Image out = {.px = img->px, .cap = img->px_cap};
+    int ret = record_decode(d, split, index, img->codec, img->bytes,
+                            (size_t)(o[index + 1] - o[index]), &out, st);
+    img->px = out.px;
+    img->px_cap = out.cap;
+    if (ret < 0)
         return -1;
-    }
-    if (w < 1 || h < 1 || (int64_t)w * h > DATASET_IMAGE_MAX_PIXELS) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld claims %dx%d pixels (damaged?)",
-                   d->path, sn, (long long)index, w, h);
-        return -1;
-    }
-    int c = d->channels;
-    img->px = grow(img->px, &img->px_cap, (size_t)w * h * c);
-    /* Warnings (e.g. extraneous bytes) still leave a complete image, as in
-     * dataset_read_batch; only errors stop. */
-    if (tjDecompress2(tj, img->bytes, (unsigned long)count, img->px, w, w * c, h,
-                      c == 1 ? TJPF_GRAY : TJPF_RGB, 0) != 0 &&
-        tjGetErrorCode(tj) != TJERR_WARNING) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld does not decode: %s", d->path, sn,
-                   (long long)index, tjGetErrorStr2(tj));
-        return -1;
-    }
-    img->h = h;
-    img->w = w;
-    img->c = c;
+    img->h = out.h;
+    img->w = out.w;
+    img->c = out.c;
     return 0;
 }
 

@@ -161,6 +161,33 @@ static void test_decode_rejects(void **state)
     image_codec_free(codec);
 }
 
+/* A failed decode must not leak into the next image on the same codec: a
+ * JPEG cut inside its header, then a good one. */
+static void test_decode_after_failure(void **state)
+{
+    (void)state;
+    ImageCodec *codec = image_codec_new();
+    Image img = {0};
+    char why[256];
+    size_t n;
+    static const uint8_t grey[3] = {90, 90, 90};
+    uint8_t *j = jpeg_make(64, 48, TJPF_RGB, grey, &n);
+    size_t cuts[] = {300 < n ? 300 : n / 2, 20, n * 3 / 4};
+    for (size_t k = 0; k < sizeof cuts / sizeof *cuts; k++) {
+        assert_int_equal(image_decode(codec, j, cuts[k], 0, &img, why, sizeof why), -1);
+        if (image_decode(codec, j, n, 0, &img, why, sizeof why) != 0) {
+            fprintf(stderr, "after a cut at %zu bytes: %s\n", cuts[k], why);
+            fail();
+        }
+        assert_int_equal(img.w, 64);
+        assert_int_equal(img.h, 48);
+        assert_colour(&img, 90, 90, 90, 2);
+    }
+    free(j);
+    image_free(&img);
+    image_codec_free(codec);
+}
+
 /* 800x600 with min_short 256: 1/2 gives 300 >= 256, 3/8 gives 225 < 256. */
 static void test_scaled_decode(void **state)
 {
@@ -285,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_decode_rgb_grey_cmyk),
         cmocka_unit_test(test_decode_png_by_content),
         cmocka_unit_test(test_decode_rejects),
+        cmocka_unit_test(test_decode_after_failure),
         cmocka_unit_test(test_scaled_decode),
         cmocka_unit_test(test_resize_geometry),
         cmocka_unit_test(test_resize_filter),
