@@ -160,6 +160,9 @@ static hid_t dataset_checked(const Dataset *d, const char *name, H5utilType want
     else if (f->problem == H5UTIL_WRONG_TYPE)
         status_set(st, EXIT_USAGE, "%s: %s has type %s, expected %s", d->path, name, f->type,
                    expect);
+    else if (f->problem == H5UTIL_REFUSED_STORAGE)
+        status_set(st, EXIT_USAGE, "%s: %s is refused: its data is not stored in the file (%s); "
+                   "a dataset must hold its own data", d->path, name, f->storage);
     return ds;
 }
 
@@ -365,8 +368,10 @@ int dataset_open(Dataset *d, const char *path, Status *st)
     d->file = h5util_file_open(path, &is_h5);
     h5_unlock();
     if (d->file < 0) {
-        status_set(st, EXIT_USAGE, is_h5 ? "%s: cannot open as HDF5 (truncated or damaged?)"
-                                         : "%s: not an HDF5 file", path);
+        status_set(st, EXIT_USAGE, is_h5 == H5UTIL_NOT_REGULAR
+                                       ? "%s: not a regular file (a FIFO, device or directory)"
+                                   : is_h5 ? "%s: cannot open as HDF5 (truncated or damaged?)"
+                                           : "%s: not an HDF5 file", path);
         return st->code;
     }
     int bad = root_read(d, st) < 0;
