@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "h5lock.h"
@@ -194,6 +195,94 @@ static void dataset_close_id(hid_t *ds)
     h5_unlock();
 }
 
+/* ------------------------------------------------------------------ */
+/* declared sizes                                                      */
+
+/* Deflate, the compression every HDF5 build has (and the one resnet_prep and
+ * h5py's "gzip" use), shrinks data at most about 1032 to 1. */
+#define DEFLATE_MAX_RATIO 1032
+
+static uint64_t machine_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
+}
+
+/* The product of f's dims times elem bytes, saturating instead of wrapping. */
+static uint64_t declared_bytes(const H5utilFound *f, size_t elem)
+{
+    uint64_t bytes = elem;
+    for (int i = 0; i < f->rank; i++)
+        if (__builtin_mul_overflow(bytes, (uint64_t)f->dims[i], &bytes))
+            return UINT64_MAX;
+    return bytes;
+}
+
+static int is_filtered(hid_t ds)
+{
+    int n = 0;
+    h5_lock();
+    H5E_BEGIN_TRY
+    {
+        hid_t dcpl = H5Dget_create_plist(ds);
+        n = dcpl < 0 ? 0 : H5Pget_nfilters(dcpl);
+        H5Pclose(dcpl);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    return n > 0;
+}
+
+/* A header can declare any shape; before anything is allocated or read,
+ * the declared size must be one the file can hold and, for arrays read
+ * whole (labels, offsets; read_whole 1), one this machine can hold.
+ *   - Unfiltered data takes at least its own size in the file, so it must
+ *     not declare more bytes than the file has. (Chunks never written read
+ *     as zeros; no writer leaves a split's chunks unwritten.)
+ *   - Filtered (compressed) data may be much smaller than declared, but
+ *     not by more than deflate's best ratio: more than that times the file
+ *     size can only be a damaged or hand-made header. (Other HDF5 filters
+ *     are used on top of deflate, e.g. shuffle, or not at all for this
+ *     format.)
+ *   - Arrays read whole must fit in half of the physical memory, leaving
+ *     room for the model: else the read would abort without naming the file.
+ * -1 with st naming the dataset and its shape. */
+static int size_check(const Dataset *d, hid_t ds, const char *name, const H5utilFound *f,
+                      size_t elem, int read_whole, Status *st)
+{
+    uint64_t bytes = declared_bytes(f, elem), file = (uint64_t)d->file_bytes;
+    int filtered = is_filtered(ds);
+    uint64_t room = filtered ? file * DEFLATE_MAX_RATIO : file;
+    uint64_t memory = machine_memory() / 2;
+    char shape[H5UTIL_DESC_MAX];
+    h5util_shape_string(shape, sizeof shape, f->rank, f->dims);
+    if (bytes > room) {
+        status_set(st, EXIT_USAGE, "%s: %s declares shape %s (%llu bytes), more than the "
+                   "%llu-byte file can hold%s (damaged file?)", d->path, name, shape,
+                   (unsigned long long)bytes, (unsigned long long)file,
+                   filtered ? " even compressed" : "");
+        return -1;
+    }
+    if (read_whole && bytes > memory) {
+        status_set(st, EXIT_USAGE, "%s: %s declares shape %s (%llu bytes), more than half of "
+                   "this machine's memory (%llu bytes), and it is read whole", d->path, name,
+                   shape, (unsigned long long)bytes, (unsigned long long)memory * 2);
+        return -1;
+    }
+    return 0;
+}
+
+/* One stored image's H x W against the pixel limit the decoder uses too. */
+static int pixels_check(const Dataset *d, const char *name, int64_t h, int64_t w, Status *st)
+{
+    if ((uint64_t)h * (uint64_t)w <= image_max_pixels())
+        return 0;
+    status_set(st, EXIT_USAGE, "%s: %s declares images of %lld x %lld pixels, more than the "
+               "limit of %zu pixels (see --max-pixels)", d->path, name, (long long)h,
+               (long long)w, image_max_pixels());
+    return -1;
+}
+
 /* /<split>/labels: int32 (N), each in [0, num_classes). */
 static int labels_read(Dataset *d, DatasetSplit split, Status *st)
 {
@@ -205,6 +294,7 @@ static int labels_read(Dataset *d, DatasetSplit split, Status *st)
     if (ds < 0)
         return -1;
     int ok = f.rank == 1 || shape_error(d, name, &f, "int32 [N]", st) == 0;
+    ok = ok && size_check(d, ds, name, &f, sizeof *part->labels, 1, st) == 0;
     if (ok) {
         part->count = f.dims[0];
         part->labels = xmalloc((size_t)part->count * sizeof *part->labels);
@@ -246,6 +336,9 @@ static int raw_open(Dataset *d, DatasetSplit split, Status *st)
                    name, (long long)dims[0], g_split_names[split], (long long)part->count);
         return -1;
     }
+    if (pixels_check(d, name, dims[1], dims[2], st) < 0 ||
+        size_check(d, part->images, name, &f, 1, 0, st) < 0)
+        return -1;
     part->height = (int)dims[1];
     part->width = (int)dims[2];
     return 0;
@@ -286,6 +379,8 @@ static int jpeg_open(Dataset *d, DatasetSplit split, Status *st)
         return -1;
     if (f.rank != 1)
         return shape_error(d, name, &f, "uint8 [total_bytes]", st);
+    if (size_check(d, part->jpeg, name, &f, 1, 0, st) < 0)
+        return -1;
     part->jpeg_bytes = f.dims[0];
 
     snprintf(oname, sizeof oname, "/%s/offsets", sn);
@@ -299,6 +394,7 @@ static int jpeg_open(Dataset *d, DatasetSplit split, Status *st)
                    sn, (long long)part->count);
         ok = 0;
     }
+    ok = ok && size_check(d, ds, oname, &f, sizeof *part->offsets, 1, st) == 0;
     if (ok) {
         part->offsets = xmalloc((size_t)(part->count + 1) * sizeof *part->offsets);
         ok = dataset_read_all(d, ds, oname, H5T_NATIVE_INT64, part->offsets, st) == 0 &&
@@ -363,6 +459,8 @@ int dataset_open(Dataset *d, const char *path, Status *st)
         status_set(st, EXIT_USAGE, "%s: cannot read: %s", path, sys_error_string());
         return st->code;
     }
+    struct stat sb;
+    d->file_bytes = stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
     int is_h5;
     h5_lock();
     d->file = h5util_file_open(path, &is_h5);
@@ -773,4 +871,70 @@ size_t dataset_set_random_access(Dataset *d, DatasetSplit split, size_t budget)
     H5_CHECK(H5Pclose(dcpl));
     h5_unlock();
     return nbytes;
+}
+
+/* ------------------------------------------------------------------ */
+/* start-up size check                                                 */
+
+/* Enough for the markers before the frame header of nearly every JPEG
+ * (EXIF with a thumbnail can be longer: then the whole record is read). */
+#define HEADER_PEEK_BYTES 4096
+
+/* Image index's declared size from the first bytes of its record; -1 with
+ * st set when no JPEG or PNG header is found. */
+static int record_peek(const Dataset *d, DatasetSplit split, int64_t index, uint8_t **buf,
+                       size_t *cap, int *w, int *h, Status *st)
+{
+    const int64_t *o = d->part[split].offsets;
+    int64_t len = o[index + 1] - o[index];
+    int64_t want = len < HEADER_PEEK_BYTES ? len : HEADER_PEEK_BYTES;
+    for (;;) {
+        if (jpeg_bytes_read(d, split, o[index], o[index] + want, buf, cap, st) < 0)
+            return -1;
+        int found = image_peek_size(*buf, (size_t)want, w, h);
+        if (found > 0 && *w >= 1 && *h >= 1)
+            return 0;
+        if (found < 0 || want == len)
+            break;
+        want = len;
+    }
+    status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld has no readable JPEG or PNG header",
+               d->path, g_split_names[split], (long long)index);
+    return -1;
+}
+
+static int jpeg_sizes_check(Dataset *d, DatasetSplit split, int min_size, int64_t first,
+                            int64_t end, Status *st)
+{
+    const char *sn = g_split_names[split];
+    int w = 0, h = 0;
+    for (int64_t i = first; i < end; i++) {
+        if (record_peek(d, split, i, &d->bytes, &d->bytes_cap, &w, &h, st) < 0)
+            return -1;
+        if ((uint64_t)w * (uint64_t)h > image_max_pixels()) {
+            status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld declares %d x %d pixels, more "
+                       "than the limit of %zu (see --max-pixels)", d->path, sn, (long long)i, w,
+                       h, image_max_pixels());
+            return -1;
+        }
+        if (w < min_size || h < min_size) {
+            status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is %dx%d, smaller than the crop "
+                       "%d", d->path, sn, (long long)i, w, h, min_size);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int dataset_check_image_sizes(Dataset *d, DatasetSplit split, int min_size, int rank,
+                              int nranks, Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    CHECK(rank >= 0 && rank < nranks, "rank %d of %d", rank, nranks);
+    if (!part->present || part->count == 0)
+        return 0;
+    if (d->encoding == ENCODING_RAW)
+        return crop_too_large(d, split, min_size, st) ? st->code : 0;
+    int64_t first = part->count * rank / nranks, end = part->count * (rank + 1) / nranks;
+    return jpeg_sizes_check(d, split, min_size, first, end, st) < 0 ? st->code : 0;
 }

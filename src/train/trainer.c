@@ -45,6 +45,8 @@ static void trainer_open_data(Trainer *t)
         t->num_classes = o->num_classes ? o->num_classes : 1000;
         snprintf(t->fingerprint, sizeof t->fingerprint, "synthetic");
     } else {
+        if (o->max_pixels)
+            image_set_max_pixels((size_t)o->max_pixels);
         t->have_data = dataset_open(&t->data, o->data, &st) == 0;
         if (t->have_data) {
             t->channels = t->data.channels;
@@ -60,6 +62,12 @@ static void trainer_open_data(Trainer *t)
                 status_set(&st, EXIT_USAGE, "--crop %d is larger than the %dx%d images of %s",
                            t->crop, t->data.height, t->data.width, o->data);
             dataset_fingerprint(&t->data, t->fingerprint, sizeof t->fingerprint);
+            /* The evaluated split is read centre-cropped: check its images now,
+             * not after an epoch (training crops pad or resize any size). */
+            DatasetSplit eval = o->eval_only && !strcmp(o->split, "test") ? SPLIT_TEST : SPLIT_VAL;
+            if (t->crop && !st.code)
+                dataset_check_image_sizes(&t->data, eval, t->crop, t->dist.rank, t->dist.size,
+                                          &st);
         }
     }
     if (o->batch_size % t->dist.size)
