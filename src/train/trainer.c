@@ -62,12 +62,6 @@ static void trainer_open_data(Trainer *t)
                 status_set(&st, EXIT_USAGE, "--crop %d is larger than the %dx%d images of %s",
                            t->crop, t->data.height, t->data.width, o->data);
             dataset_fingerprint(&t->data, t->fingerprint, sizeof t->fingerprint);
-            /* The evaluated split is read centre-cropped: check its images now,
-             * not after an epoch (training crops pad or resize any size). */
-            DatasetSplit eval = o->eval_only && !strcmp(o->split, "test") ? SPLIT_TEST : SPLIT_VAL;
-            if (t->crop && !st.code)
-                dataset_check_image_sizes(&t->data, eval, t->crop, t->dist.rank, t->dist.size,
-                                          &st);
         }
     }
     if (o->batch_size % t->dist.size)
@@ -80,6 +74,11 @@ static void trainer_open_data(Trainer *t)
         sampler_check(dataset_count(&t->data, SPLIT_TRAIN), o->batch_size, t->dist.size,
                       o->drop_last, &st) != 0)
         snprintf(st.msg + strlen(st.msg), sizeof st.msg - strlen(st.msg), " (%s)", o->data);
+    /* The evaluated split is read centre-cropped: check its images now, not
+     * after an epoch (training crops pad or resize images of any size). */
+    DatasetSplit eval = o->eval_only && !strcmp(o->split, "test") ? SPLIT_TEST : SPLIT_VAL;
+    if (t->have_data && t->crop && !st.code)
+        dataset_check_image_sizes(&t->data, eval, t->crop, t->dist.rank, t->dist.size, &st);
     status_agree(&st);
 }
 
