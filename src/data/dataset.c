@@ -936,5 +936,8 @@ int dataset_check_image_sizes(Dataset *d, DatasetSplit split, int min_size, int 
     if (d->encoding == ENCODING_RAW)
         return crop_too_large(d, split, min_size, st) ? st->code : 0;
     int64_t first = part->count * rank / nranks, end = part->count * (rank + 1) / nranks;
+    /* A compressed chunk holds many records: cache a few chunks so that each
+     * is inflated once, not once per header read from it. */
+    dataset_set_random_access(d, split, 0);
     return jpeg_sizes_check(d, split, min_size, first, end, st) < 0 ? st->code : 0;
 }
