@@ -96,8 +96,11 @@ raw("small-val.h5", val_side=16)
 raw("ext-link.h5", **{"train/labels": lambda f, k: f.__setitem__(
     k, h5py.ExternalLink("pipe.h5", "/labels"))})
 raw("ext-group.h5", **{"val": lambda f, k: f.__setitem__(k, h5py.ExternalLink("pipe.h5", "/"))})
+# External raw storage names its file as given (absolute here); the script
+# then replaces that file with a FIFO.
 raw("ext-raw.h5", **{"train/images": lambda f, k: f.create_dataset(
-    k, data=np.zeros((8, 32, 32, 3), np.uint8), external=[("raw-pipe.bin", 0, 8 * 32 * 32 * 3)])})
+    k, data=np.zeros((8, 32, 32, 3), np.uint8),
+    external=[(os.path.abspath(d + "/raw-pipe.bin"), 0, 8 * 32 * 32 * 3)])})
 
 
 def virtual(f, k):
@@ -126,6 +129,7 @@ jpeg_file("small-jpeg-2-6.h5", good[:2] + [jpeg(20, 20)] + good[3:6] + [jpeg(8, 
 jpeg_file("bomb-jpeg.h5", good[:3] + [bomb()] + good[4:])
 jpeg_file("small-test.h5", good, good[:1] + [jpeg(12, 30)] + good[2:])
 PY
+rm -f "$T/raw-pipe.bin"
 mkfifo "$T/pipe.h5" "$T/raw-pipe.bin" "$T/fifo.h5" || { echo "cannot make FIFOs"; exit 1; }
 
 # --- resnet_prep imagenet ---------------------------------------------------

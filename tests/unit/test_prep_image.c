@@ -19,8 +19,10 @@
 
 #include "image_io.h"
 
-/* A constant-colour (or, with value NULL, gradient) JPEG in pixel format pf. */
-static uint8_t *jpeg_make(int w, int h, int pf, const uint8_t *value, size_t *size)
+/* A constant-colour (or, with value NULL, gradient) JPEG in pixel format pf,
+ * encoded with TurboJPEG flags (e.g. TJFLAG_PROGRESSIVE). */
+static uint8_t *jpeg_make_flags(int w, int h, int pf, const uint8_t *value, int flags,
+                                size_t *size)
 {
     int c = tjPixelSize[pf];
     uint8_t *px = malloc((size_t)w * h * c);
@@ -31,7 +33,7 @@ static uint8_t *jpeg_make(int w, int h, int pf, const uint8_t *value, size_t *si
     unsigned char *jpeg = NULL;
     unsigned long n = 0;
     assert_int_equal(tjCompress2(tj, px, w, 0, h, pf, &jpeg, &n,
-                                 pf == TJPF_GRAY ? TJSAMP_GRAY : TJSAMP_420, 95, 0), 0);
+                                 pf == TJPF_GRAY ? TJSAMP_GRAY : TJSAMP_420, 95, flags), 0);
     uint8_t *out = malloc(n);
     memcpy(out, jpeg, n);
     tjFree(jpeg);
@@ -39,6 +41,11 @@ static uint8_t *jpeg_make(int w, int h, int pf, const uint8_t *value, size_t *si
     free(px);
     *size = n;
     return out;
+}
+
+static uint8_t *jpeg_make(int w, int h, int pf, const uint8_t *value, size_t *size)
+{
+    return jpeg_make_flags(w, h, pf, value, 0, size);
 }
 
 static uint8_t *png_make(int w, int h, png_uint_32 format, const uint8_t *value, size_t *size)
@@ -188,24 +195,10 @@ static void test_decode_after_failure(void **state)
     image_codec_free(codec);
 }
 
-/* A progressive w x h JPEG of a gradient, via TurboJPEG. */
+/* A progressive w x h JPEG of a gradient. */
 static uint8_t *jpeg_progressive(int w, int h, size_t *size)
 {
-    uint8_t *px = malloc((size_t)w * h * 3);
-    for (int i = 0; i < w * h * 3; i++)
-        px[i] = (uint8_t)(i * 7);
-    tjhandle tj = tjInitCompress();
-    unsigned char *jpeg = NULL;
-    unsigned long n = 0;
-    assert_int_equal(tjCompress2(tj, px, w, 0, h, TJPF_RGB, &jpeg, &n, TJSAMP_420, 90,
-                                 TJFLAG_PROGRESSIVE), 0);
-    uint8_t *out = malloc(n);
-    memcpy(out, jpeg, n);
-    tjFree(jpeg);
-    tjDestroy(tj);
-    free(px);
-    *size = n;
-    return out;
+    return jpeg_make_flags(w, h, TJPF_RGB, NULL, TJFLAG_PROGRESSIVE, size);
 }
 
 /* Offset of the first marker FF m in j, or fail. */
