@@ -265,7 +265,7 @@ static int size_check(const Dataset *d, hid_t ds, const char *name, const H5util
     }
     if (read_whole && bytes > memory) {
         status_set(st, EXIT_USAGE, "%s: %s declares shape %s (%llu bytes), more than half of "
-                   "this machine's memory (%llu bytes), and it is read whole", d->path, name,
+                   "this machine's %llu bytes of memory, and it is read whole", d->path, name,
                    shape, (unsigned long long)bytes, (unsigned long long)memory * 2);
         return -1;
     }

@@ -115,6 +115,15 @@ raw("huge-labels.h5", **{"train/labels": lambda f, k: f.create_dataset(
     k, shape=(2**40,), dtype=np.int32, chunks=(1024,))})
 raw("huge-gzip-labels.h5", **{"train/labels": lambda f, k: f.create_dataset(
     k, shape=(2**36,), dtype=np.int32, chunks=(1024,), compression="gzip")})
+# Labels of as many bytes as the machine has memory, compressed, in a file
+# padded to hold that much at deflate's best ratio: only the memory bound
+# refuses them. (Skipped on machines with more than 64 GiB.)
+mem = int(open("/proc/meminfo").read().split("MemTotal:")[1].split()[0]) * 1024
+if mem <= 64 << 30:
+    raw("memory-labels.h5", **{"train/labels": lambda f, k: (
+        f.create_dataset(k, shape=(mem // 4,), dtype=np.int32, chunks=(4096,),
+                         compression="gzip"),
+        f.create_dataset("pad", data=np.zeros(mem // 1000, np.uint8)))})
 with h5py.File(f"{d}/huge-images.h5", "w") as f:
     root(f, "raw")
     for split in ("train", "val"):
@@ -210,6 +219,11 @@ refused "2^40 labels declared" "/train/labels declares shape (1099511627776,)" \
     "$T/huge-labels.h5"
 refused "2^36 compressed labels declared" "/train/labels declares shape .* even compressed" \
     "$T/huge-gzip-labels.h5"
+if [ -f "$T/memory-labels.h5" ]; then
+    refused "labels larger than half the memory" \
+        "/train/labels declares .* more than half of this machine's memory" \
+        "$T/memory-labels.h5"
+fi
 refused "2^30 x 2^30 images declared" \
     "/train/images declares images of 1073741824 x 1073741824 pixels" "$T/huge-images.h5"
 refused "--max-pixels below the stored size" "/train/images declares images of 32 x 32" \
