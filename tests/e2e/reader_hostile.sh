@@ -233,7 +233,7 @@ refused "2^36 compressed labels declared" "/train/labels declares shape .* even 
     "$T/huge-gzip-labels.h5"
 if [ -f "$T/memory-labels.h5" ]; then
     refused "labels larger than half the memory" \
-        "/train/labels declares .* more than half of this machine's memory" \
+        "/train/labels declares .* more than half of this machine's .* bytes of memory" \
         "$T/memory-labels.h5"
 fi
 refused "2^30 x 2^30 images declared" \
