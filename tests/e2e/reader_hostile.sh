@@ -208,6 +208,11 @@ else
     fi
 fi
 
+bounded "prep --max-pixels below the photos' size" 2 \
+    "b_1.JPEG: JPEG too large (40 x 36, more than the limit of 1439 pixels" -- \
+    "$PREP" imagenet --train "$T/in/train" --val "$T/in/val" --size 32 \
+    --out "$T/prep-limit.h5" --max-pixels 1439
+
 # --- resnet_dist --dry-run --------------------------------------------------
 
 RUN="$BIN --arch resnet20 --stem small --batch-size 4 --crop 24 --dry-run"
