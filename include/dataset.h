@@ -3,7 +3,8 @@
  * opening and validating a file, reading labels, and a simple in-order
  * reader that centre-crops and normalises a run of images (validation,
  * tests, --eval-only). Raw uint8 [N, H, W, C] images and JPEG-encoded
- * splits (decoded with libturbojpeg) are both read.
+ * splits (decoded by image_io, the one decoder, under its pixel limit) are
+ * both read.
  *
  * Local: each rank opens its own read-only handle. A Dataset is used by one
  * thread at a time; HDF5 calls are serialised by h5_lock() against the other
@@ -20,6 +21,7 @@
 #include <hdf5.h>
 
 #include "error.h"
+#include "image_io.h"
 
 #define DATASET_VERSION 1
 #define DATASET_MAX_CHANNELS 3
@@ -48,18 +50,22 @@ typedef struct {
     double mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS]; /* pixel/255 units */
     DatasetPart part[SPLIT_COUNT];
     float lut[DATASET_MAX_CHANNELS][256]; /* normalised value of each pixel value */
+    int64_t file_bytes;    /* the file's size, for bounding declared sizes */
     /* reader scratch, grown on demand */
     uint8_t *pixels;
     size_t pixels_cap;
     uint8_t *bytes;
     size_t bytes_cap;
-    void *tj;              /* tjhandle for jpeg */
+    Image decoded;         /* jpeg: the image being cropped */
+    ImageCodec *codec;     /* jpeg */
 } Dataset;
 
 /* Opens path and validates everything: version, num_classes, mean/std of
  * length C with std > 0, encoding, /train and /val (and /test if present)
- * with their types and shapes, and every label. Returns 0, or st->code with
- * d closed. Local. */
+ * with their types and shapes, and every label. Refuses (via h5util)
+ * external links, external raw storage and virtual datasets, and declared
+ * sizes the file or the machine cannot hold (see dataset.c). Returns 0, or
+ * st->code with d closed. Local. */
 int dataset_open(Dataset *d, const char *path, Status *st);
 void dataset_close(Dataset *d);
 
@@ -79,6 +85,16 @@ const int32_t *dataset_labels(const Dataset *d, DatasetSplit split);
 int dataset_read_batch(Dataset *d, DatasetSplit split, int64_t first, int n, int crop,
                        float *out, int32_t *labels, Status *st);
 
+/* Start-up check that every image of split is at least min_size x min_size
+ * and within the pixel limit, so that reading it later cannot fail on its
+ * size: raw splits by their shape, JPEG splits by each record's header (a
+ * few KB read per image, nothing decoded). Ranks share the work: this rank
+ * checks its contiguous share [rank*N/nranks, (rank+1)*N/nranks), so after
+ * status_agree (lowest failing rank) the message names the first offending
+ * index. Returns 0, or st->code naming the file, split and index. Local. */
+int dataset_check_image_sizes(Dataset *d, DatasetSplit split, int min_size, int rank,
+                              int nranks, Status *st);
+
 /* A cheap identity for checkpoints: encoding, classes, channels, counts,
  * sizes and an FNV-1a 64 hash of every split's labels. Moving or renaming
  * the file keeps it; changing the data or its order does not. Local. */
@@ -96,7 +112,7 @@ typedef struct {
     size_t px_cap;
     uint8_t *bytes;   /* jpeg: the compressed record */
     size_t bytes_cap;
-    void *tj;         /* tjhandle, made on first use */
+    ImageCodec *codec; /* made on first use */
 } DatasetImage;
 
 /* Reads image `index` of split into img: the stored pixels (raw) or the

@@ -32,7 +32,11 @@ void h5util_type_string(char *out, size_t len, hid_t type);
 int h5util_link_exists(hid_t loc, const char *name);
 
 /* Opens path read-only: the file, or -1 with *is_h5 0 when path is not an
- * HDF5 file at all and 1 when it is one that HDF5 cannot open. */
+ * HDF5 file at all, 1 when it is one that HDF5 cannot open, and
+ * H5UTIL_NOT_REGULAR when path is not a regular file (a FIFO, device or
+ * directory: refused before anything opens it, since opening a FIFO blocks
+ * until someone writes to it). */
+#define H5UTIL_NOT_REGULAR (-1)
 hid_t h5util_file_open(const char *path, int *is_h5);
 /* Closes *file unless it is negative, and sets it to -1. */
 void h5util_file_close(hid_t *file);
@@ -43,6 +47,7 @@ typedef enum {
     H5UTIL_UNOPENABLE, /* it exists, but it, its type or its dataspace cannot be opened */
     H5UTIL_WRONG_TYPE, /* another element type, or (attributes) too many or no values */
     H5UTIL_READ_FAILED,
+    H5UTIL_REFUSED_STORAGE, /* its data lives outside this file: found->storage says how */
 } H5utilProblem;
 
 /* What an open or a read found; the fields after problem are set once the
@@ -54,6 +59,8 @@ typedef struct {
     int64_t npoints;             /* how many values */
     int rank;                    /* the shape (rank 0: a scalar) */
     int64_t dims[H5S_MAX_RANK];
+    const char *storage;         /* H5UTIL_REFUSED_STORAGE: "an external link", "external
+                                  * raw storage" or "a virtual dataset" */
 } H5utilFound;
 
 /* An element type to accept. size 0 accepts any size and signedness of
@@ -65,7 +72,12 @@ typedef struct {
 } H5utilType;
 
 /* Opens dataset name under loc and checks its element type against want:
- * the dataset with found's shape set, or -1 with found->problem saying why. */
+ * the dataset with found's shape set, or -1 with found->problem saying why.
+ * Data that lives outside the file is refused (H5UTIL_REFUSED_STORAGE)
+ * before any of it is read: an external link anywhere on the path (refused
+ * before HDF5 opens the other file), external raw storage, and virtual
+ * datasets. Such data can point at a FIFO (a read that never returns) or at
+ * files that change under a run, and no writer of our formats makes it. */
 hid_t h5util_dataset_open(hid_t loc, const char *name, H5utilType want, H5utilFound *found);
 /* Reads all of ds as mem_type into out; 0, or -1 when HDF5 cannot. */
 int h5util_dataset_read(hid_t ds, hid_t mem_type, void *out);

@@ -4,7 +4,8 @@
  * chosen by the file's magic bytes, never by its name, because real image
  * folders hold PNGs named .JPEG. Every decoded image is RGB, (H, W, 3):
  * greyscale is replicated and CMYK JPEGs are converted with Adobe's inverted
- * convention as Pillow does. Used by prep_imagenet and prep_inspect (verify).
+ * convention as Pillow does. Used by prep_imagenet, prep_verify and the
+ * trainer's dataset reader (dataset.c), so every image goes through one decoder.
  * Local, never collective; thread-compatible with one ImageCodec per thread.
  */
 #ifndef RESNET_IMAGE_IO_H
@@ -20,9 +21,21 @@ typedef struct {
     size_t cap;
 } Image;
 
-/* Largest image handled, decoded or resized: 2^28 pixels (768 MiB of RGB),
- * a guard against decompression bombs and absurd aspect ratios. */
-#define IMAGE_MAX_PIXELS ((size_t)1 << 28)
+/* Largest image decoded, as width x height declared in the file's header,
+ * checked before any pixel memory is allocated: a guard against
+ * decompression bombs (a few KB of JPEG that claims 40000 x 40000) and
+ * absurd aspect ratios. The default, 64 Mpixel (2^26), fits any real photo;
+ * --max-pixels sets it once at start-up, before threads decode. The same
+ * limit bounds prep's resized images and the trainer's stored images. */
+#define IMAGE_DEFAULT_MAX_PIXELS ((size_t)1 << 26)
+void image_set_max_pixels(size_t max_pixels);
+size_t image_max_pixels(void);
+#define IMAGE_MAX_PIXELS (image_max_pixels())
+
+/* Progressive JPEGs with more scans than this are refused (TurboJPEG's scan
+ * limit): each scan revisits the whole image, so thousands of tiny scans
+ * cost minutes of CPU for one small file. */
+#define IMAGE_MAX_JPEG_SCANS 500
 
 /* Codec handles created once and reused for every image. */
 typedef struct ImageCodec ImageCodec;
@@ -38,9 +51,25 @@ void image_free(Image *img);
  * decode is used with the smallest scaling factor whose shorter side is still
  * >= min_short (0: full size), so that the later resize only ever shrinks a
  * little. Returns 0, or -1 with a one-line reason in why (not-an-image,
- * truncated, corrupt, too large). */
+ * truncated, corrupt, too large). Every call is independent of the ones
+ * before it, also after a failure. */
 int image_decode(ImageCodec *codec, const uint8_t *buf, size_t size, int min_short,
                  Image *out, char *why, size_t why_len);
+
+/* image_decode into `channels` channels: 3 (RGB, as image_decode) or 1
+ * (grey: a JPEG's luma as libjpeg computes it; CMYK and PNG are converted
+ * to RGB first and then to grey with Pillow's "L" weights). */
+int image_decode_to(ImageCodec *codec, const uint8_t *buf, size_t size, int min_short,
+                    int channels, Image *out, char *why, size_t why_len);
+
+/* 1 when buf starts as a JPEG or PNG file does (magic bytes), else 0. */
+int image_is_jpeg_or_png(const uint8_t *buf, size_t size);
+
+/* The width and height a JPEG (its first SOF marker) or PNG (IHDR) header
+ * declares, from the first bytes of the file only: 1 with *w, *h set, 0 when
+ * buf ends before the header does (read more), -1 when buf is not a JPEG
+ * or PNG or its header is malformed. Nothing is decoded. */
+int image_peek_size(const uint8_t *buf, size_t size, int *w, int *h);
 
 /* Output size that makes the shorter side `size` and keeps the aspect ratio,
  * truncating the longer side as torchvision's Resize(int) does (clamped to

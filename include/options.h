@@ -28,6 +28,7 @@ typedef struct {
     int in_channels;      /* synthetic only: 1 or 3 */
     int synthetic;
     const char *split;    /* evaluated split for --eval-only: val or test */
+    int64_t max_pixels;   /* --max-pixels; 0: image_io's default */
     int aug;              /* AugMode, or -1: by stored image size */
     int loader_threads;
     int drop_last;

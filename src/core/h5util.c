@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
 
@@ -44,6 +45,11 @@ hid_t h5util_file_open(const char *path, int *is_h5)
 {
     hid_t file = -1;
     htri_t yes = -1;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        *is_h5 = H5UTIL_NOT_REGULAR;
+        return -1;
+    }
     H5E_BEGIN_TRY
     {
         yes = H5Fis_hdf5(path);
@@ -116,22 +122,64 @@ static int found_settle(H5utilFound *f, hid_t id, hid_t type, hid_t space, int t
     return f->problem == H5UTIL_OK;
 }
 
+/* HDF5 calls this before it opens the file an external link points to;
+ * failing makes the traversal fail, so the other file is never opened. */
+static herr_t refuse_external_link(const char *parent_file, const char *parent_group,
+                                   const char *child_file, const char *child_object,
+                                   unsigned *acc_flags, hid_t fapl, void *op_data)
+{
+    (void)parent_file, (void)parent_group, (void)child_file, (void)child_object;
+    (void)acc_flags, (void)fapl;
+    *(int *)op_data = 1;
+    return -1;
+}
+
+/* The reason an opened dataset's data lives outside its file, or NULL. */
+static const char *storage_outside(hid_t ds)
+{
+    const char *why = NULL;
+    H5E_BEGIN_TRY
+    {
+        hid_t dcpl = H5Dget_create_plist(ds);
+        if (dcpl < 0)
+            why = "unknown storage";
+        else if (H5Pget_layout(dcpl) == H5D_VIRTUAL)
+            why = "a virtual dataset";
+        else if (H5Pget_external_count(dcpl) != 0)
+            why = "external raw storage";
+        H5Pclose(dcpl);
+    }
+    H5E_END_TRY;
+    return why;
+}
+
 hid_t h5util_dataset_open(hid_t loc, const char *name, H5utilType want, H5utilFound *found)
 {
     hid_t ds = -1, type = -1, space = -1;
+    int external = 0;
     found_init(found);
     H5E_BEGIN_TRY
     {
-        if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS); /* a link access list too */
+        if (dapl < 0 || H5Pset_elink_cb(dapl, refuse_external_link, &external) < 0)
+            found->problem = H5UTIL_UNOPENABLE;
+        else if (H5Lexists(loc, name, dapl) <= 0 && !external)
             found->problem = H5UTIL_MISSING;
-        else
-            ds = H5Dopen2(loc, name, H5P_DEFAULT);
+        else if (!external)
+            ds = H5Dopen2(loc, name, dapl);
+        H5Pclose(dapl);
         if (ds >= 0) {
             type = H5Dget_type(ds);
             space = H5Dget_space(ds);
         }
     }
     H5E_END_TRY;
+    if (external) {
+        found->problem = H5UTIL_REFUSED_STORAGE;
+        found->storage = "an external link";
+    } else if (ds >= 0 && (found->storage = storage_outside(ds)) != NULL) {
+        found->problem = H5UTIL_REFUSED_STORAGE;
+    }
     if (!found_settle(found, ds, type, space, type >= 0 && type_matches(type, want)))
         h5util_dataset_close(&ds);
     return ds;

@@ -22,6 +22,7 @@ enum {
     OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_PROGRESS, OPT_AUG, OPT_LOADER_THREADS,
     OPT_NO_DROP_LAST, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
     OPT_VERSION, OPT_WRN_DROPOUT, OPT_DROP_PATH, OPT_LIST_ARCHS, OPT_CONV_ALGO, OPT_DROP_LAST,
+    OPT_MAX_PIXELS,
 };
 
 typedef struct {
@@ -50,6 +51,7 @@ static const OptionSpec SPECS[] = {
     {"loader-threads", 1, OPT_LOADER_THREADS, "N", "threads decoding and augmenting ahead of the step [1]", "Data"},
     {"drop-last", 0, OPT_DROP_LAST, NULL, "drop the last partial training batch of an epoch, as PyTorch's drop_last=True [on]", "Data"},
     {"no-drop-last", 0, OPT_NO_DROP_LAST, NULL, "keep the last partial batch of an epoch, padded from its start [dropped]", "Data"},
+    {"max-pixels", 1, OPT_MAX_PIXELS, "N", "refuse images whose header declares more than N pixels (width x height; decompression bombs) [67108864 = 64 Mpixel]", "Data"},
     {"split", 1, OPT_SPLIT, "NAME", "split evaluated by --eval-only: val or test [val]", "Data"},
     {"batch-size", 1, OPT_BATCH, "B", "global batch size, split evenly over ranks [256]", "Optimisation"},
     {"epochs", 1, OPT_EPOCHS, "N", "epochs to train [90]", "Optimisation"},
@@ -213,6 +215,7 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
         o->in_channels = (int)i;
         break;
     case OPT_SYNTHETIC: o->synthetic = 1; break;
+    case OPT_MAX_PIXELS: if (parse_int(flag, v, 1, INT64_MAX / 2, &i, st)) o->max_pixels = i; break;
     case OPT_SPLIT: o->split = parse_choice(flag, v, "val", "test", st) ? "test" : "val"; break;
     case OPT_BATCH: if (parse_int(flag, v, 1, 1 << 24, &i, st)) o->batch_size = (int)i; break;
     case OPT_EPOCHS: if (parse_int(flag, v, 1, 1 << 20, &i, st)) o->epochs = (int)i; break;

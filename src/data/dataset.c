@@ -12,9 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
-
-#include <turbojpeg.h>
 
 #include "h5lock.h"
 #include "h5util.h"
@@ -162,6 +161,9 @@ static hid_t dataset_checked(const Dataset *d, const char *name, H5utilType want
     else if (f->problem == H5UTIL_WRONG_TYPE)
         status_set(st, EXIT_USAGE, "%s: %s has type %s, expected %s", d->path, name, f->type,
                    expect);
+    else if (f->problem == H5UTIL_REFUSED_STORAGE)
+        status_set(st, EXIT_USAGE, "%s: %s is refused: its data is not stored in the file (%s); "
+                   "a dataset must hold its own data", d->path, name, f->storage);
     return ds;
 }
 
@@ -193,6 +195,94 @@ static void dataset_close_id(hid_t *ds)
     h5_unlock();
 }
 
+/* ------------------------------------------------------------------ */
+/* declared sizes                                                      */
+
+/* Deflate, the compression every HDF5 build has (and the one resnet_prep and
+ * h5py's "gzip" use), shrinks data at most about 1032 to 1. */
+#define DEFLATE_MAX_RATIO 1032
+
+static uint64_t machine_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
+}
+
+/* The product of f's dims times elem bytes, saturating instead of wrapping. */
+static uint64_t declared_bytes(const H5utilFound *f, size_t elem)
+{
+    uint64_t bytes = elem;
+    for (int i = 0; i < f->rank; i++)
+        if (__builtin_mul_overflow(bytes, (uint64_t)f->dims[i], &bytes))
+            return UINT64_MAX;
+    return bytes;
+}
+
+static int is_filtered(hid_t ds)
+{
+    int n = 0;
+    h5_lock();
+    H5E_BEGIN_TRY
+    {
+        hid_t dcpl = H5Dget_create_plist(ds);
+        n = dcpl < 0 ? 0 : H5Pget_nfilters(dcpl);
+        H5Pclose(dcpl);
+    }
+    H5E_END_TRY;
+    h5_unlock();
+    return n > 0;
+}
+
+/* A header can declare any shape; before anything is allocated or read,
+ * the declared size must be one the file can hold and, for arrays read
+ * whole (labels, offsets; read_whole 1), one this machine can hold.
+ *   - Unfiltered data takes at least its own size in the file, so it must
+ *     not declare more bytes than the file has. (Chunks never written read
+ *     as zeros; no writer leaves a split's chunks unwritten.)
+ *   - Filtered (compressed) data may be much smaller than declared, but
+ *     not by more than deflate's best ratio: more than that times the file
+ *     size can only be a damaged or hand-made header. (Other HDF5 filters
+ *     are used on top of deflate, e.g. shuffle, or not at all for this
+ *     format.)
+ *   - Arrays read whole must fit in half of the physical memory, leaving
+ *     room for the model: else the read would abort without naming the file.
+ * -1 with st naming the dataset and its shape. */
+static int size_check(const Dataset *d, hid_t ds, const char *name, const H5utilFound *f,
+                      size_t elem, int read_whole, Status *st)
+{
+    uint64_t bytes = declared_bytes(f, elem), file = (uint64_t)d->file_bytes;
+    int filtered = is_filtered(ds);
+    uint64_t room = filtered ? file * DEFLATE_MAX_RATIO : file;
+    uint64_t memory = machine_memory() / 2;
+    char shape[H5UTIL_DESC_MAX];
+    h5util_shape_string(shape, sizeof shape, f->rank, f->dims);
+    if (bytes > room) {
+        status_set(st, EXIT_USAGE, "%s: %s declares shape %s (%llu bytes), more than the "
+                   "%llu-byte file can hold%s (damaged file?)", d->path, name, shape,
+                   (unsigned long long)bytes, (unsigned long long)file,
+                   filtered ? " even compressed" : "");
+        return -1;
+    }
+    if (read_whole && bytes > memory) {
+        status_set(st, EXIT_USAGE, "%s: %s declares shape %s (%llu bytes), more than half of "
+                   "this machine's %llu bytes of memory, and it is read whole", d->path, name,
+                   shape, (unsigned long long)bytes, (unsigned long long)memory * 2);
+        return -1;
+    }
+    return 0;
+}
+
+/* One stored image's H x W against the pixel limit the decoder uses too. */
+static int pixels_check(const Dataset *d, const char *name, int64_t h, int64_t w, Status *st)
+{
+    if ((uint64_t)h * (uint64_t)w <= image_max_pixels())
+        return 0;
+    status_set(st, EXIT_USAGE, "%s: %s declares images of %lld x %lld pixels, more than the "
+               "limit of %zu pixels (see --max-pixels)", d->path, name, (long long)h,
+               (long long)w, image_max_pixels());
+    return -1;
+}
+
 /* /<split>/labels: int32 (N), each in [0, num_classes). */
 static int labels_read(Dataset *d, DatasetSplit split, Status *st)
 {
@@ -204,6 +294,7 @@ static int labels_read(Dataset *d, DatasetSplit split, Status *st)
     if (ds < 0)
         return -1;
     int ok = f.rank == 1 || shape_error(d, name, &f, "int32 [N]", st) == 0;
+    ok = ok && size_check(d, ds, name, &f, sizeof *part->labels, 1, st) == 0;
     if (ok) {
         part->count = f.dims[0];
         part->labels = xmalloc((size_t)part->count * sizeof *part->labels);
@@ -245,6 +336,9 @@ static int raw_open(Dataset *d, DatasetSplit split, Status *st)
                    name, (long long)dims[0], g_split_names[split], (long long)part->count);
         return -1;
     }
+    if (pixels_check(d, name, dims[1], dims[2], st) < 0 ||
+        size_check(d, part->images, name, &f, 1, 0, st) < 0)
+        return -1;
     part->height = (int)dims[1];
     part->width = (int)dims[2];
     return 0;
@@ -285,6 +379,8 @@ static int jpeg_open(Dataset *d, DatasetSplit split, Status *st)
         return -1;
     if (f.rank != 1)
         return shape_error(d, name, &f, "uint8 [total_bytes]", st);
+    if (size_check(d, part->jpeg, name, &f, 1, 0, st) < 0)
+        return -1;
     part->jpeg_bytes = f.dims[0];
 
     snprintf(oname, sizeof oname, "/%s/offsets", sn);
@@ -298,6 +394,7 @@ static int jpeg_open(Dataset *d, DatasetSplit split, Status *st)
                    sn, (long long)part->count);
         ok = 0;
     }
+    ok = ok && size_check(d, ds, oname, &f, sizeof *part->offsets, 1, st) == 0;
     if (ok) {
         part->offsets = xmalloc((size_t)(part->count + 1) * sizeof *part->offsets);
         ok = dataset_read_all(d, ds, oname, H5T_NATIVE_INT64, part->offsets, st) == 0 &&
@@ -362,13 +459,17 @@ int dataset_open(Dataset *d, const char *path, Status *st)
         status_set(st, EXIT_USAGE, "%s: cannot read: %s", path, sys_error_string());
         return st->code;
     }
+    struct stat sb;
+    d->file_bytes = stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
     int is_h5;
     h5_lock();
     d->file = h5util_file_open(path, &is_h5);
     h5_unlock();
     if (d->file < 0) {
-        status_set(st, EXIT_USAGE, is_h5 ? "%s: cannot open as HDF5 (truncated or damaged?)"
-                                         : "%s: not an HDF5 file", path);
+        status_set(st, EXIT_USAGE, is_h5 == H5UTIL_NOT_REGULAR
+                                       ? "%s: not a regular file (a FIFO, device or directory)"
+                                   : is_h5 ? "%s: cannot open as HDF5 (truncated or damaged?)"
+                                           : "%s: not an HDF5 file", path);
         return st->code;
     }
     int bad = root_read(d, st) < 0;
@@ -382,8 +483,7 @@ int dataset_open(Dataset *d, const char *path, Status *st)
     d->width = d->part[SPLIT_TRAIN].width;
     lut_build(d);
     if (d->encoding == ENCODING_JPEG)
-        d->tj = tjInitDecompress();
-    CHECK(d->encoding == ENCODING_RAW || d->tj, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
+        d->codec = image_codec_new();
     return 0;
 }
 
@@ -398,8 +498,8 @@ void dataset_close(Dataset *d)
     h5_lock();
     h5util_file_close(&d->file);
     h5_unlock();
-    if (d->tj)
-        tjDestroy(d->tj);
+    image_codec_free(d->codec);
+    image_free(&d->decoded);
     free(d->pixels);
     free(d->bytes);
     dataset_reset(d);
@@ -416,7 +516,7 @@ const int32_t *dataset_labels(const Dataset *d, DatasetSplit split)
 }
 
 /* ------------------------------------------------------------------ */
-/* reading batches                                                     */
+/* reading: one hyperslab path, one decoder                            */
 
 static void *grow(void *buf, size_t *cap, size_t need)
 {
@@ -451,36 +551,78 @@ static void normalise(const Dataset *d, const uint8_t *hwc, int width, int top, 
     }
 }
 
-/* Raw: read just the centre windows of the n images with one hyperslab. */
-static int raw_read(Dataset *d, DatasetSplit split, int64_t first, int n, int crop, float *out,
-                    Status *st)
+/* Every read of image data: the uint8 hyperslab start..start+count of ds
+ * (rank 4 for raw images, 1 for jpeg bytes) into buf; 0 or -1. */
+static int hyperslab_read(hid_t ds, int rank, const hsize_t *start, const hsize_t *count,
+                          void *buf)
 {
-    const DatasetPart *part = &d->part[split];
-    if (crop > part->height || crop > part->width) {
-        status_set(st, EXIT_USAGE, "%s: crop %d is larger than the /%s images (%dx%d)", d->path,
-                   crop, g_split_names[split], part->height, part->width);
-        return -1;
-    }
-    size_t image = (size_t)crop * crop * d->channels;
-    d->pixels = grow(d->pixels, &d->pixels_cap, (size_t)n * image);
-    hsize_t start[4] = {(hsize_t)first, (hsize_t)centre_offset(part->height, crop),
-                        (hsize_t)centre_offset(part->width, crop), 0};
-    hsize_t count[4] = {(hsize_t)n, (hsize_t)crop, (hsize_t)crop, (hsize_t)d->channels};
     herr_t ret = -1;
     h5_lock();
     H5E_BEGIN_TRY
     {
-        hid_t fspace = H5Dget_space(part->images);
-        hid_t mspace = H5Screate_simple(4, count, NULL);
-        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
-            ret = H5Dread(part->images, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT,
-                          d->pixels);
+        hid_t fspace = H5Dget_space(ds);
+        hid_t mspace = H5Screate_simple(rank, count, NULL);
+        if (fspace >= 0 && mspace >= 0 &&
+            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+            ret = H5Dread(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, buf);
         H5Sclose(mspace);
         H5Sclose(fspace);
     }
     H5E_END_TRY;
     h5_unlock();
-    if (ret < 0) {
+    return ret < 0 ? -1 : 0;
+}
+
+/* Bytes [lo, hi) of /<split>/jpeg into *buf (grown as needed). */
+static int jpeg_bytes_read(const Dataset *d, DatasetSplit split, int64_t lo, int64_t hi,
+                           uint8_t **buf, size_t *cap, Status *st)
+{
+    hsize_t start = (hsize_t)lo, count = (hsize_t)(hi - lo);
+    *buf = grow(*buf, cap, (size_t)count);
+    if (hyperslab_read(d->part[split].jpeg, 1, &start, &count, *buf) == 0)
+        return 0;
+    status_set(st, EXIT_USAGE, "%s: reading /%s/jpeg bytes [%lld, %lld) failed (damaged file?)",
+               d->path, g_split_names[split], (long long)lo, (long long)hi);
+    return -1;
+}
+
+/* Decodes record index (buf, size) with image_io into out, with the file's
+ * channels (RGB, or grey for C = 1). */
+static int record_decode(const Dataset *d, DatasetSplit split, int64_t index, ImageCodec *codec,
+                         const uint8_t *buf, size_t size, Image *out, Status *st)
+{
+    char why[512];
+    if (image_decode_to(codec, buf, size, 0, d->channels, out, why, sizeof why) == 0)
+        return 0;
+    status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld %s: %s", d->path, g_split_names[split],
+               (long long)index,
+               image_is_jpeg_or_png(buf, size) ? "does not decode" : "is not a JPEG", why);
+    return -1;
+}
+
+static int crop_too_large(const Dataset *d, DatasetSplit split, int crop, Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    if (crop <= part->height && crop <= part->width)
+        return 0;
+    status_set(st, EXIT_USAGE, "%s: crop %d is larger than the /%s images (%dx%d)", d->path,
+               crop, g_split_names[split], part->height, part->width);
+    return 1;
+}
+
+/* Raw: read just the centre windows of the n images with one hyperslab. */
+static int raw_read(Dataset *d, DatasetSplit split, int64_t first, int n, int crop, float *out,
+                    Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    if (crop_too_large(d, split, crop, st))
+        return -1;
+    size_t image = (size_t)crop * crop * d->channels;
+    d->pixels = grow(d->pixels, &d->pixels_cap, (size_t)n * image);
+    hsize_t start[4] = {(hsize_t)first, (hsize_t)centre_offset(part->height, crop),
+                        (hsize_t)centre_offset(part->width, crop), 0};
+    hsize_t count[4] = {(hsize_t)n, (hsize_t)crop, (hsize_t)crop, (hsize_t)d->channels};
+    if (hyperslab_read(part->images, 4, start, count, d->pixels) < 0) {
         status_set(st, EXIT_USAGE, "%s: reading /%s/images [%lld, %lld) failed (damaged file?)",
                    d->path, g_split_names[split], (long long)first, (long long)(first + n));
         return -1;
@@ -490,76 +632,30 @@ static int raw_read(Dataset *d, DatasetSplit split, int64_t first, int n, int cr
     return 0;
 }
 
-/* The compressed bytes of images [first, first + n): one contiguous read. */
-static int jpeg_bytes_read(Dataset *d, DatasetSplit split, int64_t first, int n, Status *st)
-{
-    const DatasetPart *part = &d->part[split];
-    int64_t lo = part->offsets[first], hi = part->offsets[first + n];
-    d->bytes = grow(d->bytes, &d->bytes_cap, (size_t)(hi - lo));
-    hsize_t start = (hsize_t)lo, count = (hsize_t)(hi - lo);
-    herr_t ret = -1;
-    h5_lock();
-    H5E_BEGIN_TRY
-    {
-        hid_t fspace = H5Dget_space(part->jpeg);
-        hid_t mspace = H5Screate_simple(1, &count, NULL);
-        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) >= 0)
-            ret = H5Dread(part->jpeg, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, d->bytes);
-        H5Sclose(mspace);
-        H5Sclose(fspace);
-    }
-    H5E_END_TRY;
-    h5_unlock();
-    if (ret < 0)
-        status_set(st, EXIT_USAGE, "%s: reading /%s/jpeg bytes [%lld, %lld) failed (damaged "
-                   "file?)", d->path, g_split_names[split], (long long)lo, (long long)hi);
-    return ret < 0 ? -1 : 0;
-}
-
-/* Decodes one image (RGB or grey, as the channels say) and crops it. */
-static int jpeg_decode(Dataset *d, DatasetSplit split, int64_t index, const uint8_t *buf,
-                       size_t size, int crop, float *out, Status *st)
-{
-    tjhandle tj = d->tj;
-    int w = 0, h = 0, subsamp = 0, colorspace = 0;
-    const char *sn = g_split_names[split];
-    if (tjDecompressHeader3(tj, buf, size, &w, &h, &subsamp, &colorspace) != 0) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is not a JPEG: %s", d->path, sn,
-                   (long long)index, tjGetErrorStr2(tj));
-        return -1;
-    }
-    if (w < crop || h < crop) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is %dx%d, smaller than the crop %d",
-                   d->path, sn, (long long)index, w, h, crop);
-        return -1;
-    }
-    int c = d->channels;
-    d->pixels = grow(d->pixels, &d->pixels_cap, (size_t)w * h * c);
-    /* Warnings (e.g. extraneous bytes) still leave a complete image, as
-     * PIL would accept it; only errors stop. */
-    if (tjDecompress2(tj, buf, size, d->pixels, w, w * c, h, c == 1 ? TJPF_GRAY : TJPF_RGB, 0) !=
-            0 &&
-        tjGetErrorCode(tj) != TJERR_WARNING) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld does not decode: %s", d->path, sn,
-                   (long long)index, tjGetErrorStr2(tj));
-        return -1;
-    }
-    normalise(d, d->pixels, w, centre_offset(h, crop), centre_offset(w, crop), crop, out);
-    return 0;
-}
-
+/* JPEG: the n records with one contiguous read, then each decoded and
+ * centre-cropped. */
 static int jpeg_read(Dataset *d, DatasetSplit split, int64_t first, int n, int crop, float *out,
                      Status *st)
 {
-    if (jpeg_bytes_read(d, split, first, n, st) < 0)
-        return -1;
     const int64_t *o = d->part[split].offsets;
+    if (jpeg_bytes_read(d, split, o[first], o[first + n], &d->bytes, &d->bytes_cap, st) < 0)
+        return -1;
     size_t image = (size_t)crop * crop * d->channels;
+    Image *img = &d->decoded;
     for (int i = 0; i < n; i++) {
-        const uint8_t *buf = d->bytes + (o[first + i] - o[first]);
-        size_t size = (size_t)(o[first + i + 1] - o[first + i]);
-        if (jpeg_decode(d, split, first + i, buf, size, crop, out + (size_t)i * image, st) < 0)
+        int64_t index = first + i;
+        const uint8_t *buf = d->bytes + (o[index] - o[first]);
+        if (record_decode(d, split, index, d->codec, buf, (size_t)(o[index + 1] - o[index]), img,
+                          st) < 0)
             return -1;
+        if (img->w < crop || img->h < crop) {
+            status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is %dx%d, smaller than the "
+                       "crop %d", d->path, g_split_names[split], (long long)index, img->w,
+                       img->h, crop);
+            return -1;
+        }
+        normalise(d, img->px, img->w, centre_offset(img->h, crop), centre_offset(img->w, crop),
+                  crop, out + (size_t)i * image);
     }
     return 0;
 }
@@ -636,38 +732,12 @@ void dataset_fingerprint(const Dataset *d, char *out, size_t len)
 /* ------------------------------------------------------------------ */
 /* one image at a time (the training loader)                           */
 
-/* A corrupt header can claim any size; no real training image is this big. */
-#define DATASET_IMAGE_MAX_PIXELS ((int64_t)1 << 28)
-
 void dataset_image_free(DatasetImage *img)
 {
-    if (img->tj)
-        tjDestroy(img->tj);
+    image_codec_free(img->codec);
     free(img->px);
     free(img->bytes);
     memset(img, 0, sizeof *img);
-}
-
-/* Reads count bytes (or elements) of ds at start..: one hyperslab of rank
- * dims into buf; 0 or -1. */
-static int hyperslab_read(hid_t ds, int rank, const hsize_t *start, const hsize_t *count,
-                          void *buf)
-{
-    herr_t ret = -1;
-    h5_lock();
-    H5E_BEGIN_TRY
-    {
-        hid_t fspace = H5Dget_space(ds);
-        hid_t mspace = H5Screate_simple(rank, count, NULL);
-        if (fspace >= 0 && mspace >= 0 &&
-            H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
-            ret = H5Dread(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, buf);
-        H5Sclose(mspace);
-        H5Sclose(fspace);
-    }
-    H5E_END_TRY;
-    h5_unlock();
-    return ret < 0 ? -1 : 0;
 }
 
 static int image_read_raw(Dataset *d, DatasetSplit split, int64_t index, DatasetImage *img,
@@ -691,47 +761,22 @@ static int image_read_raw(Dataset *d, DatasetSplit split, int64_t index, Dataset
 static int image_read_jpeg(Dataset *d, DatasetSplit split, int64_t index, DatasetImage *img,
                            Status *st)
 {
-    const DatasetPart *part = &d->part[split];
-    const char *sn = g_split_names[split];
-    hsize_t start = (hsize_t)part->offsets[index];
-    hsize_t count = (hsize_t)(part->offsets[index + 1] - part->offsets[index]);
-    img->bytes = grow(img->bytes, &img->bytes_cap, (size_t)count);
-    if (hyperslab_read(part->jpeg, 1, &start, &count, img->bytes) < 0) {
-        status_set(st, EXIT_USAGE, "%s: reading /%s/jpeg image %lld (bytes [%llu, %llu)) failed "
-                   "(damaged file?)", d->path, sn, (long long)index, (unsigned long long)start,
-                   (unsigned long long)(start + count));
+    const int64_t *o = d->part[split].offsets;
+    if (jpeg_bytes_read(d, split, o[index], o[index + 1], &img->bytes, &img->bytes_cap, st) < 0)
         return -1;
-    }
-    if (!img->tj)
-        img->tj = tjInitDecompress();
-    CHECK(img->tj, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
-    tjhandle tj = img->tj;
-    int w = 0, h = 0, subsamp = 0, colorspace = 0;
-    if (tjDecompressHeader3(tj, img->bytes, (unsigned long)count, &w, &h, &subsamp,
-                            &colorspace) != 0) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is not a JPEG: %s", d->path, sn,
-                   (long long)index, tjGetErrorStr2(tj));
+    if (!img->codec)
+        img->codec = image_codec_new();
+    /* The decoder grows img's own buffer. */
+    Image out = {.px = img->px, .cap = img->px_cap};
+    int ret = record_decode(d, split, index, img->codec, img->bytes,
+                            (size_t)(o[index + 1] - o[index]), &out, st);
+    img->px = out.px;
+    img->px_cap = out.cap;
+    if (ret < 0)
         return -1;
-    }
-    if (w < 1 || h < 1 || (int64_t)w * h > DATASET_IMAGE_MAX_PIXELS) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld claims %dx%d pixels (damaged?)",
-                   d->path, sn, (long long)index, w, h);
-        return -1;
-    }
-    int c = d->channels;
-    img->px = grow(img->px, &img->px_cap, (size_t)w * h * c);
-    /* Warnings (e.g. extraneous bytes) still leave a complete image, as in
-     * dataset_read_batch; only errors stop. */
-    if (tjDecompress2(tj, img->bytes, (unsigned long)count, img->px, w, w * c, h,
-                      c == 1 ? TJPF_GRAY : TJPF_RGB, 0) != 0 &&
-        tjGetErrorCode(tj) != TJERR_WARNING) {
-        status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld does not decode: %s", d->path, sn,
-                   (long long)index, tjGetErrorStr2(tj));
-        return -1;
-    }
-    img->h = h;
-    img->w = w;
-    img->c = c;
+    img->h = out.h;
+    img->w = out.w;
+    img->c = out.c;
     return 0;
 }
 
@@ -826,4 +871,73 @@ size_t dataset_set_random_access(Dataset *d, DatasetSplit split, size_t budget)
     H5_CHECK(H5Pclose(dcpl));
     h5_unlock();
     return nbytes;
+}
+
+/* ------------------------------------------------------------------ */
+/* start-up size check                                                 */
+
+/* Enough for the markers before the frame header of nearly every JPEG
+ * (EXIF with a thumbnail can be longer: then the whole record is read). */
+#define HEADER_PEEK_BYTES 4096
+
+/* Image index's declared size from the first bytes of its record; -1 with
+ * st set when no JPEG or PNG header is found. */
+static int record_peek(const Dataset *d, DatasetSplit split, int64_t index, uint8_t **buf,
+                       size_t *cap, int *w, int *h, Status *st)
+{
+    const int64_t *o = d->part[split].offsets;
+    int64_t len = o[index + 1] - o[index];
+    int64_t want = len < HEADER_PEEK_BYTES ? len : HEADER_PEEK_BYTES;
+    for (;;) {
+        if (jpeg_bytes_read(d, split, o[index], o[index] + want, buf, cap, st) < 0)
+            return -1;
+        int found = image_peek_size(*buf, (size_t)want, w, h);
+        if (found > 0 && *w >= 1 && *h >= 1)
+            return 0;
+        if (found < 0 || want == len)
+            break;
+        want = len;
+    }
+    status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld has no readable JPEG or PNG header",
+               d->path, g_split_names[split], (long long)index);
+    return -1;
+}
+
+static int jpeg_sizes_check(Dataset *d, DatasetSplit split, int min_size, int64_t first,
+                            int64_t end, Status *st)
+{
+    const char *sn = g_split_names[split];
+    int w = 0, h = 0;
+    for (int64_t i = first; i < end; i++) {
+        if (record_peek(d, split, i, &d->bytes, &d->bytes_cap, &w, &h, st) < 0)
+            return -1;
+        if ((uint64_t)w * (uint64_t)h > image_max_pixels()) {
+            status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld declares %d x %d pixels, more "
+                       "than the limit of %zu (see --max-pixels)", d->path, sn, (long long)i, w,
+                       h, image_max_pixels());
+            return -1;
+        }
+        if (w < min_size || h < min_size) {
+            status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is %dx%d, smaller than the crop "
+                       "%d", d->path, sn, (long long)i, w, h, min_size);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int dataset_check_image_sizes(Dataset *d, DatasetSplit split, int min_size, int rank,
+                              int nranks, Status *st)
+{
+    const DatasetPart *part = &d->part[split];
+    CHECK(rank >= 0 && rank < nranks, "rank %d of %d", rank, nranks);
+    if (!part->present || part->count == 0)
+        return 0;
+    if (d->encoding == ENCODING_RAW)
+        return crop_too_large(d, split, min_size, st) ? st->code : 0;
+    int64_t first = part->count * rank / nranks, end = part->count * (rank + 1) / nranks;
+    /* A compressed chunk holds many records: cache a few chunks so that each
+     * is inflated once, not once per header read from it. */
+    dataset_set_random_access(d, split, 0);
+    return jpeg_sizes_check(d, split, min_size, first, end, st) < 0 ? st->code : 0;
 }

@@ -1,7 +1,8 @@
 /*
  * image_io.c - JPEG/PNG decode to RGB, antialiased resize, centre crop and
- * JPEG encode for the dataset prep tool. The codecs are libraries
- * (TurboJPEG, libpng); only the resampling filter is ours.
+ * JPEG encode for the dataset prep tool and the trainer's dataset reader.
+ * The codecs are libraries (TurboJPEG, libpng); only the resampling filter
+ * and the header peek are ours.
  */
 #include "image_io.h"
 
@@ -26,11 +27,41 @@ struct ImageCodec {
     size_t scratch_cap;
 };
 
+static size_t g_max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
+
+void image_set_max_pixels(size_t max_pixels)
+{
+    CHECK(max_pixels >= 1, "pixel limit %zu", max_pixels);
+    g_max_pixels = max_pixels;
+}
+
+size_t image_max_pixels(void)
+{
+    return g_max_pixels;
+}
+
+static tjhandle decoder_new(void)
+{
+    tjhandle dec = tjInitDecompress();
+    CHECK(dec != NULL, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
+    return dec;
+}
+
+/* TurboJPEG 2.1 leaves a decompressor whose tjDecompressHeader3 failed in
+ * the middle of reading a header (it returns from libjpeg's error without
+ * aborting it), so the next image's markers would be read as the rest of the
+ * broken one ("missing SOS marker" for a good file). A fresh handle after
+ * any failure makes every decode independent of the one before. */
+static void decoder_reset(ImageCodec *codec)
+{
+    tjDestroy(codec->dec);
+    codec->dec = decoder_new();
+}
+
 ImageCodec *image_codec_new(void)
 {
     ImageCodec *codec = xcalloc(1, sizeof *codec);
-    codec->dec = tjInitDecompress();
-    CHECK(codec->dec != NULL, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
+    codec->dec = decoder_new();
     codec->enc = tjInitCompress();
     CHECK(codec->enc != NULL, "tjInitCompress: %s", tjGetErrorStr2(NULL));
     return codec;
@@ -116,39 +147,70 @@ static int jpeg_warning_is_fatal(tjhandle dec)
     return strstr(tjGetErrorStr2(dec), "Premature end of JPEG file") != NULL;
 }
 
+/* Pillow's RGB -> L: L = R * 299/1000 + G * 587/1000 + B * 114/1000,
+ * in fixed point and rounded. */
+static void rgb_to_grey(const uint8_t *rgb, size_t npix, uint8_t *grey)
+{
+    for (size_t i = 0; i < npix; i++)
+        grey[i] = (uint8_t)((rgb[3 * i] * 19595u + rgb[3 * i + 1] * 38470u +
+                             rgb[3 * i + 2] * 7471u + 0x8000u) >> 16);
+}
+
+/* Declared w x h against the pixel limit, before anything is allocated. */
+static int too_large(const char *format, int64_t w, int64_t h, char *why, size_t why_len)
+{
+    if ((uint64_t)w * (uint64_t)h <= g_max_pixels)
+        return 0;
+    snprintf(why, why_len, "%s too large (%lld x %lld, more than the limit of %zu pixels; "
+             "see --max-pixels)", format, (long long)w, (long long)h, g_max_pixels);
+    return 1;
+}
+
+static int jpeg_failed(ImageCodec *codec, char *why, size_t why_len)
+{
+    snprintf(why, why_len, "truncated or corrupt JPEG (%s)", tjGetErrorStr2(codec->dec));
+    decoder_reset(codec);
+    return -1;
+}
+
 static int decode_jpeg(ImageCodec *codec, const uint8_t *buf, size_t size, int min_short,
-                       Image *out, char *why, size_t why_len)
+                       int channels, Image *out, char *why, size_t why_len)
 {
     int w = 0, h = 0, subsamp = 0, cs = 0; /* not written on some failures */
     /* A header cut short can "succeed" with a warning and no size. */
     if (tjDecompressHeader3(codec->dec, buf, (unsigned long)size, &w, &h, &subsamp, &cs) != 0 ||
-        w < 1 || h < 1) {
-        snprintf(why, why_len, "truncated or corrupt JPEG (%s)", tjGetErrorStr2(codec->dec));
+        w < 1 || h < 1)
+        return jpeg_failed(codec, why, why_len);
+    if (too_large("JPEG", w, h, why, why_len))
         return -1;
-    }
     tjscalingfactor sf = jpeg_pick_scale(w, h, min_short);
     int sw = TJSCALED(w, sf), sh = TJSCALED(h, sf);
-    if ((size_t)sw * (size_t)sh > IMAGE_MAX_PIXELS) {
-        snprintf(why, why_len, "JPEG too large (%d x %d)", w, h);
-        return -1;
-    }
-    image_reserve(out, sw, sh, 3);
+    size_t npix = (size_t)sw * (size_t)sh;
+    image_reserve(out, sw, sh, channels);
     /* CMYK/YCCK JPEGs decode only to CMYK pixels (TurboJPEG has no CMS). */
     int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
-    uint8_t *dst = cmyk ? codec_scratch(codec, (size_t)sw * (size_t)sh * 4) : out->px;
-    int rc = tjDecompress2(codec->dec, buf, (unsigned long)size, dst, sw, 0, sh,
-                           cmyk ? TJPF_CMYK : TJPF_RGB, 0);
-    if (rc != 0 && jpeg_warning_is_fatal(codec->dec)) {
-        snprintf(why, why_len, "truncated or corrupt JPEG (%s)", tjGetErrorStr2(codec->dec));
-        return -1;
+    int pf = cmyk ? TJPF_CMYK : channels == 1 ? TJPF_GRAY : TJPF_RGB;
+    uint8_t *dst = cmyk ? codec_scratch(codec, npix * (channels == 1 ? 7 : 4)) : out->px;
+    int flags = 0;
+#ifdef TJFLAG_LIMITSCANS
+    flags |= TJFLAG_LIMITSCANS; /* at most IMAGE_MAX_JPEG_SCANS (TurboJPEG's 500) */
+#endif
+    int rc = tjDecompress2(codec->dec, buf, (unsigned long)size, dst, sw, 0, sh, pf, flags);
+    if (rc != 0 && jpeg_warning_is_fatal(codec->dec))
+        return jpeg_failed(codec, why, why_len);
+    if (rc != 0)
+        decoder_reset(codec);
+    if (cmyk && channels == 3)
+        cmyk_to_rgb(dst, npix, out->px);
+    if (cmyk && channels == 1) {
+        cmyk_to_rgb(dst, npix, dst + npix * 4);
+        rgb_to_grey(dst + npix * 4, npix, out->px);
     }
-    if (cmyk)
-        cmyk_to_rgb(dst, (size_t)sw * (size_t)sh, out->px);
     return 0;
 }
 
-static int decode_png(ImageCodec *codec, const uint8_t *buf, size_t size, Image *out,
-                      char *why, size_t why_len)
+static int decode_png(ImageCodec *codec, const uint8_t *buf, size_t size, int channels,
+                      Image *out, char *why, size_t why_len)
 {
     png_image png;
     memset(&png, 0, sizeof png);
@@ -158,8 +220,7 @@ static int decode_png(ImageCodec *codec, const uint8_t *buf, size_t size, Image 
         png_image_free(&png);
         return -1;
     }
-    if ((size_t)png.width * png.height > IMAGE_MAX_PIXELS) {
-        snprintf(why, why_len, "PNG too large (%u x %u)", png.width, png.height);
+    if (too_large("PNG", png.width, png.height, why, why_len)) {
         png_image_free(&png);
         return -1;
     }
@@ -173,27 +234,130 @@ static int decode_png(ImageCodec *codec, const uint8_t *buf, size_t size, Image 
         png_image_free(&png);
         return -1;
     }
-    image_reserve(out, (int)png.width, (int)png.height, 3);
+    image_reserve(out, (int)png.width, (int)png.height, channels);
     for (size_t i = 0; i < npix; i++)
-        memcpy(out->px + 3 * i, rgba + 4 * i, 3);
+        memmove(rgba + 3 * i, rgba + 4 * i, 3); /* in place: destination trails */
+    if (channels == 1)
+        rgb_to_grey(rgba, npix, out->px);
+    else
+        memcpy(out->px, rgba, npix * 3);
     png_image_free(&png);
     return 0;
+}
+
+static const uint8_t g_png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+static int is_jpeg(const uint8_t *buf, size_t size)
+{
+    return size >= 3 && buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff;
+}
+
+static int is_png(const uint8_t *buf, size_t size)
+{
+    return size >= 8 && memcmp(buf, g_png_magic, 8) == 0;
+}
+
+int image_is_jpeg_or_png(const uint8_t *buf, size_t size)
+{
+    return is_jpeg(buf, size) || is_png(buf, size);
 }
 
 int image_decode(ImageCodec *codec, const uint8_t *buf, size_t size, int min_short,
                  Image *out, char *why, size_t why_len)
 {
-    static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (size >= 3 && buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff)
-        return decode_jpeg(codec, buf, size, min_short, out, why, why_len);
-    if (size >= 8 && memcmp(buf, png_magic, 8) == 0)
-        return decode_png(codec, buf, size, out, why, why_len);
+    return image_decode_to(codec, buf, size, min_short, 3, out, why, why_len);
+}
+
+int image_decode_to(ImageCodec *codec, const uint8_t *buf, size_t size, int min_short,
+                    int channels, Image *out, char *why, size_t why_len)
+{
+    CHECK(channels == 1 || channels == 3, "decode to %d channels", channels);
+    if (is_jpeg(buf, size))
+        return decode_jpeg(codec, buf, size, min_short, channels, out, why, why_len);
+    if (is_png(buf, size))
+        return decode_png(codec, buf, size, channels, out, why, why_len);
     if (size == 0)
         snprintf(why, why_len, "empty file");
     else
         snprintf(why, why_len, "not a JPEG or PNG image (starts with %02x %02x %02x %02x)",
                  buf[0], size > 1 ? buf[1] : 0, size > 2 ? buf[2] : 0, size > 3 ? buf[3] : 0);
     return -1;
+}
+
+static int read_be16(const uint8_t *p)
+{
+    return (p[0] << 8) | p[1];
+}
+
+/* SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share
+ * the range but are not frames. */
+static int is_sof(int marker)
+{
+    return marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 &&
+           marker != 0xcc;
+}
+
+/* Walks the marker segments up to the first SOF: (FF, marker, 16-bit length
+ * counting itself, payload); fill bytes (FF FF) and the standalone markers
+ * carry no length. A scan or the end before any frame is malformed. */
+static int peek_jpeg(const uint8_t *buf, size_t size, int *w, int *h)
+{
+    size_t pos = 2;
+    for (;;) {
+        if (pos + 4 > size)
+            return 0;
+        if (buf[pos] != 0xff)
+            return -1;
+        int marker = buf[pos + 1];
+        if (marker == 0xff) {
+            pos++;
+            continue;
+        }
+        if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8)) {
+            pos += 2;
+            continue;
+        }
+        if (marker == 0xd9 || marker == 0xda)
+            return -1;
+        int len = read_be16(buf + pos + 2);
+        if (len < 2)
+            return -1;
+        if (is_sof(marker)) {
+            if (pos + 9 > size)
+                return 0;
+            *h = read_be16(buf + pos + 5);
+            *w = read_be16(buf + pos + 7);
+            return 1;
+        }
+        pos += 2 + (size_t)len;
+    }
+}
+
+int image_peek_size(const uint8_t *buf, size_t size, int *w, int *h)
+{
+    static const uint8_t jpeg_magic[3] = {0xff, 0xd8, 0xff};
+    if (size < 3 && memcmp(buf, jpeg_magic, size) == 0)
+        return 0;
+    if (is_jpeg(buf, size))
+        return peek_jpeg(buf, size, w, h);
+    if (size < 8)
+        return memcmp(buf, g_png_magic, size) == 0 ? 0 : -1;
+    if (!is_png(buf, size))
+        return -1;
+    /* Signature, then IHDR first: length (4), "IHDR", width, height (BE32). */
+    if (size < 24)
+        return 0;
+    if (memcmp(buf + 12, "IHDR", 4) != 0)
+        return -1;
+    uint32_t pw = ((uint32_t)buf[16] << 24) | ((uint32_t)buf[17] << 16) |
+                  ((uint32_t)buf[18] << 8) | buf[19];
+    uint32_t ph = ((uint32_t)buf[20] << 24) | ((uint32_t)buf[21] << 16) |
+                  ((uint32_t)buf[22] << 8) | buf[23];
+    if (pw > INT_MAX || ph > INT_MAX)
+        return -1;
+    *w = (int)pw;
+    *h = (int)ph;
+    return 1;
 }
 
 void image_resized_dims(int w, int h, int size, int *out_w, int *out_h)

@@ -57,12 +57,15 @@ static const char g_help[] =
     "                       does (slower); otherwise TurboJPEG decodes at the\n"
     "                       smallest 1/8-step scale that keeps the shorter side\n"
     "                       >= --size (default: off)\n"
+    "  --max-pixels N       skip (with a warning) images whose header declares more\n"
+    "                       than N pixels, width x height: decompression bombs\n"
+    "                       (default: 67108864 = 64 Mpixel)\n"
     "  --strict             unreadable images and empty class folders are errors\n"
     "                       (exit 2) instead of warnings (default: off)\n"
     "  -h, --help           this text\n";
 
 enum { OPT_TRAIN = 256, OPT_VAL, OPT_VAL_LABELS, OPT_SYNSETS, OPT_OUT, OPT_SIZE, OPT_ENCODING,
-       OPT_QUALITY, OPT_LIMIT, OPT_STRICT, OPT_FULL_DECODE, OPT_FORCE };
+       OPT_QUALITY, OPT_LIMIT, OPT_STRICT, OPT_FULL_DECODE, OPT_FORCE, OPT_MAX_PIXELS };
 
 static void options_parse(int argc, char **argv, ImagenetOptions *o)
 {
@@ -79,6 +82,7 @@ static void options_parse(int argc, char **argv, ImagenetOptions *o)
         {"strict", no_argument, NULL, OPT_STRICT},
         {"full-decode", no_argument, NULL, OPT_FULL_DECODE},
         {"force", no_argument, NULL, OPT_FORCE},
+        {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -102,6 +106,10 @@ static void options_parse(int argc, char **argv, ImagenetOptions *o)
         case OPT_STRICT: o->strict = 1; break;
         case OPT_FULL_DECODE: o->full_decode = 1; break;
         case OPT_FORCE: o->force = 1; break;
+        case OPT_MAX_PIXELS:
+            image_set_max_pixels(
+                (size_t)prep_parse_long(cmd, "--max-pixels", optarg, 1, LONG_MAX));
+            break;
         case OPT_ENCODING:
             if (strcmp(optarg, "raw") != 0 && strcmp(optarg, "jpeg") != 0)
                 prep_usage_fail(cmd, "--encoding %s: expected raw or jpeg", optarg);

@@ -45,6 +45,8 @@ static void trainer_open_data(Trainer *t)
         t->num_classes = o->num_classes ? o->num_classes : 1000;
         snprintf(t->fingerprint, sizeof t->fingerprint, "synthetic");
     } else {
+        if (o->max_pixels)
+            image_set_max_pixels((size_t)o->max_pixels);
         t->have_data = dataset_open(&t->data, o->data, &st) == 0;
         if (t->have_data) {
             t->channels = t->data.channels;
@@ -72,6 +74,11 @@ static void trainer_open_data(Trainer *t)
         sampler_check(dataset_count(&t->data, SPLIT_TRAIN), o->batch_size, t->dist.size,
                       o->drop_last, &st) != 0)
         snprintf(st.msg + strlen(st.msg), sizeof st.msg - strlen(st.msg), " (%s)", o->data);
+    /* The evaluated split is read centre-cropped: check its images now, not
+     * after an epoch (training crops pad or resize images of any size). */
+    DatasetSplit eval = o->eval_only && !strcmp(o->split, "test") ? SPLIT_TEST : SPLIT_VAL;
+    if (t->have_data && t->crop && !st.code)
+        dataset_check_image_sizes(&t->data, eval, t->crop, t->dist.rank, t->dist.size, &st);
     status_agree(&st);
 }
 

@@ -1,10 +1,16 @@
 /*
  * test_h5util.c - the shared HDF5 reading helpers on a file written here
  * with the HDF5 C API: shapes and types as text, attributes and datasets
- * of the right and wrong kinds, and what each kind of problem reports.
+ * of the right and wrong kinds, and what each kind of problem reports,
+ * and the refusal of data stored outside the file (external links,
+ * external raw storage, virtual datasets) and of paths that are not regular
+ * files. The targets that would block are FIFOs; alarm() bounds a
+ * regression that reads them.
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -210,6 +216,106 @@ static void test_dataset_open(void **state)
     fixture_close(f);
 }
 
+/* A 1-D uint8 dataset of 8 values created with dcpl. */
+static void dataset_put(hid_t f, const char *name, hid_t dcpl)
+{
+    hsize_t dim = 8;
+    hid_t space = H5Screate_simple(1, &dim, NULL);
+    hid_t ds = H5Dcreate2(f, name, H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    assert_true(ds >= 0);
+    H5Dclose(ds);
+    H5Sclose(space);
+}
+
+/* refuse.h5: "elink" -> pipe.h5:/x and group link "eg" -> pipe.h5:/, where
+ * pipe.h5 is a FIFO; "ext" with external raw storage in a FIFO; "virt" a
+ * virtual dataset over other.h5:/x. */
+static void refuse_fixture(char *path, size_t len)
+{
+    char other[1024], pipe_h5[1024], raw[1024];
+    testutil_join(other, sizeof other, g_dir, "other.h5");
+    testutil_join(pipe_h5, sizeof pipe_h5, g_dir, "pipe.h5");
+    testutil_join(raw, sizeof raw, g_dir, "raw.bin");
+    testutil_join(path, len, g_dir, "refuse.h5");
+    h5_lock();
+    hid_t o = H5Fcreate(other, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    dataset_put(o, "x", H5P_DEFAULT);
+    H5Fclose(o);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(H5Lcreate_external(pipe_h5, "/x", f, "elink", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    assert_true(H5Lcreate_external(pipe_h5, "/", f, "eg", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    assert_true(H5Pset_external(dcpl, raw, 0, 8) >= 0);
+    dataset_put(f, "ext", dcpl);
+    H5Pclose(dcpl);
+    hsize_t dim = 8;
+    hid_t vspace = H5Screate_simple(1, &dim, NULL), sspace = H5Screate_simple(1, &dim, NULL);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    assert_true(H5Pset_virtual(dcpl, vspace, other, "/x", sspace) >= 0);
+    dataset_put(f, "virt", dcpl);
+    H5Pclose(dcpl);
+    H5Sclose(vspace);
+    H5Sclose(sspace);
+    assert_true(H5Fclose(f) >= 0);
+    h5_unlock();
+    unlink(pipe_h5);
+    unlink(raw);
+    assert_int_equal(mkfifo(pipe_h5, 0600), 0);
+    assert_int_equal(mkfifo(raw, 0600), 0);
+}
+
+static void test_refused_storage(void **state)
+{
+    (void)state;
+    static const H5utilType u8 = {H5T_INTEGER, 1, H5T_SGN_NONE};
+    char path[1024];
+    refuse_fixture(path, sizeof path);
+    alarm(60); /* a regression would block on a FIFO: fail, do not hang */
+    int is_h5 = 0;
+    h5_lock();
+    hid_t f = h5util_file_open(path, &is_h5);
+    assert_true(f >= 0);
+    static const struct {
+        const char *name, *storage;
+    } cases[] = {{"elink", "an external link"}, {"eg/x", "an external link"},
+                 {"/eg/x", "an external link"}, {"ext", "external raw storage"},
+                 {"virt", "a virtual dataset"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        H5utilFound found;
+        hid_t ds = h5util_dataset_open(f, cases[i].name, u8, &found);
+        if (ds >= 0 || found.problem != H5UTIL_REFUSED_STORAGE) {
+            fprintf(stderr, "%s: opened (%d), problem %d\n", cases[i].name, ds >= 0,
+                    (int)found.problem);
+            fail();
+        }
+        assert_string_equal(found.storage, cases[i].storage);
+    }
+    h5util_file_close(&f);
+    h5_unlock();
+    alarm(0);
+}
+
+/* A FIFO or a directory is refused before anything opens it. */
+static void test_file_open_not_regular(void **state)
+{
+    (void)state;
+    char fifo[1024];
+    testutil_join(fifo, sizeof fifo, g_dir, "fifo.h5");
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(60);
+    const char *paths[] = {fifo, g_dir};
+    for (int i = 0; i < 2; i++) {
+        int is_h5 = 0;
+        h5_lock();
+        hid_t f = h5util_file_open(paths[i], &is_h5);
+        h5_unlock();
+        assert_true(f < 0);
+        assert_int_equal(is_h5, H5UTIL_NOT_REGULAR);
+    }
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +324,8 @@ int main(void)
         cmocka_unit_test(test_file_open),
         cmocka_unit_test(test_attr_read),
         cmocka_unit_test(test_dataset_open),
+        cmocka_unit_test(test_refused_storage),
+        cmocka_unit_test(test_file_open_not_regular),
     };
     return cmocka_run_group_tests_name("h5util", tests, group_setup, NULL);
 }

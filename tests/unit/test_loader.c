@@ -66,18 +66,21 @@ static const char *g_script =
     "        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, 'JPEG', quality=90)\n"
     "        blobs.append(buf.getvalue())\n"
     "    return blobs\n"
-    "def write_jpeg(path, corrupt=None):\n"
+    "def write_jpeg(path, corrupt=None, cut=None):\n"
     "    with h5py.File(path, 'w') as f:\n"
     "        attrs(f, 'jpeg')\n"
     "        for s, n in (('train', 12), ('val', 5)):\n"
     "            blobs = jpegs(n)\n"
     "            if s == 'train' and corrupt is not None:\n"
     "                blobs[corrupt] = bytes(len(blobs[corrupt]))\n"
+    "            if s == 'train' and cut is not None:\n"
+    "                blobs[cut] = blobs[cut][:300]\n"
     "            f[s + '/jpeg'] = np.frombuffer(b''.join(blobs), np.uint8)\n"
     "            f[s + '/offsets'] = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)\n"
     "            f[s + '/labels'] = rng.integers(0, 5, n, dtype=np.int32)\n"
     "write_jpeg(os.path.join(out, 'jpeg.h5'))\n"
     "write_jpeg(os.path.join(out, 'bad_jpeg.h5'), corrupt=5)\n"
+    "write_jpeg(os.path.join(out, 'cut_jpeg.h5'), cut=5)\n"
     "write_raw(os.path.join(out, 'bad_label.h5'))\n"
     "with h5py.File(os.path.join(out, 'bad_label.h5'), 'r+') as f:\n"
     "    f['train/labels'][3] = 9\n";
@@ -376,6 +379,25 @@ static void test_corrupt_jpeg(void **state)
     assert_int_equal(dataset_read_image(&d, SPLIT_TRAIN, 4, &img, &st), 0);
     assert_int_equal(dataset_read_image(&d, SPLIT_TRAIN, 5, &img, &st), EXIT_USAGE);
     assert_non_null(strstr(st.msg, "/train/jpeg image 5 is not a JPEG"));
+    dataset_image_free(&img);
+    dataset_close(&d);
+
+    /* A record cut inside its header, then a good one with the same
+     * decoder: nothing of the failure may stay (one image at a time and in
+     * batches). */
+    fixture(path, sizeof path, "cut_jpeg.h5");
+    memset(&st, 0, sizeof st);
+    assert_int_equal(dataset_open(&d, path, &st), 0);
+    assert_int_equal(dataset_read_image(&d, SPLIT_TRAIN, 5, &img, &st), EXIT_USAGE);
+    assert_non_null(strstr(st.msg, "/train/jpeg image 5 does not decode"));
+    memset(&st, 0, sizeof st);
+    if (dataset_read_image(&d, SPLIT_TRAIN, 6, &img, &st) != 0)
+        fail_msg("image 6 after the cut one: %s", st.msg);
+    float batch[3 * 8 * 8];
+    assert_int_equal(dataset_read_batch(&d, SPLIT_TRAIN, 5, 1, 8, batch, NULL, &st), EXIT_USAGE);
+    memset(&st, 0, sizeof st);
+    if (dataset_read_batch(&d, SPLIT_TRAIN, 6, 1, 8, batch, NULL, &st) != 0)
+        fail_msg("batch of image 6 after the cut one: %s", st.msg);
     dataset_image_free(&img);
     dataset_close(&d);
 }

@@ -19,8 +19,10 @@
 
 #include "image_io.h"
 
-/* A constant-colour (or, with value NULL, gradient) JPEG in pixel format pf. */
-static uint8_t *jpeg_make(int w, int h, int pf, const uint8_t *value, size_t *size)
+/* A constant-colour (or, with value NULL, gradient) JPEG in pixel format pf,
+ * encoded with TurboJPEG flags (e.g. TJFLAG_PROGRESSIVE). */
+static uint8_t *jpeg_make_flags(int w, int h, int pf, const uint8_t *value, int flags,
+                                size_t *size)
 {
     int c = tjPixelSize[pf];
     uint8_t *px = malloc((size_t)w * h * c);
@@ -31,7 +33,7 @@ static uint8_t *jpeg_make(int w, int h, int pf, const uint8_t *value, size_t *si
     unsigned char *jpeg = NULL;
     unsigned long n = 0;
     assert_int_equal(tjCompress2(tj, px, w, 0, h, pf, &jpeg, &n,
-                                 pf == TJPF_GRAY ? TJSAMP_GRAY : TJSAMP_420, 95, 0), 0);
+                                 pf == TJPF_GRAY ? TJSAMP_GRAY : TJSAMP_420, 95, flags), 0);
     uint8_t *out = malloc(n);
     memcpy(out, jpeg, n);
     tjFree(jpeg);
@@ -39,6 +41,11 @@ static uint8_t *jpeg_make(int w, int h, int pf, const uint8_t *value, size_t *si
     free(px);
     *size = n;
     return out;
+}
+
+static uint8_t *jpeg_make(int w, int h, int pf, const uint8_t *value, size_t *size)
+{
+    return jpeg_make_flags(w, h, pf, value, 0, size);
 }
 
 static uint8_t *png_make(int w, int h, png_uint_32 format, const uint8_t *value, size_t *size)
@@ -157,6 +164,180 @@ static void test_decode_rejects(void **state)
     assert_string_equal(why, "not a JPEG or PNG image (starts with 3c 68 74 6d)");
     assert_int_equal(image_decode(codec, (const uint8_t *)"", 0, 0, &img, why, sizeof why), -1);
     assert_string_equal(why, "empty file");
+    image_free(&img);
+    image_codec_free(codec);
+}
+
+/* A failed decode must not leak into the next image on the same codec: a
+ * JPEG cut inside its header, then a good one. */
+static void test_decode_after_failure(void **state)
+{
+    (void)state;
+    ImageCodec *codec = image_codec_new();
+    Image img = {0};
+    char why[256];
+    size_t n;
+    static const uint8_t grey[3] = {90, 90, 90};
+    uint8_t *j = jpeg_make(64, 48, TJPF_RGB, grey, &n);
+    size_t cuts[] = {300 < n ? 300 : n / 2, 20, n * 3 / 4};
+    for (size_t k = 0; k < sizeof cuts / sizeof *cuts; k++) {
+        assert_int_equal(image_decode(codec, j, cuts[k], 0, &img, why, sizeof why), -1);
+        if (image_decode(codec, j, n, 0, &img, why, sizeof why) != 0) {
+            fprintf(stderr, "after a cut at %zu bytes: %s\n", cuts[k], why);
+            fail();
+        }
+        assert_int_equal(img.w, 64);
+        assert_int_equal(img.h, 48);
+        assert_colour(&img, 90, 90, 90, 2);
+    }
+    free(j);
+    image_free(&img);
+    image_codec_free(codec);
+}
+
+/* A progressive w x h JPEG of a gradient. */
+static uint8_t *jpeg_progressive(int w, int h, size_t *size)
+{
+    return jpeg_make_flags(w, h, TJPF_RGB, NULL, TJFLAG_PROGRESSIVE, size);
+}
+
+/* Offset of the first marker FF m in j, or fail. */
+static size_t marker_at(const uint8_t *j, size_t n, uint8_t m)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (j[i] == 0xff && j[i + 1] == m)
+            return i;
+    fail();
+    return 0;
+}
+
+/* A few KB whose frame header (SOF2) claims 40000 x 40000: refused from the
+ * header, before any pixel memory exists. */
+static void test_decompression_bomb(void **state)
+{
+    (void)state;
+    ImageCodec *codec = image_codec_new();
+    Image img = {0};
+    char why[256];
+    size_t n;
+    uint8_t *j = jpeg_progressive(64, 64, &n);
+    size_t sof = marker_at(j, n, 0xc2);
+    j[sof + 5] = j[sof + 7] = 40000 >> 8;
+    j[sof + 6] = j[sof + 8] = 40000 & 0xff;
+    assert_int_equal(image_decode(codec, j, n, 32, &img, why, sizeof why), -1);
+    assert_non_null(strstr(why, "JPEG too large (40000 x 40000, more than the limit of 67108864"));
+    assert_null(img.px);
+    int w = 0, h = 0;
+    assert_int_equal(image_peek_size(j, n, &w, &h), 1);
+    assert_int_equal(w, 40000);
+    assert_int_equal(h, 40000);
+    free(j);
+    image_codec_free(codec);
+}
+
+/* One limit for JPEG and PNG, settable; the default is 64 Mpixel. */
+static void test_pixel_limit(void **state)
+{
+    (void)state;
+    ImageCodec *codec = image_codec_new();
+    Image img = {0};
+    char why[256];
+    size_t nj, np;
+    static const uint8_t rgb[3] = {10, 20, 30}, rgba[4] = {10, 20, 30, 255};
+    uint8_t *j = jpeg_make(64, 48, TJPF_RGB, rgb, &nj);
+    uint8_t *p = png_make(64, 48, PNG_FORMAT_RGBA, rgba, &np);
+    assert_int_equal(image_max_pixels(), (size_t)1 << 26);
+    image_set_max_pixels(64 * 48 - 1);
+    assert_int_equal(image_decode(codec, j, nj, 0, &img, why, sizeof why), -1);
+    assert_non_null(strstr(why, "JPEG too large (64 x 48"));
+    assert_int_equal(image_decode(codec, p, np, 0, &img, why, sizeof why), -1);
+    assert_non_null(strstr(why, "PNG too large (64 x 48"));
+    image_set_max_pixels(64 * 48);
+    assert_int_equal(image_decode(codec, j, nj, 0, &img, why, sizeof why), 0);
+    assert_int_equal(image_decode(codec, p, np, 0, &img, why, sizeof why), 0);
+    image_set_max_pixels(IMAGE_DEFAULT_MAX_PIXELS);
+    free(j);
+    free(p);
+    image_free(&img);
+    image_codec_free(codec);
+}
+
+/* A progressive JPEG whose last scan is repeated hundreds of times: each
+ * repeat only warns in libjpeg, so only the scan limit stops it. */
+static void test_scan_limit(void **state)
+{
+    (void)state;
+    ImageCodec *codec = image_codec_new();
+    Image img = {0};
+    char why[256];
+    size_t n;
+    uint8_t *j = jpeg_progressive(32, 32, &n);
+    size_t last = 0;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (j[i] == 0xff && j[i + 1] == 0xda)
+            last = i;
+    size_t scan = n - 2 - last, repeats = IMAGE_MAX_JPEG_SCANS + 100;
+    size_t big_n = last + scan * repeats + 2;
+    uint8_t *big = malloc(big_n);
+    memcpy(big, j, last);
+    for (size_t r = 0; r < repeats; r++)
+        memcpy(big + last + r * scan, j + last, scan);
+    big[big_n - 2] = 0xff;
+    big[big_n - 1] = 0xd9;
+    assert_int_equal(image_decode(codec, big, big_n, 0, &img, why, sizeof why), -1);
+    assert_non_null(strstr(why, "more than 500 scans"));
+    /* The unrepeated file decodes. */
+    assert_int_equal(image_decode(codec, j, n, 0, &img, why, sizeof why), 0);
+    free(big);
+    free(j);
+    image_free(&img);
+    image_codec_free(codec);
+}
+
+/* Header sizes without decoding: JPEG SOF, PNG IHDR, and "read more". */
+static void test_peek_size(void **state)
+{
+    (void)state;
+    size_t nj, np;
+    static const uint8_t rgb[3] = {1, 2, 3}, rgba[4] = {1, 2, 3, 4};
+    uint8_t *j = jpeg_make(64, 48, TJPF_RGB, rgb, &nj);
+    uint8_t *p = png_make(20, 10, PNG_FORMAT_RGBA, rgba, &np);
+    int w = 0, h = 0;
+    assert_int_equal(image_peek_size(j, nj, &w, &h), 1);
+    assert_int_equal(w, 64);
+    assert_int_equal(h, 48);
+    assert_int_equal(image_peek_size(j, marker_at(j, nj, 0xc0) + 4, &w, &h), 0);
+    assert_int_equal(image_peek_size(j, 2, &w, &h), 0);
+    assert_int_equal(image_peek_size(p, np, &w, &h), 1);
+    assert_int_equal(w, 20);
+    assert_int_equal(h, 10);
+    assert_int_equal(image_peek_size(p, 20, &w, &h), 0);
+    assert_int_equal(image_peek_size((const uint8_t *)"<html>", 6, &w, &h), -1);
+    /* A scan before any frame header is malformed. */
+    static const uint8_t no_sof[] = {0xff, 0xd8, 0xff, 0xda, 0x00, 0x02, 0xff, 0xd9};
+    assert_int_equal(image_peek_size(no_sof, sizeof no_sof, &w, &h), -1);
+    free(j);
+    free(p);
+}
+
+/* Grey datasets: a colour JPEG decoded to one channel is libjpeg's luma,
+ * exactly what TurboJPEG's TJPF_GRAY gives. */
+static void test_decode_grey(void **state)
+{
+    (void)state;
+    ImageCodec *codec = image_codec_new();
+    Image img = {0};
+    char why[256];
+    size_t n;
+    uint8_t *j = jpeg_make(40, 24, TJPF_RGB, NULL, &n);
+    assert_int_equal(image_decode_to(codec, j, n, 0, 1, &img, why, sizeof why), 0);
+    assert_int_equal(img.c, 1);
+    uint8_t want[40 * 24];
+    tjhandle tj = tjInitDecompress();
+    assert_int_equal(tjDecompress2(tj, j, n, want, 40, 0, 24, TJPF_GRAY, 0), 0);
+    tjDestroy(tj);
+    assert_memory_equal(img.px, want, sizeof want);
+    free(j);
     image_free(&img);
     image_codec_free(codec);
 }
@@ -285,6 +466,12 @@ int main(void)
         cmocka_unit_test(test_decode_rgb_grey_cmyk),
         cmocka_unit_test(test_decode_png_by_content),
         cmocka_unit_test(test_decode_rejects),
+        cmocka_unit_test(test_decode_after_failure),
+        cmocka_unit_test(test_decompression_bomb),
+        cmocka_unit_test(test_pixel_limit),
+        cmocka_unit_test(test_scan_limit),
+        cmocka_unit_test(test_peek_size),
+        cmocka_unit_test(test_decode_grey),
         cmocka_unit_test(test_scaled_decode),
         cmocka_unit_test(test_resize_geometry),
         cmocka_unit_test(test_resize_filter),
