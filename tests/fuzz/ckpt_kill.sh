@@ -16,6 +16,23 @@ RUN="$BIN --synthetic --arch resnet18 --stem small --crop 16 --num-classes 4 --b
      --lr 0.01 --keep 2 --checkpoint-dir $T/ckpt"
 hits=0
 
+# has_tmp DIR: whether DIR holds a *.tmp
+has_tmp() {
+    for f in "$1"/*.tmp; do
+        if [ -e "$f" ]; then return 0; fi
+    done
+    return 1
+}
+
+# newest_step DIR: the name of the last step-*.h5 (the glob sorts; 8 digits)
+newest_step() {
+    last=""
+    for f in "$1"/step-*.h5; do
+        if [ -e "$f" ]; then last=${f##*/}; fi
+    done
+    echo "$last"
+}
+
 # random_sleep MAX_MS
 random_sleep() {
     ms=$(($(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % $1))
@@ -34,15 +51,15 @@ while [ "$round" -le "$ROUNDS" ]; do
     pid=$!
     # wait for a write in progress (a temporary exists), then a random moment
     n=600
-    while ! ls "$T/ckpt" 2>/dev/null | grep -q '\.tmp$' && [ "$n" -gt 0 ] && kill -0 "$pid" 2>/dev/null; do
+    while ! has_tmp "$T/ckpt" && [ "$n" -gt 0 ] && kill -0 "$pid" 2>/dev/null; do
         sleep 0.05
         n=$((n - 1))
     done
     random_sleep 250
-    ls "$T/ckpt" 2>/dev/null | grep -q '\.tmp$' && hits=$((hits + 1))
+    has_tmp "$T/ckpt" && hits=$((hits + 1))
     kill_job "$pid"
     before=$(ls "$T/ckpt" | tr '\n' ' ')
-    newest=$(ls "$T/ckpt" | grep '^step-.*\.h5$' | sort | tail -n 1)
+    newest=$(newest_step "$T/ckpt")
     step=$(echo "$newest" | sed -n 's/^step-0*\([0-9][0-9]*\)\.h5$/\1/p')
     # one more step: the start removes what the kill left, the step writes
     mpirun -np 2 --oversubscribe $RUN --max-steps $((${step:-0} + 1)) --resume auto \
@@ -52,7 +69,7 @@ while [ "$round" -le "$ROUNDS" ]; do
         { [ -n "$newest" ] && ! grep -q "resumed from $T/ckpt/$newest" "$T/resume.log"; } ||
         { [ -z "$newest" ] && ! grep -q "starting fresh" "$T/resume.log"; }; then
         bad "round $round: after the kill ($before) --resume auto: exit $code"; show "$T/resume.log"
-    elif ls "$T/ckpt" | grep -q '\.tmp$'; then
+    elif has_tmp "$T/ckpt"; then
         bad "round $round: temporaries left after the next start: $(ls "$T/ckpt")"
     else
         ok "round $round: killed with $before; resumed from ${newest:-nothing (fresh)}"
