@@ -456,6 +456,45 @@ static int64_t step_of(const char *path)
     return m.step;
 }
 
+/* Runs checkpoint_write(path) in a child, with file size limited to
+ * max_bytes when not 0 (writes past it fail as on a full disk); whether it
+ * succeeded. */
+static int write_in_child(const char *path, const Params *p, const CheckpointMeta *m,
+                          rlim_t max_bytes)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr))
+            _exit(2);
+        if (max_bytes) {
+            signal(SIGXFSZ, SIG_IGN); /* then a write past the limit fails with EFBIG */
+            struct rlimit lim = {max_bytes, max_bytes};
+            setrlimit(RLIMIT_FSIZE, &lim);
+        }
+        Status st = {0};
+        checkpoint_write(path, p, m, &st);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* A tiny registry and a checkpoint of it at g_dir/name; path and its
+ * temporary's name (tmp) set. Returns the step written. */
+static int64_t written_example(const char *name, Params *p, CheckpointMeta *m, char *path,
+                               size_t len, char *tmp, size_t tmplen)
+{
+    testutil_params_tiny(p, dnnl_OIhw16i16o, 4);
+    meta_example(m);
+    testutil_join(path, len, g_dir, name);
+    snprintf(tmp, tmplen, "%s.tmp", path);
+    write_ok(path, p, m);
+    return step_of(path);
+}
+
 static void test_write_replaces_by_rename(void **state)
 {
     (void)state;
@@ -483,19 +522,8 @@ static void test_write_replaces_by_rename(void **state)
     /* A writer that fails (here: path.tmp cannot be created) dies before it
      * touches the good file. */
     assert_int_equal(mkdir(tmp, 0755), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (!freopen("/dev/null", "w", stderr))
-            _exit(2);
-        m.step = 3;
-        write_ok(path, &p, &m);
-        _exit(0);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    m.step = 3;
+    assert_false(write_in_child(path, &p, &m, 0));
     assert_int_equal(step_of(path), 2);
     rmdir(tmp);
     params_free(&p);
@@ -618,12 +646,7 @@ static void test_nonfinite_not_written(void **state)
     Params p;
     CheckpointMeta m;
     char path[1024], tmp[1100];
-    testutil_params_tiny(&p, dnnl_OIhw16i16o, 4);
-    meta_example(&m);
-    testutil_join(path, sizeof path, g_dir, "diverged.h5");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    write_ok(path, &p, &m);
-    int64_t before = step_of(path);
+    int64_t before = written_example("diverged.h5", &p, &m, path, sizeof path, tmp, sizeof tmp);
 
     p.momentum[p.info[params_find(&p, "fc.bias")].offset + 1] = NAN;
     m.step++;
@@ -766,50 +789,12 @@ static void test_failed_write_leaves_nothing(void **state)
     Params p;
     CheckpointMeta m;
     char path[1024], tmp[1100];
-    testutil_params_tiny(&p, dnnl_OIhw16i16o, 4);
-    meta_example(&m);
-    testutil_join(path, sizeof path, g_dir, "full.h5");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    write_ok(path, &p, &m);
-    int64_t before = step_of(path);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (!freopen("/dev/null", "w", stderr))
-            _exit(2);
-        signal(SIGXFSZ, SIG_IGN); /* writes past the limit fail with EFBIG instead */
-        struct rlimit lim = {4096, 4096};
-        setrlimit(RLIMIT_FSIZE, &lim);
-        m.step++;
-        Status st = {0};
-        checkpoint_write(path, &p, &m, &st);
-        _exit(0);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int64_t before = written_example("full.h5", &p, &m, path, sizeof path, tmp, sizeof tmp);
+    m.step++;
+    assert_false(write_in_child(path, &p, &m, 4096));
     assert_int_not_equal(access(tmp, F_OK), 0);
     assert_int_equal(step_of(path), before);
     params_free(&p);
-}
-
-/* Runs checkpoint_write(path) in a child; whether it succeeded. */
-static int write_in_child(const char *path, const Params *p, const CheckpointMeta *m)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (!freopen("/dev/null", "w", stderr))
-            _exit(2);
-        Status st = {0};
-        checkpoint_write(path, p, m, &st);
-        _exit(0);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 /* The temporary is created exclusively: a symbolic link planted in its
@@ -833,7 +818,7 @@ static void test_tmp_symlink_refused(void **state)
     snprintf(target, sizeof target, "%s/%s/planted.h5", cwd, g_dir);
     unlink(tmp);
     assert_int_equal(symlink(target, tmp), 0);
-    assert_false(write_in_child(path, &p, &m));
+    assert_false(write_in_child(path, &p, &m, 0));
     assert_int_not_equal(access(target, F_OK), 0);
     assert_int_not_equal(access(path, F_OK), 0);
 
@@ -844,7 +829,7 @@ static void test_tmp_symlink_refused(void **state)
     off_t size = sb.st_size;
     unlink(tmp);
     assert_int_equal(symlink(target, tmp), 0);
-    assert_false(write_in_child(path, &p, &m));
+    assert_false(write_in_child(path, &p, &m, 0));
     assert_int_equal(stat(target, &sb), 0);
     assert_int_equal(sb.st_size, size);
     assert_int_equal(step_of(target), 1234);
