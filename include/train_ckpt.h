@@ -12,8 +12,8 @@
 int make_dirs(const char *path);
 /* Before anything is written, collectively: a fresh run (no --resume) in a
  * --checkpoint-dir that holds checkpoints stops with exit 2 unless
- * --overwrite (then they go at this run's first checkpoint); temporaries
- * left by killed writes are removed. */
+ * --overwrite (then they go at this run's first checkpoint; --dry-run only
+ * warns); temporaries left by killed writes are removed. */
 void trainer_prepare_checkpoint_dir(Trainer *t);
 /* name: a file in the checkpoint directory, or NULL for the step's own
  * step-NNNNNNNN.h5 (older ones beyond --keep are deleted). why: for the

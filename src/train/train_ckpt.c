@@ -103,6 +103,10 @@ void trainer_prepare_checkpoint_dir(Trainer *t)
                        "--resume auto to continue it, another --checkpoint-dir, or --overwrite "
                        "to replace them", o->checkpoint_dir, found);
     }
+    if (o->dry_run && st.code) { /* it writes nothing: a warning, and the plan */
+        log_warn("%s; without --dry-run the run stops here (exit 2)", st.msg);
+        st = (Status){0};
+    }
     status_agree(&st);
     if (t->overwrite_pending)
         log_info("--overwrite: the checkpoints in %s (%s) are removed when this run writes its "

@@ -55,7 +55,7 @@ grep -q "step-00000003.h5" "$T/out" && grep -q "overwrite" "$T/out" &&
     ok "the refusal names a checkpoint and --overwrite" || { bad "refusal text"; show "$T/out"; }
 [ "$(sums "$T/used")" = "$before" ] && ok "run A's checkpoints untouched" ||
     bad "run A's checkpoints untouched: $(ls "$T/used")"
-expect 2 "" "--dry-run says so too" -- $SYN --arch resnet32 --max-steps 2 --dry-run \
+expect 0 "without --dry-run the run stops here" "--dry-run warns" -- $SYN --arch resnet32 --max-steps 2 --dry-run \
     --checkpoint-dir "$T/used"
 expect 2 "exclude each other" "--overwrite with --resume" -- $SYN --arch resnet20 \
     --max-steps 2 --resume auto --overwrite --checkpoint-dir "$T/used"
