@@ -82,7 +82,7 @@ static const OptionSpec SPECS[] = {
     {"checkpoint-dir", 1, OPT_CKPT_DIR, "DIR", "where step-NNNNNNNN.h5 and best.h5 go [checkpoints]", "Checkpoints"},
     {"checkpoint-every", 1, OPT_CKPT_EVERY, "N", "checkpoint every N epochs; 0: only at the end and on signals [1]", "Checkpoints"},
     {"checkpoint-minutes", 1, OPT_CKPT_MINUTES, "M", "also checkpoint when M minutes passed since the last one [off]", "Checkpoints"},
-    {"overwrite", 0, OPT_OVERWRITE, NULL, "start fresh in a --checkpoint-dir that holds an earlier run's checkpoints; they are removed when this run writes its first checkpoint [off: refuse]", "Checkpoints"},
+    {"overwrite", 0, OPT_OVERWRITE, NULL, "start afresh in a --checkpoint-dir holding an earlier run's checkpoints (without it, such a run stops); they are removed at this run's first checkpoint [off]", "Checkpoints"},
     {"keep", 1, OPT_KEEP, "N", "keep the N newest step checkpoints (best.h5 is separate); 0: all [3]", "Checkpoints"},
     {"bucket-mb", 1, OPT_BUCKET_MB, "MB", "gradient allreduce bucket size [25]", "Run"},
     {"check-every", 1, OPT_CHECK_EVERY, "N", "compare a parameter checksum across ranks every N steps; 0: at start and resume only [1000]", "Run"},
