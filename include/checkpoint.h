@@ -45,19 +45,27 @@ typedef struct {
     char command_line[2048];
     int has_plateau;    /* whether /scheduler is written / was found */
     Plateau plateau;
+    int validation_pending; /* written at an epoch's end before its validation ran */
 } CheckpointMeta;
 
 /* Zeroes m; best_metric NaN, no plateau. */
 void checkpoint_meta_init(CheckpointMeta *m);
 
-/* Writes path atomically: path.tmp is written, flushed, closed and fsynced,
- * then renamed over path. Local (rank 0); aborts on I/O failure. */
-void checkpoint_write(const char *path, const Params *p, const CheckpointMeta *m);
+/* Writes path atomically: path.tmp is created exclusively (a stale one is
+ * removed first, a symbolic link refused), written, flushed, closed and
+ * fsynced, then renamed over path. Returns 0, or EXIT_NONFINITE with st set
+ * and nothing written when a weight, BN statistic or momentum value is NaN
+ * or infinite. Local (rank 0); aborts on I/O failure after removing the
+ * partial path.tmp. */
+int checkpoint_write(const char *path, const Params *p, const CheckpointMeta *m, Status *st);
 
 /* Loads what into p (and m for CKPT_FULL; m may be NULL for weights only).
  * Every tensor the model has must be present with its PyTorch shape and
  * float32 type (num_batches_tracked: an integer scalar, optional for
- * weights only); tensors the model lacks are ignored with a warning.
+ * weights only) and hold finite values (running variances >= 0); tensors
+ * the model lacks are ignored with a warning. For CKPT_FULL every
+ * attribute must have its type and lie in its range
+ * (docs/checkpoint-format.md).
  * Returns 0, or st->code with one line in st->msg naming the file, the
  * tensor or attribute and both shapes/types. On failure p may be partly
  * loaded. Local. */
@@ -67,6 +75,27 @@ int checkpoint_read(const char *path, Params *p, CheckpointMeta *m, CheckpointPa
 /* Cheap test used by --resume auto: opens as HDF5 (a truncated file does
  * not) and has the root attributes and the /model group. Local. */
 int checkpoint_is_valid(const char *path);
+
+/* A step checkpoint in a directory. */
+#define CHECKPOINT_NAME_MAX 32
+typedef struct {
+    int64_t step;
+    char name[CHECKPOINT_NAME_MAX]; /* step-NNNNNNNN.h5 as found */
+} CheckpointFile;
+
+/* The step-<digits>.h5 files of dir, highest step first (by number: the
+ * zero padding stops at 8 digits). 0 with *files to free, or -1 with errno
+ * set when dir cannot be read. Local. */
+int checkpoint_list(const char *dir, CheckpointFile **files, size_t *count);
+
+/* Deletes all but the newest keep step checkpoints of dir up to step (the
+ * one just written), ordered by step number. Files of later steps (left by
+ * a run resumed from an earlier checkpoint) are not counted: the run
+ * overwrites them when it gets there. keep 0 keeps all. Local. */
+void checkpoint_prune(const char *dir, int64_t step, int keep);
+
+/* Whether name is a checkpoint's temporary: step-<digits>.h5.tmp or best.h5.tmp. */
+int checkpoint_is_temporary(const char *name);
 
 /* Finds the valid dir/step-NNNNNNNN.h5 with the highest step, skipping
  * invalid ones with a warning that names them. Returns 1 and the path in

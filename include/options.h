@@ -58,6 +58,7 @@ typedef struct {
     int checkpoint_every; /* epochs; 0: only at the end and on request */
     double checkpoint_minutes; /* 0: off */
     int keep;             /* step checkpoints kept; 0: all */
+    int overwrite;        /* a fresh run may replace the checkpoints in checkpoint_dir */
     double bucket_mb;
     int check_every;      /* steps between parameter checksums; 0: start and resume only */
     int mllog;

@@ -40,6 +40,8 @@ typedef struct {
     Plateau plateau;
     double best_metric;
     double last_checkpoint_time;
+    int overwrite_pending;  /* --overwrite: the earlier run's files go at the first checkpoint */
+    int validation_pending; /* the epoch that ended at step has not been validated yet */
     /* accumulated since the last progress line */
     double wait_s, exposed_s, step_s;
     char fingerprint[256];

@@ -22,7 +22,7 @@ enum {
     OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_PROGRESS, OPT_AUG, OPT_LOADER_THREADS,
     OPT_NO_DROP_LAST, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
     OPT_VERSION, OPT_WRN_DROPOUT, OPT_DROP_PATH, OPT_LIST_ARCHS, OPT_CONV_ALGO, OPT_DROP_LAST,
-    OPT_MAX_PIXELS,
+    OPT_MAX_PIXELS, OPT_OVERWRITE,
 };
 
 typedef struct {
@@ -83,6 +83,7 @@ static const OptionSpec SPECS[] = {
     {"checkpoint-dir", 1, OPT_CKPT_DIR, "DIR", "where step-NNNNNNNN.h5 and best.h5 go [checkpoints]", "Checkpoints"},
     {"checkpoint-every", 1, OPT_CKPT_EVERY, "N", "checkpoint every N epochs; 0: only at the end and on signals [1]", "Checkpoints"},
     {"checkpoint-minutes", 1, OPT_CKPT_MINUTES, "M", "also checkpoint when M minutes passed since the last one [off]", "Checkpoints"},
+    {"overwrite", 0, OPT_OVERWRITE, NULL, "start afresh in a --checkpoint-dir holding an earlier run's checkpoints (without it, such a run stops); they are removed at this run's first checkpoint [off]", "Checkpoints"},
     {"keep", 1, OPT_KEEP, "N", "keep the N newest step checkpoints (best.h5 is separate); 0: all [3]", "Checkpoints"},
     {"bucket-mb", 1, OPT_BUCKET_MB, "MB", "gradient allreduce bucket size [25]", "Run"},
     {"check-every", 1, OPT_CHECK_EVERY, "N", "compare a parameter checksum across ranks every N steps; 0: at start and resume only [1000]", "Run"},
@@ -245,6 +246,7 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
     case OPT_LOG_EVERY: if (parse_int(flag, v, 1, 1 << 30, &i, st)) o->log_every = (int)i; break;
     case OPT_METRICS: o->metrics = v; break;
     case OPT_EVAL_ONLY: o->eval_only = 1; break;
+    case OPT_OVERWRITE: o->overwrite = 1; break;
     case OPT_BENCH: o->bench = 1; break;
     case OPT_BENCH_STEPS: if (parse_int(flag, v, 1, 1 << 20, &i, st)) o->bench_steps = (int)i; break;
     case OPT_BENCH_WARMUP: if (parse_int(flag, v, 0, 1 << 20, &i, st)) o->bench_warmup = (int)i; break;

@@ -11,10 +11,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <hdf5.h>
@@ -28,84 +31,137 @@
 #define TENSOR_PATH_MAX (PARAM_NAME_MAX + 64)
 #define DESC_MAX 96
 #define EXTRA_NAMES_SHOWN 5
+/* Ranges of the integers a checkpoint may hold: those of the matching flags
+ * (--num-classes, --batch-size, --max-steps, --plateau-patience/cooldown). */
+#define CKPT_CLASSES_MAX (1 << 20)
+#define CKPT_BATCH_MAX (1 << 24)
+#define CKPT_WORLD_MAX (1 << 24)
+#define CKPT_STEP_MAX (INT64_MAX / 2)
+#define CKPT_PLATEAU_MAX (1 << 20)
 
 /* ------------------------------------------------------------------ */
 /* writing: every failure is local I/O and aborts, naming the file     */
 
-static int64_t write_checked(int64_t ret, const char *path, const char *file, int line,
+/* A checkpoint being written: the final name and the temporary it is
+ * written under until the rename. */
+typedef struct {
+    const char *path;
+    const char *tmp;
+} Target;
+
+typedef struct {
+    char text[160];
+} H5Cause;
+
+/* HDF5's POSIX driver puts the system's reason into its error text as
+ * "error message = '...'"; that reason (e.g. "No space left on device") is
+ * what a user can act on. */
+static herr_t cause_visit(unsigned n, const H5E_error2_t *e, void *data)
+{
+    (void)n;
+    H5Cause *c = data;
+    const char *key = "error message = '";
+    const char *at = e->desc ? strstr(e->desc, key) : NULL;
+    if (at && !c->text[0]) {
+        at += strlen(key);
+        size_t len = strcspn(at, "'");
+        snprintf(c->text, sizeof c->text, "%.*s", (int)(len < sizeof c->text ? len : sizeof c->text - 1), at);
+    }
+    return 0;
+}
+
+/* Removes the partial temporary, so that a full disk is not kept full by
+ * it, and aborts naming the checkpoint. */
+static _Noreturn void write_failed(const Target *w, const char *file, int line, const char *call)
+{
+    H5Cause cause = {{0}};
+    int err = errno;
+    h5_lock();
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, cause_visit, &cause);
+    h5_unlock();
+    if (!cause.text[0] && err)
+        snprintf(cause.text, sizeof cause.text, "%s", strerror(err));
+    int removed = unlink(w->tmp) == 0 || errno == ENOENT;
+    fail_local(file, line, call,
+               "writing checkpoint %s failed: %s (disk full, quota or I/O error?); %s %s; the "
+               "previous checkpoints are kept",
+               w->path, cause.text[0] ? cause.text : "unknown reason",
+               removed ? "removed the partial" : "could not remove the partial", w->tmp);
+}
+
+static int64_t write_checked(int64_t ret, const Target *w, const char *file, int line,
                              const char *call)
 {
     if (ret < 0)
-        fail_local(file, line, call,
-                   "writing checkpoint %s failed (disk full, quota or I/O error?)", path);
+        write_failed(w, file, line, call);
     return ret;
 }
-#define W_CHECK(path, call) write_checked((int64_t)(call), path, __FILE__, __LINE__, #call)
+#define W_CHECK(w, call) write_checked((int64_t)(call), w, __FILE__, __LINE__, #call)
 
-static hid_t group_create(hid_t loc, const char *name, const char *path)
+static hid_t group_create(hid_t loc, const char *name, const Target *w)
 {
     h5_lock();
-    hid_t g = W_CHECK(path, H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    hid_t g = W_CHECK(w, H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     h5_unlock();
     return g;
 }
 
-static void object_close(hid_t id, const char *path)
+static void object_close(hid_t id, const Target *w)
 {
     h5_lock();
-    W_CHECK(path, H5Oclose(id));
+    W_CHECK(w, H5Oclose(id));
     h5_unlock();
 }
 
 /* ndims 0 writes a scalar (0-dim) dataset, as h5py does for a 0-dim array. */
 static void dataset_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, int ndims,
-                          const int64_t *dims, const void *data, const char *path)
+                          const int64_t *dims, const void *data, const Target *w)
 {
     hsize_t hdims[4];
     for (int d = 0; d < ndims; d++)
         hdims[d] = (hsize_t)dims[d];
     h5_lock();
-    hid_t space = W_CHECK(path, ndims ? H5Screate_simple(ndims, hdims, NULL)
+    hid_t space = W_CHECK(w, ndims ? H5Screate_simple(ndims, hdims, NULL)
                                       : H5Screate(H5S_SCALAR));
-    hid_t ds = W_CHECK(path, H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT,
+    hid_t ds = W_CHECK(w, H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT,
                                         H5P_DEFAULT));
-    W_CHECK(path, H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
-    W_CHECK(path, H5Dclose(ds));
-    W_CHECK(path, H5Sclose(space));
+    W_CHECK(w, H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+    W_CHECK(w, H5Dclose(ds));
+    W_CHECK(w, H5Sclose(space));
     h5_unlock();
 }
 
 static void attr_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
-                       const void *value, const char *path)
+                       const void *value, const Target *w)
 {
     h5_lock();
-    hid_t space = W_CHECK(path, H5Screate(H5S_SCALAR));
-    hid_t attr = W_CHECK(path, H5Acreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT));
-    W_CHECK(path, H5Awrite(attr, mem_type, value));
-    W_CHECK(path, H5Aclose(attr));
-    W_CHECK(path, H5Sclose(space));
+    hid_t space = W_CHECK(w, H5Screate(H5S_SCALAR));
+    hid_t attr = W_CHECK(w, H5Acreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT));
+    W_CHECK(w, H5Awrite(attr, mem_type, value));
+    W_CHECK(w, H5Aclose(attr));
+    W_CHECK(w, H5Sclose(space));
     h5_unlock();
 }
 
-static void attr_write_i64(hid_t loc, const char *name, int64_t v, const char *path)
+static void attr_write_i64(hid_t loc, const char *name, int64_t v, const Target *w)
 {
-    attr_write(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, path);
+    attr_write(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, w);
 }
 
-static void attr_write_f64(hid_t loc, const char *name, double v, const char *path)
+static void attr_write_f64(hid_t loc, const char *name, double v, const Target *w)
 {
-    attr_write(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, path);
+    attr_write(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, w);
 }
 
 /* Variable-length UTF-8, which h5py returns as str. */
-static void attr_write_str(hid_t loc, const char *name, const char *s, const char *path)
+static void attr_write_str(hid_t loc, const char *name, const char *s, const Target *w)
 {
     h5_lock();
-    hid_t type = W_CHECK(path, H5Tcopy(H5T_C_S1));
-    W_CHECK(path, H5Tset_size(type, H5T_VARIABLE));
-    W_CHECK(path, H5Tset_cset(type, H5T_CSET_UTF8));
-    attr_write(loc, name, type, type, &s, path);
-    W_CHECK(path, H5Tclose(type));
+    hid_t type = W_CHECK(w, H5Tcopy(H5T_C_S1));
+    W_CHECK(w, H5Tset_size(type, H5T_VARIABLE));
+    W_CHECK(w, H5Tset_cset(type, H5T_CSET_UTF8));
+    attr_write(loc, name, type, type, &s, w);
+    W_CHECK(w, H5Tclose(type));
     h5_unlock();
 }
 
@@ -118,50 +174,50 @@ static size_t largest_tensor(const Params *p)
     return n;
 }
 
-static void model_write(hid_t file, const Params *p, const char *path)
+static void model_write(hid_t file, const Params *p, const Target *w)
 {
     float *plain = xmalloc(largest_tensor(p) * sizeof(float));
-    hid_t g = group_create(file, "model", path);
+    hid_t g = group_create(file, "model", w);
     for (int i = 0; i < p->count; i++) {
         const ParamInfo *info = &p->info[i];
         params_get_plain(p, i, BUF_VALUE, plain);
         dataset_write(g, info->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, info->ndims, info->dims,
-                      plain, path);
+                      plain, w);
     }
     char name[TENSOR_PATH_MAX];
     for (int i = 0; i < p->bn_count; i++) {
         int64_t c = (int64_t)p->bn[i].channels; /* (C) */
         snprintf(name, sizeof name, "%s.running_mean", p->bn[i].name);
         dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, bn_running_mean(p, i),
-                      path);
+                      w);
         snprintf(name, sizeof name, "%s.running_var", p->bn[i].name);
         dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, bn_running_var(p, i),
-                      path);
+                      w);
         snprintf(name, sizeof name, "%s.num_batches_tracked", p->bn[i].name);
         dataset_write(g, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 0, NULL,
-                      &p->num_batches_tracked, path);
+                      &p->num_batches_tracked, w);
     }
-    object_close(g, path);
+    object_close(g, w);
     free(plain);
 }
 
-static void momentum_write(hid_t file, const Params *p, const char *path)
+static void momentum_write(hid_t file, const Params *p, const Target *w)
 {
     float *plain = xmalloc(largest_tensor(p) * sizeof(float));
-    hid_t opt = group_create(file, "optimizer", path);
-    hid_t g = group_create(opt, "momentum", path);
+    hid_t opt = group_create(file, "optimizer", w);
+    hid_t g = group_create(opt, "momentum", w);
     for (int i = 0; i < p->count; i++) {
         const ParamInfo *info = &p->info[i];
         params_get_plain(p, i, BUF_MOMENTUM, plain);
         dataset_write(g, info->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, info->ndims, info->dims,
-                      plain, path);
+                      plain, w);
     }
-    object_close(g, path);
-    object_close(opt, path);
+    object_close(g, w);
+    object_close(opt, w);
     free(plain);
 }
 
-static void meta_write(hid_t file, const CheckpointMeta *m, const char *path)
+static void meta_write(hid_t file, const CheckpointMeta *m, const Target *w)
 {
     char version[sizeof m->version];
     if (m->version[0])
@@ -169,48 +225,49 @@ static void meta_write(hid_t file, const CheckpointMeta *m, const char *path)
     else
         version_string(version, sizeof version);
     uint64_t seed = m->seed;
-    attr_write_i64(file, "format_version", CHECKPOINT_FORMAT_VERSION, path);
-    attr_write_str(file, "arch", m->arch, path);
-    attr_write_i64(file, "num_classes", m->num_classes, path);
-    attr_write_i64(file, "epoch", m->epoch, path);
-    attr_write_i64(file, "epoch_step", m->epoch_step, path);
-    attr_write_i64(file, "step", m->step, path);
-    attr_write_f64(file, "lr", m->lr, path);
-    attr_write_i64(file, "global_batch", m->global_batch, path);
-    attr_write(file, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed, path);
-    attr_write_i64(file, "world_size", m->world_size, path);
-    attr_write_f64(file, "best_metric", m->best_metric, path);
-    attr_write_str(file, "dataset_fingerprint", m->dataset_fingerprint, path);
-    attr_write_str(file, "version", version, path);
-    attr_write_str(file, "command_line", m->command_line, path);
+    attr_write_i64(file, "format_version", CHECKPOINT_FORMAT_VERSION, w);
+    attr_write_str(file, "arch", m->arch, w);
+    attr_write_i64(file, "num_classes", m->num_classes, w);
+    attr_write_i64(file, "epoch", m->epoch, w);
+    attr_write_i64(file, "epoch_step", m->epoch_step, w);
+    attr_write_i64(file, "step", m->step, w);
+    attr_write_f64(file, "lr", m->lr, w);
+    attr_write_i64(file, "global_batch", m->global_batch, w);
+    attr_write(file, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed, w);
+    attr_write_i64(file, "world_size", m->world_size, w);
+    attr_write_f64(file, "best_metric", m->best_metric, w);
+    attr_write_str(file, "dataset_fingerprint", m->dataset_fingerprint, w);
+    attr_write_str(file, "version", version, w);
+    attr_write_str(file, "command_line", m->command_line, w);
+    attr_write_i64(file, "validation_pending", m->validation_pending, w);
 }
 
 /* torch's state_dict spelling: mode "min"/"max", threshold_mode "rel"/"abs". */
-static void scheduler_write(hid_t file, const Plateau *s, const char *path)
+static void scheduler_write(hid_t file, const Plateau *s, const Target *w)
 {
-    hid_t g = group_create(file, "scheduler", path);
-    attr_write_str(g, "type", "ReduceLROnPlateau", path);
-    attr_write_str(g, "mode", s->mode == PLATEAU_MIN ? "min" : "max", path);
-    attr_write_f64(g, "factor", s->factor, path);
-    attr_write_i64(g, "patience", s->patience, path);
-    attr_write_f64(g, "threshold", s->threshold, path);
-    attr_write_str(g, "threshold_mode", s->threshold_mode == THRESHOLD_REL ? "rel" : "abs", path);
-    attr_write_i64(g, "cooldown", s->cooldown, path);
-    attr_write_f64(g, "min_lr", s->min_lr, path);
-    attr_write_f64(g, "eps", s->eps, path);
-    attr_write_f64(g, "best", s->best, path);
-    attr_write_i64(g, "num_bad_epochs", s->num_bad_epochs, path);
-    attr_write_i64(g, "cooldown_counter", s->cooldown_counter, path);
-    attr_write_i64(g, "last_epoch", s->last_epoch, path);
-    object_close(g, path);
+    hid_t g = group_create(file, "scheduler", w);
+    attr_write_str(g, "type", "ReduceLROnPlateau", w);
+    attr_write_str(g, "mode", s->mode == PLATEAU_MIN ? "min" : "max", w);
+    attr_write_f64(g, "factor", s->factor, w);
+    attr_write_i64(g, "patience", s->patience, w);
+    attr_write_f64(g, "threshold", s->threshold, w);
+    attr_write_str(g, "threshold_mode", s->threshold_mode == THRESHOLD_REL ? "rel" : "abs", w);
+    attr_write_i64(g, "cooldown", s->cooldown, w);
+    attr_write_f64(g, "min_lr", s->min_lr, w);
+    attr_write_f64(g, "eps", s->eps, w);
+    attr_write_f64(g, "best", s->best, w);
+    attr_write_i64(g, "num_bad_epochs", s->num_bad_epochs, w);
+    attr_write_i64(g, "cooldown_counter", s->cooldown_counter, w);
+    attr_write_i64(g, "last_epoch", s->last_epoch, w);
+    object_close(g, w);
 }
 
 /* The data must be on disk before the rename makes it the checkpoint. */
-static void file_sync(const char *path)
+static void file_sync(const Target *w)
 {
-    int fd = open(path, O_RDONLY);
+    int fd = open(w->tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0)
-        fail_local(__FILE__, __LINE__, "fsync", "%s: %s", path, sys_error_string());
+        write_failed(w, __FILE__, __LINE__, "fsync");
     close(fd);
 }
 
@@ -235,41 +292,120 @@ static void dir_sync(const char *path)
     close(fd);
 }
 
+/* Makes room for an exclusive create of the temporary: a stale one (a
+ * writer killed before its rename) is removed; a symbolic link is refused,
+ * so that a checkpoint is never written through a link someone planted. */
+static void tmp_clear(const Target *w)
+{
+    struct stat sb;
+    if (lstat(w->tmp, &sb) != 0) {
+        if (errno != ENOENT)
+            fail_local(__FILE__, __LINE__, "lstat", "%s: %s", w->tmp, sys_error_string());
+        return;
+    }
+    if (S_ISLNK(sb.st_mode))
+        fail_local(__FILE__, __LINE__, "lstat",
+                   "refusing to write checkpoint %s: its temporary %s is a symbolic link "
+                   "(remove it)", w->path, w->tmp);
+    if (unlink(w->tmp) != 0)
+        fail_local(__FILE__, __LINE__, "unlink", "cannot remove the stale temporary %s: %s",
+                   w->tmp, sys_error_string());
+}
+
 void checkpoint_meta_init(CheckpointMeta *m)
 {
     memset(m, 0, sizeof *m);
     m->best_metric = NAN;
 }
 
-void checkpoint_write(const char *path, const Params *p, const CheckpointMeta *m)
+/* "NaN", "inf" or "-inf" for messages. */
+static const char *nonfinite_name(float x)
 {
-    char tmp[4096];
+    return isnan(x) ? "NaN" : x > 0 ? "inf" : "-inf";
+}
+
+/* Index of the first NaN or infinity in x[0..n), or n. */
+static size_t first_nonfinite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return n;
+}
+
+/* Sets what to "/model/<name> holds NaN at index i" for the first
+ * non-finite value of the weights, BN statistics or momentum; 0 when all
+ * are finite. */
+static int params_nonfinite(const Params *p, char *what, size_t len)
+{
+    float *plain = xmalloc(largest_tensor(p) * sizeof(float));
+    int found = 0;
+    for (int b = 0; b < 2 && !found; b++) {
+        ParamBuffer buf = b ? BUF_MOMENTUM : BUF_VALUE;
+        for (int i = 0; i < p->count && !found; i++) {
+            params_get_plain(p, i, buf, plain);
+            size_t at = first_nonfinite(plain, p->info[i].numel);
+            if ((found = at < p->info[i].numel))
+                snprintf(what, len, "%s%s holds %s at index %zu",
+                         b ? "/optimizer/momentum/" : "/model/", p->info[i].name,
+                         nonfinite_name(plain[at]), at);
+        }
+    }
+    for (int i = 0; i < p->bn_count && !found; i++) {
+        for (int v = 0; v < 2 && !found; v++) {
+            const float *x = v ? bn_running_var(p, i) : bn_running_mean(p, i);
+            size_t at = first_nonfinite(x, p->bn[i].channels);
+            if ((found = at < p->bn[i].channels))
+                snprintf(what, len, "/model/%s.%s holds %s at index %zu", p->bn[i].name,
+                         v ? "running_var" : "running_mean", nonfinite_name(x[at]), at);
+        }
+    }
+    free(plain);
+    return found;
+}
+
+int checkpoint_write(const char *path, const Params *p, const CheckpointMeta *m, Status *st)
+{
+    char tmp[4096], what[TENSOR_PATH_MAX + 64];
     CHECK((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) < sizeof tmp,
           "checkpoint path too long: %s", path);
+    if (params_nonfinite(p, what, sizeof what)) {
+        status_set(st, EXIT_NONFINITE,
+                   "not writing checkpoint %s: %s (training diverged); the previous "
+                   "checkpoints are kept", path, what);
+        return st->code;
+    }
+    Target w = {.path = path, .tmp = tmp};
+    tmp_clear(&w);
     h5_lock();
     hid_t file;
-    H5E_BEGIN_TRY { file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT); }
+    /* exclusive: fails on anything that appeared at tmp since tmp_clear */
+    H5E_BEGIN_TRY { file = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT); }
     H5E_END_TRY;
     h5_unlock();
-    if (file < 0)
+    if (file < 0) {
+        if (errno != EEXIST)
+            unlink(tmp); /* created by this call before it failed */
         fail_local(__FILE__, __LINE__, "H5Fcreate",
                    "cannot create checkpoint %s (directory missing or not writable? on a file "
                    "system without locks set HDF5_USE_FILE_LOCKING=FALSE)", tmp);
+    }
 
-    model_write(file, p, tmp);
-    momentum_write(file, p, tmp);
-    meta_write(file, m, tmp);
+    model_write(file, p, &w);
+    momentum_write(file, p, &w);
+    meta_write(file, m, &w);
     if (m->has_plateau)
-        scheduler_write(file, &m->plateau, tmp);
+        scheduler_write(file, &m->plateau, &w);
 
     h5_lock();
-    W_CHECK(tmp, H5Fflush(file, H5F_SCOPE_GLOBAL));
-    W_CHECK(tmp, H5Fclose(file));
+    W_CHECK(&w, H5Fflush(file, H5F_SCOPE_GLOBAL));
+    W_CHECK(&w, H5Fclose(file));
     h5_unlock();
-    file_sync(tmp);
+    file_sync(&w);
     if (rename(tmp, path) != 0)
-        fail_local(__FILE__, __LINE__, "rename", "%s -> %s: %s", tmp, path, sys_error_string());
+        write_failed(&w, __FILE__, __LINE__, "rename");
     dir_sync(path);
+    return 0;
 }
 
 void checkpoint_path(char *out, size_t len, const char *dir, int64_t step)
@@ -318,6 +454,16 @@ static int link_exists(hid_t loc, const char *name)
     return yes;
 }
 
+static int attr_exists(hid_t loc, const char *name)
+{
+    h5_lock();
+    htri_t yes;
+    H5E_BEGIN_TRY { yes = H5Aexists(loc, name); }
+    H5E_END_TRY;
+    h5_unlock();
+    return yes > 0;
+}
+
 /* The element type found, as text. A PyTorch complex tensor reaches HDF5
  * as a compound type, so checkpoints name that case. */
 static const char *type_desc(const H5utilFound *f)
@@ -357,23 +503,90 @@ static int attr_read(Reader *r, hid_t loc, const char *where, const char *name,
     return attr_problem(r, where, name, desc, &f);
 }
 
-static int attr_i64(Reader *r, hid_t loc, const char *where, const char *name, int64_t *out)
+/* "root attribute step" or "attribute patience of /scheduler" */
+static void attr_label(char *out, size_t len, const char *where, const char *name)
 {
-    return attr_read(r, loc, where, name, H5T_INTEGER, "integer", H5T_NATIVE_INT64, out);
+    if (strcmp(where, "/") == 0)
+        snprintf(out, len, "root attribute %s", name);
+    else
+        snprintf(out, len, "attribute %s of %s", name, where);
 }
 
-static int attr_int(Reader *r, hid_t loc, const char *where, const char *name, int *out)
+static int attr_out_of_range(Reader *r, const char *where, const char *name, const char *got,
+                             const char *expected)
+{
+    char label[PARAM_NAME_MAX];
+    attr_label(label, sizeof label, where, name);
+    status_set(r->st, EXIT_USAGE, "%s: %s is %s, expected %s", r->path, label, got, expected);
+    return -1;
+}
+
+/* An integer attribute within [lo, hi]. HDF5 saturates a value that does
+ * not fit the memory type, so the attribute is read as int64 and as uint64:
+ * the two agree only when the stored value is a 64-bit signed integer, and
+ * nothing is ever truncated on the way to a narrower C type. */
+static int attr_i64_in(Reader *r, hid_t loc, const char *where, const char *name, int64_t lo,
+                       int64_t hi, int64_t *out)
+{
+    int64_t v = 0;
+    uint64_t u = 0;
+    if (attr_read(r, loc, where, name, H5T_INTEGER, "integer", H5T_NATIVE_INT64, &v) < 0 ||
+        attr_read(r, loc, where, name, H5T_INTEGER, "integer", H5T_NATIVE_UINT64, &u) < 0)
+        return -1;
+    int fits = v >= 0 ? (uint64_t)v == u : u == 0;
+    if (fits && v >= lo && v <= hi) {
+        *out = v;
+        return 0;
+    }
+    char got[32], expected[80];
+    if (fits)
+        snprintf(got, sizeof got, "%lld", (long long)v);
+    else if (v >= 0)
+        snprintf(got, sizeof got, "%llu", (unsigned long long)u);
+    else
+        snprintf(got, sizeof got, "below %lld", (long long)INT64_MIN);
+    snprintf(expected, sizeof expected, "an integer from %lld to %lld", (long long)lo,
+             (long long)hi);
+    return attr_out_of_range(r, where, name, got, expected);
+}
+
+static int attr_int_in(Reader *r, hid_t loc, const char *where, const char *name, int lo, int hi,
+                       int *out)
 {
     int64_t v;
-    if (attr_i64(r, loc, where, name, &v) < 0)
+    if (attr_i64_in(r, loc, where, name, lo, hi, &v) < 0)
         return -1;
-    *out = (int)v;
+    *out = (int)v; /* within [lo, hi], so within int */
     return 0;
 }
 
 static int attr_f64(Reader *r, hid_t loc, const char *where, const char *name, double *out)
 {
     return attr_read(r, loc, where, name, H5T_FLOAT, "float", H5T_NATIVE_DOUBLE, out);
+}
+
+/* A float attribute within [lo, hi] (infinite bounds admit infinities);
+ * NaN only when nan_ok. */
+static int attr_f64_in(Reader *r, hid_t loc, const char *where, const char *name, double lo,
+                       double hi, int nan_ok, double *out)
+{
+    if (attr_f64(r, loc, where, name, out) < 0)
+        return -1;
+    if (isnan(*out) ? nan_ok : *out >= lo && *out <= hi)
+        return 0;
+    char got[32], expected[80];
+    snprintf(got, sizeof got, "%g", *out);
+    if (isinf(hi) && isinf(lo))
+        snprintf(expected, sizeof expected, "a number (not NaN)");
+    else if (lo == -DBL_MAX && hi == DBL_MAX)
+        snprintf(expected, sizeof expected, "a finite number%s", nan_ok ? " or NaN" : "");
+    else if (hi == DBL_MAX)
+        snprintf(expected, sizeof expected, "a finite number of at least %g%s", lo,
+                 nan_ok ? " or NaN" : "");
+    else
+        snprintf(expected, sizeof expected, "a number from %g to %g%s", lo, hi,
+                 nan_ok ? " or NaN" : "");
+    return attr_out_of_range(r, where, name, got, expected);
 }
 
 /* Fixed-length or variable-length strings, as h5py may write either. */
@@ -385,6 +598,24 @@ static int attr_str(Reader *r, hid_t loc, const char *where, const char *name, c
     h5util_attr_read_string(loc, name, out, len, &f);
     h5_unlock();
     return attr_problem(r, where, name, "string", &f);
+}
+
+/* A string attribute that must fit out whole: a longer one would be
+ * compared cut short. */
+static int attr_str_whole(Reader *r, hid_t loc, const char *where, const char *name, char *out,
+                          size_t len)
+{
+    char *whole = xmalloc(len + 1);
+    int ret = attr_str(r, loc, where, name, whole, len + 1);
+    if (ret == 0 && strlen(whole) >= len) {
+        char got[64];
+        snprintf(got, sizeof got, "longer than %zu characters", len - 1);
+        ret = attr_out_of_range(r, where, name, got, "a shorter string");
+    } else if (ret == 0) {
+        memcpy(out, whole, len);
+    }
+    free(whole);
+    return ret;
 }
 
 /* Reads a string attribute that must be one of two words; returns 0 or 1. */
@@ -404,34 +635,87 @@ static int attr_choice(Reader *r, hid_t loc, const char *name, const char *w0, c
     return 0;
 }
 
+/* The seed is a uint64; a negative value stored signed is refused rather
+ * than saturated to 0. */
+static int attr_seed(Reader *r, hid_t loc, uint64_t *out)
+{
+    int64_t v = 0;
+    if (attr_read(r, loc, "/", "seed", H5T_INTEGER, "integer", H5T_NATIVE_INT64, &v) < 0 ||
+        attr_read(r, loc, "/", "seed", H5T_INTEGER, "integer", H5T_NATIVE_UINT64, out) < 0)
+        return -1;
+    if (v >= 0)
+        return 0;
+    char got[32];
+    snprintf(got, sizeof got, "%lld", (long long)v);
+    return attr_out_of_range(r, "/", "seed", got, "an unsigned 64-bit integer");
+}
+
+/* Absent in files written before it existed: then 0. */
+static int attr_validation_pending(Reader *r, int *out)
+{
+    *out = 0;
+    if (!attr_exists(r->file, "validation_pending"))
+        return 0;
+    return attr_int_in(r, r->file, "/", "validation_pending", 0, 1, out);
+}
+
 static int meta_read(Reader *r, CheckpointMeta *m)
 {
     const char *root = "/";
+    hid_t f = r->file;
     int64_t format = 0;
-    if (attr_i64(r, r->file, root, "format_version", &format) < 0)
+    if (attr_i64_in(r, f, root, "format_version", INT64_MIN, INT64_MAX, &format) < 0)
         return -1;
     if (format != CHECKPOINT_FORMAT_VERSION) {
         status_set(r->st, EXIT_USAGE, "%s: format_version is %lld, this program reads %d",
                    r->path, (long long)format, CHECKPOINT_FORMAT_VERSION);
         return -1;
     }
-    if (attr_str(r, r->file, root, "arch", m->arch, sizeof m->arch) < 0 ||
-        attr_int(r, r->file, root, "num_classes", &m->num_classes) < 0 ||
-        attr_i64(r, r->file, root, "epoch", &m->epoch) < 0 ||
-        attr_i64(r, r->file, root, "epoch_step", &m->epoch_step) < 0 ||
-        attr_i64(r, r->file, root, "step", &m->step) < 0 ||
-        attr_f64(r, r->file, root, "lr", &m->lr) < 0 ||
-        attr_i64(r, r->file, root, "global_batch", &m->global_batch) < 0 ||
-        attr_read(r, r->file, root, "seed", H5T_INTEGER, "integer", H5T_NATIVE_UINT64,
-                  &m->seed) < 0 ||
-        attr_int(r, r->file, root, "world_size", &m->world_size) < 0 ||
-        attr_f64(r, r->file, root, "best_metric", &m->best_metric) < 0 ||
-        attr_str(r, r->file, root, "dataset_fingerprint", m->dataset_fingerprint,
-                 sizeof m->dataset_fingerprint) < 0 ||
-        attr_str(r, r->file, root, "version", m->version, sizeof m->version) < 0 ||
-        attr_str(r, r->file, root, "command_line", m->command_line, sizeof m->command_line) < 0)
+    if (attr_str_whole(r, f, root, "arch", m->arch, sizeof m->arch) < 0 ||
+        attr_int_in(r, f, root, "num_classes", 1, CKPT_CLASSES_MAX, &m->num_classes) < 0 ||
+        attr_i64_in(r, f, root, "step", 0, CKPT_STEP_MAX, &m->step) < 0 ||
+        attr_i64_in(r, f, root, "epoch", 0, m->step, &m->epoch) < 0 ||
+        attr_i64_in(r, f, root, "epoch_step", 0, m->step, &m->epoch_step) < 0 ||
+        attr_f64_in(r, f, root, "lr", 0, DBL_MAX, 0, &m->lr) < 0 ||
+        attr_i64_in(r, f, root, "global_batch", 1, CKPT_BATCH_MAX, &m->global_batch) < 0 ||
+        attr_seed(r, f, &m->seed) < 0 ||
+        attr_int_in(r, f, root, "world_size", 1, CKPT_WORLD_MAX, &m->world_size) < 0 ||
+        attr_f64_in(r, f, root, "best_metric", -DBL_MAX, DBL_MAX, 1, &m->best_metric) < 0 ||
+        attr_str_whole(r, f, root, "dataset_fingerprint", m->dataset_fingerprint,
+                       sizeof m->dataset_fingerprint) < 0 ||
+        attr_str(r, f, root, "version", m->version, sizeof m->version) < 0 ||
+        attr_str(r, f, root, "command_line", m->command_line, sizeof m->command_line) < 0 ||
+        attr_validation_pending(r, &m->validation_pending) < 0)
         return -1;
     return 0;
+}
+
+/* The settings within the ranges of the --plateau-* flags; the state
+ * within what the rule itself produces. */
+static int plateau_read(Reader *r, hid_t g, Plateau *s)
+{
+    const char *w = "/scheduler";
+    char type[32];
+    int is_max = 0, is_abs = 0;
+    if (attr_str(r, g, w, "type", type, sizeof type) < 0)
+        return -1;
+    if (strcmp(type, "ReduceLROnPlateau") != 0)
+        return attr_out_of_range(r, w, "type", type, "ReduceLROnPlateau");
+    int bad = attr_choice(r, g, "mode", "min", "max", &is_max) < 0 ||
+              attr_f64_in(r, g, w, "factor", 1e-9, 0.999999, 0, &s->factor) < 0 ||
+              attr_int_in(r, g, w, "patience", 0, CKPT_PLATEAU_MAX, &s->patience) < 0 ||
+              attr_f64_in(r, g, w, "threshold", 0, 1e9, 0, &s->threshold) < 0 ||
+              attr_choice(r, g, "threshold_mode", "rel", "abs", &is_abs) < 0 ||
+              attr_int_in(r, g, w, "cooldown", 0, CKPT_PLATEAU_MAX, &s->cooldown) < 0 ||
+              attr_f64_in(r, g, w, "min_lr", 0, DBL_MAX, 0, &s->min_lr) < 0 ||
+              attr_f64_in(r, g, w, "eps", 0, DBL_MAX, 0, &s->eps) < 0 ||
+              attr_f64_in(r, g, w, "best", -INFINITY, INFINITY, 0, &s->best) < 0 ||
+              attr_int_in(r, g, w, "num_bad_epochs", 0, s->patience, &s->num_bad_epochs) < 0 ||
+              attr_int_in(r, g, w, "cooldown_counter", 0, s->cooldown, &s->cooldown_counter) < 0 ||
+              attr_i64_in(r, g, w, "last_epoch", 0, CKPT_STEP_MAX, &s->last_epoch) < 0;
+    s->mode = is_max ? PLATEAU_MAX : PLATEAU_MIN;
+    s->threshold_mode = is_abs ? THRESHOLD_ABS : THRESHOLD_REL;
+    return bad ? -1 : 0;
 }
 
 static int scheduler_read(Reader *r, CheckpointMeta *m)
@@ -448,25 +732,11 @@ static int scheduler_read(Reader *r, CheckpointMeta *m)
         status_set(r->st, EXIT_USAGE, "%s: /scheduler is not a group", r->path);
         return -1;
     }
-    Plateau *s = &m->plateau;
-    const char *w = "/scheduler";
-    int is_max = 0, is_abs = 0;
-    int bad = attr_choice(r, g, "mode", "min", "max", &is_max) < 0 ||
-              attr_f64(r, g, w, "factor", &s->factor) < 0 ||
-              attr_int(r, g, w, "patience", &s->patience) < 0 ||
-              attr_f64(r, g, w, "threshold", &s->threshold) < 0 ||
-              attr_choice(r, g, "threshold_mode", "rel", "abs", &is_abs) < 0 ||
-              attr_int(r, g, w, "cooldown", &s->cooldown) < 0 ||
-              attr_f64(r, g, w, "min_lr", &s->min_lr) < 0 ||
-              attr_f64(r, g, w, "eps", &s->eps) < 0 ||
-              attr_f64(r, g, w, "best", &s->best) < 0 ||
-              attr_int(r, g, w, "num_bad_epochs", &s->num_bad_epochs) < 0 ||
-              attr_int(r, g, w, "cooldown_counter", &s->cooldown_counter) < 0 ||
-              attr_i64(r, g, w, "last_epoch", &s->last_epoch) < 0;
-    s->mode = is_max ? PLATEAU_MAX : PLATEAU_MIN;
-    s->threshold_mode = is_abs ? THRESHOLD_ABS : THRESHOLD_REL;
-    object_close(g, r->path);
-    return bad ? -1 : 0;
+    int ret = plateau_read(r, g, &m->plateau);
+    h5_lock();
+    H5Oclose(g);
+    h5_unlock();
+    return ret;
 }
 
 /* " (the checkpoint is resnet50 with 1000 classes)" when the file says, to
@@ -480,7 +750,7 @@ static void file_hint(const Reader *r, char *out, size_t len)
     int classes;
     out[0] = '\0';
     if (attr_str(&q, r->file, "/", "arch", arch, sizeof arch) == 0 &&
-        attr_int(&q, r->file, "/", "num_classes", &classes) == 0)
+        attr_int_in(&q, r->file, "/", "num_classes", 1, CKPT_CLASSES_MAX, &classes) == 0)
         snprintf(out, len, " (the checkpoint is %s with %d classes)", arch, classes);
 }
 
@@ -504,6 +774,7 @@ static int tensor_io(Reader *r, const char *name, int ndims, const int64_t *dims
     char got[DESC_MAX], want[DESC_MAX], hint[DESC_MAX];
     H5utilFound f;
     int ret = -1;
+    size_t at;
     h5_lock();
     hid_t ds = h5util_dataset_open(r->file, name, is_int ? any_int : float32, &f);
     if (f.problem == H5UTIL_MISSING && optional) {
@@ -528,6 +799,11 @@ static int tensor_io(Reader *r, const char *name, int ndims, const int64_t *dims
     } else if (out &&
                h5util_dataset_read(ds, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, out) < 0) {
         status_set(r->st, EXIT_USAGE, "%s: reading %s failed (damaged file?)", r->path, name);
+    } else if (out && !is_int &&
+               (at = first_nonfinite(out, (size_t)f.npoints)) < (size_t)f.npoints) {
+        status_set(r->st, EXIT_USAGE,
+                   "%s: %s holds %s at index %zu; a checkpoint must hold finite values (saved "
+                   "from a diverged run?)", r->path, name, nonfinite_name(((float *)out)[at]), at);
     } else {
         ret = 1;
     }
@@ -564,11 +840,22 @@ static int bn_io(Reader *r, Params *p, int i, int nbt_optional, int load, int *n
     snprintf(name, sizeof name, "/model/%s.running_var", bn->name);
     if (tensor_io(r, name, 1, &c, 0, 0, load ? bn_running_var(p, i) : NULL) < 0)
         return -1;
+    for (int64_t k = 0; load && k < c; k++)
+        if (bn_running_var(p, i)[k] < 0) {
+            status_set(r->st, EXIT_USAGE, "%s: %s holds the negative variance %g at index %lld",
+                       r->path, name, bn_running_var(p, i)[k], (long long)k);
+            return -1;
+        }
     snprintf(name, sizeof name, "/model/%s.num_batches_tracked", bn->name);
     int64_t nbt = 0;
     int found = tensor_io(r, name, -1, NULL, 1, nbt_optional, load ? &nbt : NULL);
     if (found < 0)
         return -1;
+    if (found && load && nbt < 0) {
+        status_set(r->st, EXIT_USAGE, "%s: %s is %lld, expected a count of at least 0", r->path,
+                   name, (long long)nbt);
+        return -1;
+    }
     if (found && load && !*nbt_seen) {
         p->num_batches_tracked = nbt;
         *nbt_seen = 1;
@@ -724,46 +1011,91 @@ static int parse_step_name(const char *name, int64_t *step)
     return 1;
 }
 
+int checkpoint_is_temporary(const char *name)
+{
+    int64_t step;
+    size_t n = strlen(name), k = strlen(".tmp");
+    char stem[CHECKPOINT_NAME_MAX];
+    if (n <= k || n - k >= sizeof stem || strcmp(name + n - k, ".tmp") != 0)
+        return 0;
+    memcpy(stem, name, n - k);
+    stem[n - k] = '\0';
+    return strcmp(stem, "best.h5") == 0 || parse_step_name(stem, &step);
+}
+
+/* Newest first: by the step number, not by the name, whose zero padding
+ * stops at 8 digits. */
 static int step_desc(const void *a, const void *b)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    int64_t x = ((const CheckpointFile *)a)->step, y = ((const CheckpointFile *)b)->step;
     return (x < y) - (x > y);
+}
+
+int checkpoint_list(const char *dir, CheckpointFile **files, size_t *count)
+{
+    *files = NULL;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    size_t cap = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        int64_t step;
+        if (!parse_step_name(e->d_name, &step))
+            continue;
+        if (*count == cap) {
+            cap = cap ? 2 * cap : 16;
+            *files = xrealloc(*files, cap * sizeof **files);
+        }
+        CheckpointFile *f = &(*files)[(*count)++];
+        f->step = step;
+        memcpy(f->name, e->d_name, strlen(e->d_name) + 1); /* "step-" 18 digits ".h5" fit */
+    }
+    closedir(d);
+    if (*count > 1)
+        qsort(*files, *count, sizeof **files, step_desc);
+    return 0;
 }
 
 int checkpoint_find_latest(const char *dir, char *out, size_t outlen, Status *st)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
+    CheckpointFile *files;
+    size_t n;
+    if (checkpoint_list(dir, &files, &n) != 0) {
         if (errno == ENOENT)
             return 0;
         status_set(st, EXIT_USAGE, "%s: cannot read checkpoint directory: %s", dir,
                    sys_error_string());
         return st->code;
     }
-    int64_t *steps = NULL;
-    size_t n = 0, cap = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        int64_t step;
-        if (!parse_step_name(e->d_name, &step))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            steps = xrealloc(steps, cap * sizeof *steps);
-        }
-        steps[n++] = step;
-    }
-    closedir(d);
-    if (n > 1)
-        qsort(steps, n, sizeof *steps, step_desc);
     int found = 0;
     for (size_t i = 0; i < n && !found; i++) {
-        checkpoint_path(out, outlen, dir, steps[i]);
+        CHECK((size_t)snprintf(out, outlen, "%s/%s", dir, files[i].name) < outlen,
+              "checkpoint path too long in %s", dir);
         found = checkpoint_is_valid(out);
         if (!found)
             log_warn("skipping %s: not a valid checkpoint (truncated or damaged)", out);
     }
-    free(steps);
+    free(files);
     if (!found && outlen)
         out[0] = '\0';
     return found;
+}
+
+void checkpoint_prune(const char *dir, int64_t step, int keep)
+{
+    CheckpointFile *files;
+    size_t n;
+    if (keep <= 0 || checkpoint_list(dir, &files, &n) != 0)
+        return;
+    int kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (files[i].step > step || kept++ < keep)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+        if (unlink(path) != 0)
+            log_warn("cannot remove old checkpoint %s: %s", path, strerror(errno));
+    }
+    free(files);
 }

@@ -153,9 +153,11 @@ static void trainer_update_lr(Trainer *t)
     t->lr = lr;
 }
 
-/* Rank 0 steps the plateau rule; everyone applies the broadcast result. */
-static void trainer_validate(Trainer *t, int64_t epoch)
+/* Rank 0 steps the plateau rule; everyone applies the broadcast result.
+ * Returns -1, or the exit code when best.h5 could not be written. */
+static int trainer_validate(Trainer *t, int64_t epoch)
 {
+    t->validation_pending = 0;
     EvalTotals e = trainer_evaluate(t, SPLIT_VAL);
     report_eval(t, "val", epoch, e);
     report_mllog(t, "eval_accuracy", e.top1 / e.count, epoch + 1);
@@ -175,10 +177,10 @@ static void trainer_validate(Trainer *t, int64_t epoch)
             t->plateau_lr = t->lr = lr;
         }
     }
-    if (improved) {
-        t->best_metric = metric;
-        trainer_checkpoint(t, "best.h5", "best validation so far");
-    }
+    if (!improved)
+        return -1;
+    t->best_metric = metric;
+    return trainer_checkpoint(t, "best.h5", "best validation so far") ? EXIT_NONFINITE : -1;
 }
 
 /* After a step: validation, checkpoints and stop requests, all decided from
@@ -189,16 +191,23 @@ static int trainer_after_step(Trainer *t, const double g[STEP_NVALUES], int have
     int last = t->step == t->total_steps, epoch_end = t->step % t->steps_per_epoch == 0;
     int64_t epoch = (t->step - 1) / t->steps_per_epoch;
     int stop = !last && (g[STEP_USR1] > 0 || g[STEP_TERM] > 0);
-    if (have_val && (last || (epoch_end && (epoch + 1) % o->val_every == 0)))
-        trainer_validate(t, epoch);
-    if (last)
-        trainer_checkpoint(t, NULL, "end of training");
-    else if (stop)
-        trainer_checkpoint(t, NULL, "stop requested by a signal");
-    else if (epoch_end && o->checkpoint_every && (epoch + 1) % o->checkpoint_every == 0)
-        trainer_checkpoint(t, NULL, "end of epoch");
-    else if (g[STEP_CKPT_DUE] > 0)
-        trainer_checkpoint(t, NULL, "--checkpoint-minutes elapsed");
+    /* The checkpoint comes before the validation, so that a failure there
+     * does not lose the epoch; it says the validation is still due, and a
+     * run resumed from it validates first (a stopping run leaves it so). */
+    t->validation_pending = have_val && (last || (epoch_end && (epoch + 1) % o->val_every == 0));
+    const char *why = last   ? "end of training"
+                      : stop ? "stop requested by a signal"
+                      : epoch_end && o->checkpoint_every && (epoch + 1) % o->checkpoint_every == 0
+                          ? "end of epoch"
+                      : g[STEP_CKPT_DUE] > 0 ? "--checkpoint-minutes elapsed"
+                                             : NULL;
+    if (why && trainer_checkpoint(t, NULL, why) != 0)
+        return EXIT_NONFINITE;
+    if (t->validation_pending && !stop) {
+        int code = trainer_validate(t, epoch);
+        if (code >= 0)
+            return code;
+    }
     if (o->check_every && t->step % o->check_every == 0)
         dist_check_params(&t->params, "during training");
     if (!stop)
@@ -217,6 +226,11 @@ static int trainer_run(Trainer *t)
     int64_t since_log = 0;
     t->last_checkpoint_time = t0;
     report_mllog(t, "run_start", 0, t->step / t->steps_per_epoch);
+    if (t->validation_pending && have_val) {
+        int code = trainer_validate(t, (t->step - 1) / t->steps_per_epoch);
+        if (code >= 0)
+            return code;
+    }
     while (t->step < t->total_steps) {
         trainer_update_lr(t);
         trainer_read_train(t);

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,48 +38,113 @@ double trainer_checkpoint_due(const Trainer *t)
            timer_now() - t->last_checkpoint_time >= 60.0 * t->opt.checkpoint_minutes;
 }
 
-static int cmp_names(const void *a, const void *b)
+/* Whether dir holds a finished checkpoint: a step-*.h5 or best.h5. Names
+ * the first few in found. */
+static int dir_has_checkpoints(const char *dir, char *found, size_t len)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    CheckpointFile *files;
+    size_t n;
+    found[0] = '\0';
+    if (checkpoint_list(dir, &files, &n) != 0)
+        return 0; /* missing: created later; unreadable: the resume or the write says so */
+    char best[4096];
+    snprintf(best, sizeof best, "%s/best.h5", dir);
+    struct stat sb;
+    int has_best = lstat(best, &sb) == 0;
+    if (n)
+        snprintf(found, len, "%s%s", files[0].name, n > 1 ? " and older step-*.h5" : "");
+    if (has_best)
+        snprintf(found + strlen(found), len - strlen(found), "%sbest.h5", n ? ", " : "");
+    free(files);
+    return n > 0 || has_best;
 }
 
-/* Deletes all but the newest `keep` step checkpoints (names sort by step). */
-static void prune_checkpoints(const char *dir, int keep)
+/* Removes the temporaries of checkpoint writes that were killed before
+ * their rename; a symbolic link in their place is the user's to remove. */
+static void remove_stale_temporaries(const char *dir, Status *st)
 {
     DIR *d = opendir(dir);
-    if (!d || keep <= 0) {
-        if (d)
-            closedir(d);
+    if (!d)
         return;
-    }
-    char **names = NULL;
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (strncmp(e->d_name, "step-", 5) == 0 && len > 3 && strcmp(e->d_name + len - 3, ".h5") == 0) {
-            names = xrealloc(names, (n + 1) * sizeof *names);
-            names[n++] = xstrdup(e->d_name);
-        }
+    for (struct dirent *e; (e = readdir(d)) != NULL && !st->code;) {
+        if (!checkpoint_is_temporary(e->d_name))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode))
+            status_set(st, EXIT_USAGE,
+                       "%s is a symbolic link where a checkpoint's temporary file goes; remove it",
+                       path);
+        else if (unlink(path) == 0)
+            log_info("removed %s, left by an interrupted checkpoint write", path);
+        else if (errno != ENOENT)
+            log_warn("cannot remove %s, left by an interrupted checkpoint write: %s", path,
+                     strerror(errno));
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
-    for (size_t i = 0; i + (size_t)keep < n; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (unlink(path) != 0)
-            log_warn("cannot remove old checkpoint %s: %s", path, strerror(errno));
-    }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
 }
 
-void trainer_checkpoint(Trainer *t, const char *name, const char *why)
+void trainer_prepare_checkpoint_dir(Trainer *t)
 {
-    t->last_checkpoint_time = timer_now();
-    if (t->dist.rank != 0)
-        return;
+    const Options *o = &t->opt;
+    Status st = {0};
+    char found[256];
+    if (o->overwrite && o->resume)
+        status_set(&st, EXIT_USAGE, "--overwrite and --resume exclude each other");
+    int writes = !o->eval_only && !o->bench;
+    if (t->dist.rank == 0 && writes && !st.code && !o->resume &&
+        dir_has_checkpoints(o->checkpoint_dir, found, sizeof found)) {
+        if (o->overwrite)
+            t->overwrite_pending = 1;
+        else
+            status_set(&st, EXIT_USAGE,
+                       "--checkpoint-dir %s holds the checkpoints of an earlier run (%s): pass "
+                       "--resume auto to continue it, another --checkpoint-dir, or --overwrite "
+                       "to replace them", o->checkpoint_dir, found);
+    }
+    if (o->dry_run && st.code) { /* it writes nothing: a warning, and the plan */
+        log_warn("%s; without --dry-run the run stops here (exit 2)", st.msg);
+        st = (Status){0};
+    }
+    status_agree(&st);
+    if (t->overwrite_pending)
+        log_info("--overwrite: the checkpoints in %s (%s) are removed when this run writes its "
+                 "first one", o->checkpoint_dir, found);
+    if (t->dist.rank == 0 && writes && !o->dry_run)
+        remove_stale_temporaries(o->checkpoint_dir, &st);
+    status_agree(&st);
+}
+
+/* --overwrite, at this run's first checkpoint (just written as name): the
+ * earlier run's step checkpoints and best.h5 go. */
+static void remove_earlier_run(const char *dir, const char *name)
+{
+    CheckpointFile *files;
+    size_t n;
+    int removed = 0;
+    char path[4096];
+    if (checkpoint_list(dir, &files, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+            if (strcmp(files[i].name, name) == 0)
+                continue;
+            if (unlink(path) == 0)
+                removed++;
+            else
+                log_warn("cannot remove %s of the earlier run: %s", path, strerror(errno));
+        }
+        free(files);
+    }
+    snprintf(path, sizeof path, "%s/best.h5", dir);
+    if (strcmp(name, "best.h5") != 0 && unlink(path) == 0)
+        removed++;
+    log_info("--overwrite: removed %d checkpoint(s) of the earlier run from %s", removed, dir);
+}
+
+/* Rank 0's part: the file and, once it is on disk, pruning. */
+static int checkpoint_save(Trainer *t, const char *name, const char *why, Status *st)
+{
     CheckpointMeta m;
     checkpoint_meta_init(&m);
     snprintf(m.arch, sizeof m.arch, "%s", t->opt.arch);
@@ -96,15 +162,23 @@ void trainer_checkpoint(Trainer *t, const char *name, const char *why)
     version_string(m.version, sizeof m.version);
     m.has_plateau = 1;
     m.plateau = t->plateau;
-    char path[4096];
+    m.validation_pending = name ? 0 : t->validation_pending;
+    char path[4096], own[CHECKPOINT_NAME_MAX];
     if (name)
-        snprintf(path, sizeof path, "%s/%s", t->opt.checkpoint_dir, name);
+        snprintf(own, sizeof own, "%s", name);
     else
-        checkpoint_path(path, sizeof path, t->opt.checkpoint_dir, t->step);
+        snprintf(own, sizeof own, "step-%08lld.h5", (long long)t->step);
+    CHECK((size_t)snprintf(path, sizeof path, "%s/%s", t->opt.checkpoint_dir, own) < sizeof path,
+          "checkpoint path too long in %s", t->opt.checkpoint_dir);
     SYS_CHECK(make_dirs(t->opt.checkpoint_dir));
-    checkpoint_write(path, &t->params, &m);
-    if (!name)
-        prune_checkpoints(t->opt.checkpoint_dir, t->opt.keep);
+    if (checkpoint_write(path, &t->params, &m, st) != 0)
+        return st->code;
+    if (t->overwrite_pending) {
+        remove_earlier_run(t->opt.checkpoint_dir, own);
+        t->overwrite_pending = 0;
+    } else if (!name) {
+        checkpoint_prune(t->opt.checkpoint_dir, t->step, t->opt.keep);
+    }
     log_info("checkpoint %s (%s)", path, why);
     metrics_begin(&t->metrics, "checkpoint");
     metrics_int(&t->metrics, "step", t->step);
@@ -112,4 +186,16 @@ void trainer_checkpoint(Trainer *t, const char *name, const char *why)
     metrics_str(&t->metrics, "path", path);
     metrics_str(&t->metrics, "reason", why);
     metrics_end(&t->metrics);
+    return 0;
+}
+
+int trainer_checkpoint(Trainer *t, const char *name, const char *why)
+{
+    t->last_checkpoint_time = timer_now();
+    Status st = {0};
+    int code = t->dist.rank == 0 ? checkpoint_save(t, name, why, &st) : 0;
+    MPI_CHECK(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    if (code)
+        log_info("error: %s", st.msg);
+    return code;
 }

@@ -165,6 +165,7 @@ static void trainer_load(Trainer *t, const char *path, CheckpointPart part)
     /* meta.lr is a warmup rate while warming up; the plateau rate is then the peak */
     t->plateau_lr = lr_schedule_plateau_active(&t->schedule, t->step) ? meta.lr : t->schedule.lr;
     t->best_metric = meta.best_metric;
+    t->validation_pending = meta.validation_pending;
     if (meta.has_plateau)
         t->plateau = meta.plateau;
     log_info("resumed from %s at step %lld (lr %g)", path, (long long)t->step, t->lr);
@@ -256,12 +257,13 @@ void trainer_setup(Trainer *t)
     dnn_init();
     trainer_open_data(t);
     trainer_build(t);
+    trainer_plan(t);
+    trainer_restore(t);
+    trainer_prepare_checkpoint_dir(t);
     trainer_make_output_dirs(t);
     if (t->dist.rank == 0)
         metrics_open(&t->metrics, t->opt.metrics, &st);
     status_agree(&st);
-    trainer_plan(t);
-    trainer_restore(t);
     dist_broadcast_state(&t->params);
     dist_check_params(&t->params, "at start");
     report_config(t);

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +34,13 @@ static int group_setup(void **state)
     h5_quiet();
     testutil_tmpdir(g_dir, sizeof g_dir, "checkpoint");
     return 0;
+}
+
+static void write_ok(const char *path, const Params *p, const CheckpointMeta *m)
+{
+    Status st = {0};
+    if (checkpoint_write(path, p, m, &st) != 0)
+        fail_msg("writing %s: %s", path, st.msg);
 }
 
 static void meta_example(CheckpointMeta *m)
@@ -68,7 +77,7 @@ static void write_example(const char *name, char *path, size_t len, uint32_t see
     testutil_params_tiny(&p, dnnl_OIhw16i16o, seed);
     meta_example(&m);
     testutil_join(path, len, g_dir, name);
-    checkpoint_write(path, &p, &m);
+    write_ok(path, &p, &m);
     params_free(&p);
 }
 
@@ -243,7 +252,7 @@ static void test_round_trip_blocked(void **state)
     meta_example(&m);
     char path[1024];
     testutil_join(path, sizeof path, g_dir, "roundtrip.h5");
-    checkpoint_write(path, &a, &m);
+    write_ok(path, &a, &m);
 
     testutil_params_tiny(&b, dnnl_OIhw16i16o, 0);
     expect_ok(path, &b, &back, CKPT_FULL);
@@ -272,7 +281,7 @@ static void test_file_is_plain_pytorch(void **state)
     CheckpointMeta m;
     meta_example(&m);
     testutil_join(path, sizeof path, g_dir, "plain.h5");
-    checkpoint_write(path, &a, &m);
+    write_ok(path, &a, &m);
 
     int conv = params_find(&a, "layer1.0.conv1.weight");
     float want[16 * 8 * 3 * 3], got[16 * 8 * 3 * 3];
@@ -447,6 +456,45 @@ static int64_t step_of(const char *path)
     return m.step;
 }
 
+/* Runs checkpoint_write(path) in a child, with file size limited to
+ * max_bytes when not 0 (writes past it fail as on a full disk); whether it
+ * succeeded. */
+static int write_in_child(const char *path, const Params *p, const CheckpointMeta *m,
+                          rlim_t max_bytes)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr))
+            _exit(2);
+        if (max_bytes) {
+            signal(SIGXFSZ, SIG_IGN); /* then a write past the limit fails with EFBIG */
+            struct rlimit lim = {max_bytes, max_bytes};
+            setrlimit(RLIMIT_FSIZE, &lim);
+        }
+        Status st = {0};
+        checkpoint_write(path, p, m, &st);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* A tiny registry and a checkpoint of it at g_dir/name; path and its
+ * temporary's name (tmp) set. Returns the step written. */
+static int64_t written_example(const char *name, Params *p, CheckpointMeta *m, char *path,
+                               size_t len, char *tmp, size_t tmplen)
+{
+    testutil_params_tiny(p, dnnl_OIhw16i16o, 4);
+    meta_example(m);
+    testutil_join(path, len, g_dir, name);
+    snprintf(tmp, tmplen, "%s.tmp", path);
+    write_ok(path, p, m);
+    return step_of(path);
+}
+
 static void test_write_replaces_by_rename(void **state)
 {
     (void)state;
@@ -457,14 +505,15 @@ static void test_write_replaces_by_rename(void **state)
     meta_example(&m);
     testutil_join(path, sizeof path, g_dir, "atomic.h5");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    m.epoch = m.epoch_step = 0; /* within the steps below */
     m.step = 1;
-    checkpoint_write(path, &p, &m);
+    write_ok(path, &p, &m);
     struct stat before, after;
     assert_int_equal(stat(path, &before), 0);
 
     file_write_text(tmp, "left over by a writer that was killed\n");
     m.step = 2;
-    checkpoint_write(path, &p, &m);
+    write_ok(path, &p, &m);
     assert_int_equal(stat(path, &after), 0);
     assert_int_not_equal(before.st_ino, after.st_ino); /* a new file renamed in */
     assert_int_not_equal(access(tmp, F_OK), 0);
@@ -473,19 +522,8 @@ static void test_write_replaces_by_rename(void **state)
     /* A writer that fails (here: path.tmp cannot be created) dies before it
      * touches the good file. */
     assert_int_equal(mkdir(tmp, 0755), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (!freopen("/dev/null", "w", stderr))
-            _exit(2);
-        m.step = 3;
-        checkpoint_write(path, &p, &m);
-        _exit(0);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    m.step = 3;
+    assert_false(write_in_child(path, &p, &m, 0));
     assert_int_equal(step_of(path), 2);
     rmdir(tmp);
     params_free(&p);
@@ -501,8 +539,9 @@ static void write_step(const char *dir, int64_t step)
     testutil_params_tiny(&p, dnnl_oihw, 1);
     meta_example(&m);
     m.step = step;
+    m.epoch = m.epoch_step = 0;
     checkpoint_path(path, sizeof path, dir, step);
-    checkpoint_write(path, &p, &m);
+    write_ok(path, &p, &m);
     params_free(&p);
 }
 
@@ -553,6 +592,304 @@ static void test_checkpoint_path(void **state)
     assert_string_equal(out, "d/step-123456789.h5");
 }
 
+/* ---- values: non-finite tensors and attributes out of range ---- */
+
+/* Sets element index of float dataset name to v. */
+static void h5_set_float(const char *path, const char *name, hsize_t index, float v)
+{
+    hid_t f = h5_open_rw(path);
+    h5_lock();
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t space = H5Dget_space(ds);
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    float *data = calloc((size_t)n, sizeof *data);
+    assert_true(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    data[index] = v;
+    assert_true(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    free(data);
+    H5Sclose(space);
+    H5Dclose(ds);
+    h5_unlock();
+    h5_close(f);
+}
+
+static void test_nonfinite_refused_on_load(void **state)
+{
+    (void)state;
+    char path[1024];
+    write_example("nan_weight.h5", path, sizeof path, 1);
+    h5_set_float(path, "/model/fc.weight", 3, NAN);
+    expect_error_tiny(path, CKPT_WEIGHTS_ONLY, "/model/fc.weight holds NaN at index 3", NULL);
+    expect_error_tiny(path, CKPT_FULL, "/model/fc.weight holds NaN at index 3", NULL);
+
+    write_example("inf_momentum.h5", path, sizeof path, 1);
+    h5_set_float(path, "/optimizer/momentum/layer1.0.conv1.weight", 0, -INFINITY);
+    expect_error_tiny(path, CKPT_FULL, "/optimizer/momentum/layer1.0.conv1.weight holds -inf",
+                      NULL);
+    expect_ok_tiny(path, CKPT_WEIGHTS_ONLY); /* momentum is not read for weights */
+
+    write_example("inf_var.h5", path, sizeof path, 1);
+    h5_set_float(path, "/model/bn1.running_var", 1, INFINITY);
+    expect_error_tiny(path, CKPT_WEIGHTS_ONLY, "/model/bn1.running_var holds inf at index 1",
+                      NULL);
+    write_example("negative_var.h5", path, sizeof path, 1);
+    h5_set_float(path, "/model/bn1.running_var", 2, -0.5f);
+    expect_error_tiny(path, CKPT_WEIGHTS_ONLY, "/model/bn1.running_var holds the negative",
+                      "index 2");
+}
+
+/* A diverged run's state is never written: the previous file stays as it
+ * was and no temporary is left. */
+static void test_nonfinite_not_written(void **state)
+{
+    (void)state;
+    Params p;
+    CheckpointMeta m;
+    char path[1024], tmp[1100];
+    int64_t before = written_example("diverged.h5", &p, &m, path, sizeof path, tmp, sizeof tmp);
+
+    p.momentum[p.info[params_find(&p, "fc.bias")].offset + 1] = NAN;
+    m.step++;
+    Status st = {0};
+    assert_int_equal(checkpoint_write(path, &p, &m, &st), EXIT_NONFINITE);
+    print_message("    -> %s\n", st.msg);
+    assert_int_equal(st.code, EXIT_NONFINITE);
+    assert_non_null(strstr(st.msg, path));
+    assert_non_null(strstr(st.msg, "/optimizer/momentum/fc.bias holds NaN at index 1"));
+    assert_int_equal(step_of(path), before);
+    assert_int_not_equal(access(tmp, F_OK), 0);
+
+    p.momentum[p.info[params_find(&p, "fc.bias")].offset + 1] = 0;
+    bn_running_mean(&p, 0)[0] = INFINITY;
+    Status st2 = {0};
+    assert_int_equal(checkpoint_write(path, &p, &m, &st2), EXIT_NONFINITE);
+    assert_non_null(strstr(st2.msg, "/model/bn1.running_mean holds inf at index 0"));
+    assert_int_equal(step_of(path), before);
+    params_free(&p);
+}
+
+typedef enum { SET_I64, SET_U64, SET_F64, SET_STR } AttrKind;
+
+/* Replaces attribute name of obj by one of the given type and value. */
+static void h5_attr_set(const char *path, const char *obj, const char *name, AttrKind kind,
+                        int64_t i, uint64_t u, double d, const char *str)
+{
+    hid_t f = h5_open_rw(path);
+    h5_lock();
+    hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
+    assert_true(o >= 0);
+    if (H5Aexists(o, name) > 0)
+        assert_true(H5Adelete(o, name) >= 0);
+    hid_t space = H5Screate(H5S_SCALAR), type;
+    const void *value;
+    switch (kind) {
+    case SET_I64: type = H5Tcopy(H5T_STD_I64LE); value = &i; break;
+    case SET_U64: type = H5Tcopy(H5T_STD_U64LE); value = &u; break;
+    case SET_F64: type = H5Tcopy(H5T_IEEE_F64LE); value = &d; break;
+    default:
+        type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, H5T_VARIABLE);
+        value = &str;
+    }
+    hid_t mem = kind == SET_I64   ? H5T_NATIVE_INT64
+                : kind == SET_U64 ? H5T_NATIVE_UINT64
+                : kind == SET_F64 ? H5T_NATIVE_DOUBLE
+                                  : type;
+    hid_t a = H5Acreate2(o, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(a >= 0);
+    assert_true(H5Awrite(a, mem, value) >= 0);
+    H5Aclose(a);
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Oclose(o);
+    h5_unlock();
+    h5_close(f);
+}
+
+typedef struct {
+    const char *obj, *name;
+    AttrKind kind;
+    int64_t i;
+    uint64_t u;
+    double d;
+    const char *str, *needle;
+} BadAttr;
+
+/* Every attribute is checked for its type and range, and 64-bit values
+ * are never cut to a narrower type: each bad value is refused naming the
+ * file and the attribute. */
+static void test_attribute_ranges(void **state)
+{
+    (void)state;
+    static const BadAttr cases[] = {
+        {"/", "step", SET_I64, -5, 0, 0, NULL, "root attribute step is -5, expected an integer from 0"},
+        {"/", "step", SET_F64, 0, 0, 12.0, NULL, "root attribute step has type float64"},
+        {"/", "num_classes", SET_I64, (1LL << 32) + 4, 0, 0, NULL, "root attribute num_classes is 4294967300"},
+        {"/", "num_classes", SET_I64, 0, 0, 0, NULL, "root attribute num_classes is 0"},
+        {"/", "epoch", SET_I64, -1, 0, 0, NULL, "root attribute epoch is -1"},
+        {"/", "epoch", SET_I64, 1235, 0, 0, NULL, "root attribute epoch is 1235, expected an integer from 0 to 1234"},
+        {"/", "epoch_step", SET_I64, -3, 0, 0, NULL, "root attribute epoch_step is -3"},
+        {"/", "global_batch", SET_U64, 0, UINT64_MAX, 0, NULL, "root attribute global_batch is 18446744073709551615"},
+        {"/", "world_size", SET_I64, 0, 0, 0, NULL, "root attribute world_size is 0"},
+        {"/", "world_size", SET_I64, (1LL << 32) + 2, 0, 0, NULL, "root attribute world_size is 4294967298"},
+        {"/", "lr", SET_F64, 0, 0, NAN, NULL, "root attribute lr is nan"},
+        {"/", "lr", SET_F64, 0, 0, -0.1, NULL, "root attribute lr is -0.1"},
+        {"/", "lr", SET_F64, 0, 0, INFINITY, NULL, "root attribute lr is inf"},
+        {"/", "best_metric", SET_F64, 0, 0, -INFINITY, NULL, "root attribute best_metric is -inf"},
+        {"/", "seed", SET_I64, -3, 0, 0, NULL, "root attribute seed is -3"},
+        {"/", "arch", SET_STR, 0, 0, 0, "resnet50-with-a-name-longer-than-thirty-one", "root attribute arch is longer than 31 characters"},
+        {"/", "validation_pending", SET_I64, 2, 0, 0, NULL, "root attribute validation_pending is 2"},
+        {"/scheduler", "type", SET_STR, 0, 0, 0, "StepLR", "attribute type of /scheduler is StepLR"},
+        {"/scheduler", "patience", SET_I64, 1LL << 31, 0, 0, NULL, "attribute patience of /scheduler is 2147483648"},
+        {"/scheduler", "cooldown", SET_I64, -1, 0, 0, NULL, "attribute cooldown of /scheduler is -1"},
+        {"/scheduler", "num_bad_epochs", SET_I64, -1, 0, 0, NULL, "attribute num_bad_epochs of /scheduler is -1"},
+        {"/scheduler", "num_bad_epochs", SET_I64, 4, 0, 0, NULL, "num_bad_epochs of /scheduler is 4, expected an integer from 0 to 3"},
+        {"/scheduler", "cooldown_counter", SET_I64, 3, 0, 0, NULL, "cooldown_counter of /scheduler is 3"},
+        {"/scheduler", "last_epoch", SET_I64, -2, 0, 0, NULL, "attribute last_epoch of /scheduler is -2"},
+        {"/scheduler", "factor", SET_F64, 0, 0, 1.5, NULL, "attribute factor of /scheduler is 1.5"},
+        {"/scheduler", "factor", SET_F64, 0, 0, 0.0, NULL, "attribute factor of /scheduler is 0"},
+        {"/scheduler", "threshold", SET_F64, 0, 0, NAN, NULL, "attribute threshold of /scheduler is nan"},
+        {"/scheduler", "min_lr", SET_F64, 0, 0, -1.0, NULL, "attribute min_lr of /scheduler is -1"},
+        {"/scheduler", "eps", SET_F64, 0, 0, INFINITY, NULL, "attribute eps of /scheduler is inf"},
+        {"/scheduler", "best", SET_F64, 0, 0, NAN, NULL, "attribute best of /scheduler is nan"},
+    };
+    char path[1024];
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        const BadAttr *c = &cases[k];
+        write_example("attr.h5", path, sizeof path, 1);
+        h5_attr_set(path, c->obj, c->name, c->kind, c->i, c->u, c->d, c->str);
+        expect_error_tiny(path, CKPT_FULL, c->needle, NULL);
+        expect_ok_tiny(path, CKPT_WEIGHTS_ONLY); /* weights read no attributes */
+    }
+
+    /* in range: a uint64 seed above INT64_MAX, +-inf plateau best, NaN best_metric */
+    write_example("attr_ok.h5", path, sizeof path, 1);
+    h5_attr_set(path, "/", "best_metric", SET_F64, 0, 0, NAN, NULL);
+    h5_attr_set(path, "/scheduler", "best", SET_F64, 0, 0, INFINITY, NULL);
+    Params p;
+    CheckpointMeta m;
+    testutil_params_tiny(&p, dnnl_oihw, 0);
+    expect_ok(path, &p, &m, CKPT_FULL);
+    assert_true(m.seed == 18446744073709551557ull);
+    assert_true(isnan(m.best_metric) && isinf(m.plateau.best));
+    assert_int_equal(m.validation_pending, 0);
+    /* absent in files written before it existed */
+    h5_attr_delete(path, "/", "validation_pending");
+    expect_ok(path, &p, &m, CKPT_FULL);
+    params_free(&p);
+}
+
+/* ---- leftovers, links, ordering ---- */
+
+/* A write that fails part-way (here: a file size limit, as a full disk
+ * would) removes its temporary and leaves the previous checkpoint. */
+static void test_failed_write_leaves_nothing(void **state)
+{
+    (void)state;
+    Params p;
+    CheckpointMeta m;
+    char path[1024], tmp[1100];
+    int64_t before = written_example("full.h5", &p, &m, path, sizeof path, tmp, sizeof tmp);
+    m.step++;
+    assert_false(write_in_child(path, &p, &m, 4096));
+    assert_int_not_equal(access(tmp, F_OK), 0);
+    assert_int_equal(step_of(path), before);
+    params_free(&p);
+}
+
+/* The temporary is created exclusively: a symbolic link planted in its
+ * place is refused, and nothing is written through it, whether it points
+ * nowhere yet or to an existing file. */
+static void test_tmp_symlink_refused(void **state)
+{
+    (void)state;
+    Params p;
+    CheckpointMeta m;
+    char path[1024], tmp[1100], target[2048];
+    struct stat sb;
+    testutil_params_tiny(&p, dnnl_oihw, 4);
+    meta_example(&m);
+    testutil_join(path, sizeof path, g_dir, "linked.h5");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+
+    /* absolute: a relative link resolves from the link's own folder */
+    char cwd[1000];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(target, sizeof target, "%s/%s/planted.h5", cwd, g_dir);
+    unlink(tmp);
+    assert_int_equal(symlink(target, tmp), 0);
+    assert_false(write_in_child(path, &p, &m, 0));
+    assert_int_not_equal(access(target, F_OK), 0);
+    assert_int_not_equal(access(path, F_OK), 0);
+
+    write_example("precious.h5", path, sizeof path, 2);
+    snprintf(target, sizeof target, "%s/%s/precious.h5", cwd, g_dir);
+    testutil_join(path, sizeof path, g_dir, "linked.h5");
+    assert_int_equal(stat(target, &sb), 0);
+    off_t size = sb.st_size;
+    unlink(tmp);
+    assert_int_equal(symlink(target, tmp), 0);
+    assert_false(write_in_child(path, &p, &m, 0));
+    assert_int_equal(stat(target, &sb), 0);
+    assert_int_equal(sb.st_size, size);
+    assert_int_equal(step_of(target), 1234);
+    assert_int_not_equal(access(path, F_OK), 0);
+    unlink(tmp);
+    params_free(&p);
+}
+
+/* Order is by step number: 100000000 has more digits than the padding and
+ * sorts before 99999999 by name. */
+static void test_prune_by_step_number(void **state)
+{
+    (void)state;
+    char dir[1024], path[1100], out[1100];
+    Status st = {0};
+    testutil_join(dir, sizeof dir, g_dir, "prune");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    static const int64_t steps[] = {99999998, 99999999, 100000000, 100000001};
+    for (size_t i = 0; i < 4; i++)
+        write_step(dir, steps[i]);
+    assert_int_equal(checkpoint_find_latest(dir, out, sizeof out, &st), 1);
+    checkpoint_path(path, sizeof path, dir, 100000001);
+    assert_string_equal(out, path);
+
+    checkpoint_prune(dir, 100000001, 2);
+    for (size_t i = 0; i < 4; i++) {
+        checkpoint_path(path, sizeof path, dir, steps[i]);
+        if ((access(path, F_OK) == 0) != (i >= 2))
+            fail_msg("after pruning to 2, %s is %s", path, i >= 2 ? "gone" : "still there");
+    }
+
+    /* a later step (left by a run resumed from an earlier one) is not
+     * counted, and the one just written is always kept */
+    checkpoint_prune(dir, 100000000, 1);
+    checkpoint_path(path, sizeof path, dir, 100000000);
+    assert_int_equal(access(path, F_OK), 0);
+    checkpoint_path(path, sizeof path, dir, 100000001);
+    assert_int_equal(access(path, F_OK), 0);
+
+    CheckpointFile *files;
+    size_t n;
+    assert_int_equal(checkpoint_list(dir, &files, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(files[0].step, 100000001);
+    assert_string_equal(files[1].name, "step-100000000.h5");
+    free(files);
+}
+
+static void test_temporary_names(void **state)
+{
+    (void)state;
+    assert_true(checkpoint_is_temporary("step-00000012.h5.tmp"));
+    assert_true(checkpoint_is_temporary("step-100000000.h5.tmp"));
+    assert_true(checkpoint_is_temporary("best.h5.tmp"));
+    assert_false(checkpoint_is_temporary("step-00000012.h5"));
+    assert_false(checkpoint_is_temporary("notes.tmp"));
+    assert_false(checkpoint_is_temporary("step-x.h5.tmp"));
+    assert_false(checkpoint_is_temporary(".tmp"));
+}
+
 /* ---- torchvision interop ---- */
 
 /* torch -> h5py state_dict -> our blocked registry -> our checkpoint ->
@@ -572,7 +909,7 @@ static void test_torch_interop(void **state)
     expect_ok(export, &p, NULL, CKPT_WEIGHTS_ONLY); /* warns about aux_head.weight */
     assert_int_equal(p.num_batches_tracked, 1003);
     meta_example(&m);
-    checkpoint_write(ours, &p, &m);
+    write_ok(ours, &p, &m);
     assert_int_equal(testutil_run_fixture("h5py numpy torch torchvision", "ckpt_interop.py",
                                           "load --arch tiny --expect '%s' '%s'", export, ours),
                      0);
@@ -661,7 +998,7 @@ static void test_torchvision_resnet18_interop(void **state)
     expect_ok(export, &p, NULL, CKPT_WEIGHTS_ONLY);
     meta_example(&m);
     snprintf(m.arch, sizeof m.arch, "resnet18");
-    checkpoint_write(ours, &p, &m);
+    write_ok(ours, &p, &m);
     assert_int_equal(testutil_run_fixture("h5py numpy torch torchvision", "ckpt_interop.py",
                                           "load --arch resnet18 --expect '%s' '%s'", export, ours),
                      0);
@@ -684,6 +1021,13 @@ int main(void)
         cmocka_unit_test(test_write_replaces_by_rename),
         cmocka_unit_test(test_find_latest),
         cmocka_unit_test(test_checkpoint_path),
+        cmocka_unit_test(test_nonfinite_refused_on_load),
+        cmocka_unit_test(test_nonfinite_not_written),
+        cmocka_unit_test(test_attribute_ranges),
+        cmocka_unit_test(test_failed_write_leaves_nothing),
+        cmocka_unit_test(test_tmp_symlink_refused),
+        cmocka_unit_test(test_prune_by_step_number),
+        cmocka_unit_test(test_temporary_names),
         cmocka_unit_test(test_torch_interop),
         cmocka_unit_test(test_torchvision_resnet18_interop),
     };
