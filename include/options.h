@@ -59,6 +59,7 @@ typedef struct {
     int keep;             /* step checkpoints kept; 0: all */
     double bucket_mb;
     int check_every;      /* steps between parameter checksums; 0: start and resume only */
+    double stall_timeout; /* seconds without progress before the job is ended; 0: off */
     int mllog;
     int log_every;
     int progress;         /* live progress line: -1 auto, 1 bar, 0 lines only */

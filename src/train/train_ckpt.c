@@ -15,6 +15,7 @@
 #include "timer.h"
 #include "train_report.h"
 #include "version.h"
+#include "watchdog.h"
 
 int make_dirs(const char *path)
 {
@@ -79,6 +80,7 @@ void trainer_checkpoint(Trainer *t, const char *name, const char *why)
     t->last_checkpoint_time = timer_now();
     if (t->dist.rank != 0)
         return;
+    watchdog_phase(WATCHDOG_CHECKPOINT, t->step);
     CheckpointMeta m;
     checkpoint_meta_init(&m);
     snprintf(m.arch, sizeof m.arch, "%s", t->opt.arch);

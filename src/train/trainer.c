@@ -16,6 +16,7 @@
 #include "rng.h"
 #include "sampler.h"
 #include "syncbn.h"
+#include "train_agree.h"
 #include "train_ckpt.h"
 #include "train_report.h"
 
@@ -254,6 +255,7 @@ void trainer_setup(Trainer *t)
         metrics_open(&t->metrics, t->opt.metrics, &st);
     status_agree(&st);
     trainer_plan(t);
+    trainer_agree_plan(t);
     trainer_restore(t);
     dist_broadcast_state(&t->params);
     dist_check_params(&t->params, "at start");
