@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -24,6 +25,11 @@
 /* Set by the signal handlers; read at step boundaries, where the ranks
  * agree on it through the per-step reduction. */
 static volatile sig_atomic_t g_got_usr1, g_got_term;
+/* When the first stop signal came (monotonic seconds). A repeat sooner than
+ * STOP_REPEAT_S after it is the same request delivered twice (Slurm signals
+ * every process of a job, and the job script forwards what it gets). */
+static volatile sig_atomic_t g_first_stop_s;
+enum { STOP_REPEAT_S = 5 };
 
 /* write(2) of text, prefixed "[rank R] " when rank >= 0: async-signal-safe. */
 static void say(int rank, const char *text, size_t len)
@@ -46,27 +52,36 @@ static void say(int rank, const char *text, size_t len)
 
 #define SAY(rank, literal) say(rank, literal, sizeof literal - 1)
 
+static sig_atomic_t monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
+    return (sig_atomic_t)ts.tv_sec;
+}
+
 /* The first stop signal is a request, acted on after the current step,
- * with a checkpoint. A second one, of either kind, ends the process at once:
- * the way out of a step that never ends (a hung read, a stopped peer)
- * before the stall timeout. */
+ * with a checkpoint. A second one, of either kind and at least STOP_REPEAT_S
+ * later, ends the process at once: the way out of a step that never ends
+ * (a hung read, a stopped peer) before the stall timeout. */
 static void on_stop_signal(int sig)
 {
-    int term = sig != SIGUSR1 || g_got_term;
-    if (g_got_usr1 || g_got_term) {
+    int repeat = g_got_usr1 || g_got_term, term = sig != SIGUSR1 || g_got_term;
+    if (repeat && monotonic_s() - g_first_stop_s >= STOP_REPEAT_S) {
         if (term)
             SAY(log_rank_id(), "second stop signal: exiting at once, without a checkpoint (exit 4)\n");
         else
             SAY(log_rank_id(), "second stop signal: exiting at once, without a checkpoint (exit 3)\n");
         _exit(term ? EXIT_STOPPED : EXIT_REQUEUE);
     }
-    if (term)
-        g_got_term = 1;
-    else
+    if (!repeat)
+        g_first_stop_s = monotonic_s();
+    if (sig == SIGUSR1)
         g_got_usr1 = 1;
-    if (log_rank_id() == 0)
+    else
+        g_got_term = 1;
+    if (!repeat && log_rank_id() == 0)
         SAY(-1, "stop requested by a signal: stopping with a checkpoint after this step "
-                "(a second signal stops at once)\n");
+                "(a second signal, 5 s or more later, stops at once)\n");
 }
 
 static void install_signal_handlers(void)

@@ -4,14 +4,14 @@
 #     --stall-timeout 6: the job ends non-zero within the timeout + 30 s, and
 #     rank 0 prints one "stall:" line naming the phase it waits in (a step's
 #     gradient allreduce or its loss sums) and rank 1 as not heard from.
-#     While it waits, rank 0 uses under 20% of a core (its threads sleep
-#     between tests of the pending requests). It also got one SIGTERM,
+#     While it waits (measured 2-5 s after the stop), rank 0 uses under
+#     20% of a core (its threads sleep between tests of pending requests). It also got one SIGTERM,
 #     which it cannot act on: the stall timeout covers that.
 #   - the same with rank 1 stopped while validating: the phase is
 #     "validation after step 4";
 #   - a stop signal that cannot be acted on (rank 0 waits for the stopped
-#     rank 1, --stall-timeout 600): a second SIGTERM ends rank 0 at once
-#     with exit 4 and the job with it.
+#     rank 1, --stall-timeout 600): a second SIGTERM (5 s or more after the
+#     first) ends rank 0 at once with exit 4 and the job with it.
 # The stopped rank is continued and killed whatever happens.
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -28,7 +28,7 @@ RUN="$BIN --arch resnet20 --stem small --batch-size 12 --lr 0.05 --checkpoint-ev
 
 # 20 steps per epoch; a validation split that takes a few seconds
 $PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 240 --val 12 &&
-    $PYTHON tests/fixtures/make_dataset.py "$T/bigval.h5" --train 48 --val 4000 ||
+    $PYTHON tests/fixtures/make_dataset.py "$T/bigval.h5" --train 48 --val 2000 ||
     { echo "cannot make datasets"; exit 1; }
 
 # start LOG PATTERN -- command...: runs the job in the background until LOG
@@ -69,7 +69,7 @@ stall_case() {
     start "$log" "$when" -- "$@" || return
     kill -STOP "$rank1"
     kill -TERM "$rank0" # a stop request rank 0 cannot act on while it waits
-    sleep 1
+    sleep 2 # rank 0 may still be computing its share of the validation
     before=$(cpu_ticks "$rank0")
     sleep 3
     after=$(cpu_ticks "$rank0")
@@ -97,13 +97,19 @@ stall_case "SIGSTOP of rank 1 while validating" "$T/val.log" "step 4/4" \
     "validation after step 4" -- \
     $MPI2 $RUN --data "$T/bigval.h5" --epochs 100 --log-every 4 --stall-timeout "$TIMEOUT"
 
-# Two SIGTERMs to rank 0 while it waits for the stopped rank 1.
+# SIGTERMs to rank 0 while it waits for the stopped rank 1: a repeat 1 s
+# after the first is the same request delivered twice and changes nothing;
+# one 6 s after the first ends rank 0 at once.
 if start "$T/term.log" "step 10/20" -- \
     $MPI2 $RUN --data "$T/data.h5" --epochs 100 --log-every 10 --stall-timeout 600; then
     kill -STOP "$rank1"
     sleep 1
     kill -TERM "$rank0"
     sleep 1
+    kill -TERM "$rank0"
+    sleep 1
+    kill -0 "$rank0" 2>/dev/null || bad "a SIGTERM repeated within 5 s ended rank 0"
+    sleep 4
     kill -TERM "$rank0"
     finish
     if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] &&
