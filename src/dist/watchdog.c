@@ -145,9 +145,6 @@ static size_t describe_peers(char *out, size_t len, const Position *at, double n
     if (!g.beats)
         return (size_t)snprintf(out, len, g.size > 1 ? "; the silent ranks are unknown (MPI "
                                 "without MPI_THREAD_MULTIPLE sends no heartbeats)" : "");
-    if (now - g.frozen_at < g.stale) /* what it heard is from before the freeze */
-        return (size_t)snprintf(out, len, "; this rank itself was frozen (stopped, or not "
-                                "scheduled) for %.0f s", g.frozen_s);
     char silent[256], where[128];
     int n = watchdog_silent_ranks(silent, sizeof silent, g.heard, g.rank == 0 ? g.size : 1,
                                   g.rank, now, g.stale);
@@ -181,6 +178,9 @@ static void stall(const Position *at, double now)
                                    g.rank, now - at->since, where);
     if (used < sizeof line)
         used += describe_peers(line + used, sizeof line - used, at, now);
+    if (used < sizeof line && now - g.frozen_at < g.stale) /* what it heard may be old */
+        used += (size_t)snprintf(line + used, sizeof line - used, "; this rank itself was "
+                                 "frozen (stopped, or not scheduled) for %.0f s", g.frozen_s);
     if (used < sizeof line)
         snprintf(line + used, sizeof line - used, "; ending the job (exit %d, --stall-timeout %g)",
                  EXIT_INTERNAL, g.timeout);

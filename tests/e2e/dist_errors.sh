@@ -83,6 +83,21 @@ $PYTHON tests/fixtures/make_dataset.py "$T/good.h5" --train 48 --val 12 &&
     $PYTHON tests/fixtures/make_dataset.py "$T/bad-label.h5" --kind bad-label ||
     { echo "cannot make datasets"; exit 1; }
 
+# run_within NAME -- command...: output to $T/out, exit code to code; fails
+# the case (returns 1) when the job still runs after LIMIT s.
+run_within() {
+    name=$1
+    shift 2
+    "$@" >"$T/out" 2>&1 &
+    pid=$!
+    if ! exits_within "$pid" "$LIMIT"; then
+        bad "$name: still running after $LIMIT s"; show "$T/out"
+        return 1
+    fi
+    wait "$pid"
+    code=$?
+}
+
 # local_error NAME PATTERN -- command...: non-zero within LIMIT s and exactly
 # one "[rank R]" line, matching PATTERN. (mpirun's own "MPI_ABORT was
 # invoked on rank R" banner is not required: Open MPI 4.1 sometimes fails to
@@ -91,14 +106,7 @@ local_error() {
     name=$1 pattern=$2
     shift 3
     start=$(date +%s)
-    "$@" >"$T/out" 2>&1 &
-    pid=$!
-    if ! exits_within "$pid" "$LIMIT"; then
-        bad "$name: still running after $LIMIT s"; show "$T/out"
-        return
-    fi
-    wait "$pid"
-    code=$?
+    run_within "$name" -- "$@" || return
     took=$(($(date +%s) - start))
     lines=$(grep -c '^\[rank [0-9]*\]' "$T/out")
     rank=$(sed -n 's/^\[rank \([0-9]*\)\].*/\1/p' "$T/out" | head -n 1)
@@ -121,14 +129,7 @@ local_error "damaged gzip chunk" "/train/images\[5\]" -- \
 collective() {
     name=$1 pattern=$2
     shift 3
-    "$@" >"$T/out" 2>&1 &
-    pid=$!
-    if ! exits_within "$pid" "$LIMIT"; then
-        bad "$name: still running after $LIMIT s"; show "$T/out"
-        return
-    fi
-    wait "$pid"
-    code=$?
+    run_within "$name" -- "$@" || return
     errors=$(grep -c '^error: ' "$T/out")
     others=$(grep -c '^\[rank ' "$T/out")
     if [ "$code" -ne 2 ] || [ "$errors" -ne 1 ] || [ "$others" -ne 0 ] ||

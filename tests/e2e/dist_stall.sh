@@ -1,7 +1,7 @@
 #!/bin/sh
 # End-to-end tests of a job that can never hang, under mpirun -np 2:
 #   - a rank stopped with SIGSTOP in the middle of training, with
-#     --stall-timeout 6: the job ends non-zero within the timeout + 30 s, and
+#     --stall-timeout 8: the job ends non-zero within the timeout + 30 s, and
 #     rank 0 prints one "stall:" line naming the phase it waits in (a step's
 #     gradient allreduce or its loss sums) and rank 1 as not heard from.
 #     While it waits (measured 2-5 s after the stop), rank 0 uses under
@@ -10,8 +10,9 @@
 #   - the same with rank 1 stopped while validating: the phase is
 #     "validation after step 4";
 #   - a stop signal that cannot be acted on (rank 0 waits for the stopped
-#     rank 1, --stall-timeout 600): a second SIGTERM (5 s or more after the
-#     first) ends rank 0 at once with exit 4 and the job with it.
+#     rank 1, --stall-timeout 600): a second SIGTERM to rank 0, or SIGUSR1
+#     to mpirun, 5 s or more after the first, ends rank 0 at once with exit
+#     4 (3) and the job with it; a repeat within 5 s changes nothing.
 # The stopped rank is continued and killed whatever happens.
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -21,7 +22,7 @@ rm -rf "$T" && mkdir -p "$T"
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 . tests/e2e/lib/common.sh
 . tests/e2e/lib/ranks.sh
-TIMEOUT=6
+TIMEOUT=8
 LIMIT=$((TIMEOUT + 30))
 MPI2="mpirun -np 2 --oversubscribe"
 RUN="$BIN --arch resnet20 --stem small --batch-size 12 --lr 0.05 --checkpoint-every 0"
@@ -91,35 +92,44 @@ stall_case() {
 
 stall_case "SIGSTOP of rank 1 while training" "$T/train.log" "step 10/20" \
     "step [0-9]* (\(gradient allreduce\|loss and signal sums\))" -- \
-    $MPI2 $RUN --data "$T/data.h5" --epochs 100 --log-every 10 --stall-timeout "$TIMEOUT"
+    $MPI2 $RUN --data "$T/data.h5" --epochs 100 --log-every 10 --val-every 1000 \
+    --stall-timeout "$TIMEOUT"
 # --log-every 4: the line of step 4 is printed just before both ranks validate
 stall_case "SIGSTOP of rank 1 while validating" "$T/val.log" "step 4/4" \
     "validation after step 4" -- \
     $MPI2 $RUN --data "$T/bigval.h5" --epochs 100 --log-every 4 --stall-timeout "$TIMEOUT"
 
-# SIGTERMs to rank 0 while it waits for the stopped rank 1: a repeat 1 s
-# after the first is the same request delivered twice and changes nothing;
-# one 6 s after the first ends rank 0 at once.
-if start "$T/term.log" "step 10/20" -- \
-    $MPI2 $RUN --data "$T/data.h5" --epochs 100 --log-every 10 --stall-timeout 600; then
+# twice WHO SIG CODE: SIG to WHO (rank0 or mpirun) while rank 0 waits for the
+# stopped rank 1: a repeat 1 s after the first is the same request
+# delivered twice and changes nothing; one 6 s after the first ends rank 0
+# at once with CODE (mpirun forwards SIGUSR1 to the ranks).
+twice() {
+    name="second SIG$2 to $1 while rank 0 waits for a stopped rank"
+    start "$T/twice-$1.log" "step 10/20" -- \
+        $MPI2 $RUN --data "$T/data.h5" --epochs 100 --log-every 10 --val-every 1000 \
+        --stall-timeout 600 || return
+    [ "$1" = mpirun ] && target=$pid || target=$rank0
     kill -STOP "$rank1"
     sleep 1
-    kill -TERM "$rank0"
+    kill -"$2" "$target"
     sleep 1
-    kill -TERM "$rank0"
+    kill -"$2" "$target"
     sleep 1
-    kill -0 "$rank0" 2>/dev/null || bad "a SIGTERM repeated within 5 s ended rank 0"
+    kill -0 "$rank0" 2>/dev/null || bad "$name: a repeat within 5 s ended rank 0"
     sleep 4
-    kill -TERM "$rank0"
+    kill -"$2" "$target"
     finish
-    if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] &&
-        grep -q '^\[rank 0\] second stop signal: exiting at once.*(exit 4)' "$T/term.log"; then
-        ok "second SIGTERM while waiting for a stopped rank: exit $code"
+    if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] && grep -q \
+        "^\[rank 0\] second stop signal: exiting at once, without a checkpoint (exit $3)" \
+        "$T/twice-$1.log"; then
+        ok "$name: rank 0 exited $3, the job $code"
     else
-        bad "second SIGTERM while waiting for a stopped rank: exit $code (124: still running after $LIMIT s)"
-        show "$T/term.log"
+        bad "$name: exit $code (124: still running after $LIMIT s)"; show "$T/twice-$1.log"
     fi
-fi
+}
+
+twice rank0 TERM 4
+twice mpirun USR1 3
 
 echo "dist_stall: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
