@@ -47,8 +47,8 @@ static void test_progress_keeps_it_quiet(void **state)
 {
     (void)state;
     g_stalls = 0;
-    watchdog_start(0.6);
-    for (int i = 0; i < 15; i++) {
+    watchdog_start(1.0); /* fed every 0.1 s for 2.5 s */
+    for (int i = 0; i < 25; i++) {
         watchdog_phase(WATCHDOG_COMPUTE, i + 1);
         sleep_s(0.1);
     }
@@ -71,13 +71,13 @@ static void test_stopped_rank_is_named(void **state)
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &victim_pid, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     g_stalls = 0;
     g_line[0] = '\0';
-    watchdog_start(1.0);
+    watchdog_start(3.0); /* ranks not heard from for 1.5 s are silent */
     MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD));
     int ok = 1;
     if (g_dist.rank == 0) {
         kill(victim_pid, SIGSTOP);
         watchdog_phase(WATCHDOG_ALLREDUCE, 7);
-        for (int i = 0; i < 100 && !g_stalls; i++)
+        for (int i = 0; i < 200 && !g_stalls; i++)
             sleep_s(0.1);
         kill(victim_pid, SIGCONT);
         char silent[64];
