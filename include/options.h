@@ -61,6 +61,7 @@ typedef struct {
     int overwrite;        /* a fresh run may replace the checkpoints in checkpoint_dir */
     double bucket_mb;
     int check_every;      /* steps between parameter checksums; 0: start and resume only */
+    double stall_timeout; /* seconds without progress before the job is ended; 0: off */
     int mllog;
     int log_every;
     int progress;         /* live progress line: -1 auto, 1 bar, 0 lines only */

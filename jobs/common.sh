@@ -279,6 +279,7 @@ train_with_requeue() {
     shift
     mkdir -p "$CKPT_DIR" || die 2 "CKPT_DIR=$CKPT_DIR: cannot create it"
     local args=("$@" --checkpoint-dir "$CKPT_DIR" --resume auto --metrics "$METRICS")
+    [ -n "${STALL_TIMEOUT:-}" ] && args+=(--stall-timeout "$STALL_TIMEOUT")
     log "checkpoints in $CKPT_DIR, metrics in $METRICS"
 
     run_ranks 0 "$bin" "${args[@]}" --dry-run

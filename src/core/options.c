@@ -22,7 +22,7 @@ enum {
     OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_PROGRESS, OPT_AUG, OPT_LOADER_THREADS,
     OPT_NO_DROP_LAST, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
     OPT_VERSION, OPT_WRN_DROPOUT, OPT_DROP_PATH, OPT_LIST_ARCHS, OPT_CONV_ALGO, OPT_DROP_LAST,
-    OPT_MAX_PIXELS, OPT_OVERWRITE,
+    OPT_MAX_PIXELS, OPT_OVERWRITE, OPT_STALL_TIMEOUT,
 };
 
 typedef struct {
@@ -87,6 +87,7 @@ static const OptionSpec SPECS[] = {
     {"keep", 1, OPT_KEEP, "N", "keep the N newest step checkpoints (best.h5 is separate); 0: all [3]", "Checkpoints"},
     {"bucket-mb", 1, OPT_BUCKET_MB, "MB", "gradient allreduce bucket size [25]", "Run"},
     {"check-every", 1, OPT_CHECK_EVERY, "N", "compare a parameter checksum across ranks every N steps; 0: at start and resume only [1000]", "Run"},
+    {"stall-timeout", 1, OPT_STALL_TIMEOUT, "SEC", "end the job (exit 1) when a rank's step, validation or checkpoint makes no progress for SEC seconds, naming the phase and the ranks not heard from; 0: off [600]", "Run"},
     {"progress", 1, OPT_PROGRESS, "MODE", "live progress line: auto (a terminal, not relayed by mpirun/srun), bar, lines [auto]", "Logging"},
     {"mllog", 0, OPT_MLLOG, NULL, "also print MLPerf-style :::MLLOG lines [off]", "Logging"},
     {"log-every", 1, OPT_LOG_EVERY, "N", "progress line every N steps [10]", "Logging"},
@@ -121,6 +122,7 @@ void options_defaults(Options *o)
     o->keep = 3;
     o->bucket_mb = 25;
     o->check_every = 1000;
+    o->stall_timeout = 600;
     plateau_init(&o->plateau, PLATEAU_MAX);
     o->checkpoint_dir = "checkpoints";
     o->log_every = 10;
@@ -273,6 +275,7 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
     case OPT_KEEP: if (parse_int(flag, v, 0, 1 << 20, &i, st)) o->keep = (int)i; break;
     case OPT_BUCKET_MB: if (parse_num(flag, v, 0.001, 1e5, &d, st)) o->bucket_mb = d; break;
     case OPT_CHECK_EVERY: if (parse_int(flag, v, 0, 1 << 30, &i, st)) o->check_every = (int)i; break;
+    case OPT_STALL_TIMEOUT: if (parse_num(flag, v, 0, 1e7, &d, st)) o->stall_timeout = d; break;
     case OPT_MLLOG: o->mllog = 1; break;
     case OPT_SYNC_BN: o->sync_bn = 1; break;
     case OPT_DROP_PATH: if (parse_num(flag, v, 0, 0.99, &d, st)) o->drop_path = d; break;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "log.h"
@@ -36,6 +37,35 @@ void dist_finalize(void)
     MPI_CHECK(MPI_Finalize());
 }
 
+long dist_pause_next(long pause_ns)
+{
+    const long first = 2000, most = 1000000;
+    return pause_ns < first ? first : pause_ns >= most / 2 ? most : 2 * pause_ns;
+}
+
+void dist_wait(MPI_Request *req)
+{
+    long pause_ns = 0;
+    for (int polls = 0;; polls++) {
+        int done = 0;
+        MPI_CHECK(MPI_Test(req, &done, MPI_STATUS_IGNORE));
+        if (done)
+            return;
+        if (polls >= DIST_SPIN_POLLS) {
+            pause_ns = dist_pause_next(pause_ns);
+            struct timespec pause = {0, pause_ns};
+            nanosleep(&pause, NULL);
+        }
+    }
+}
+
+void dist_allreduce(const void *send, void *recv, int count, MPI_Datatype type, MPI_Op op)
+{
+    MPI_Request req;
+    MPI_CHECK(MPI_Iallreduce(send, recv, count, type, op, MPI_COMM_WORLD, &req));
+    dist_wait(&req);
+}
+
 /* Large buffers go in pieces: MPI counts are int. */
 static void bcast_floats(float *buf, size_t n)
 {
@@ -64,14 +94,99 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
     return h;
 }
 
+/* The first rank, other than rank 0, whose value of each item's hash
+ * differs from rank 0's: items in order, then ranks; -1 when all agree.
+ * Every rank finds the same one. Collective. */
+static int first_disagreement(const uint64_t *mine, int n, int *item, int *others)
+{
+    int rank, size, found = -1;
+    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    uint64_t *all = xmalloc((size_t)size * (size_t)n * sizeof *all);
+    MPI_CHECK(MPI_Allgather(mine, n, MPI_UINT64_T, all, n, MPI_UINT64_T, MPI_COMM_WORLD));
+    *others = 0;
+    for (int i = 0; i < n && found < 0; i++)
+        for (int r = 1; r < size; r++)
+            if (all[(size_t)r * n + i] != all[i]) {
+                if (found < 0)
+                    found = r, *item = i;
+                ++*others;
+            }
+    free(all);
+    return found;
+}
+
+/* Rank `from`'s text, to every rank. Collective. */
+static void share_text(char *text, size_t len, int from)
+{
+    MPI_CHECK(MPI_Bcast(text, (int)len, MPI_CHAR, from, MPI_COMM_WORLD));
+    text[len - 1] = '\0';
+}
+
+static void also_others(Status *st, int others)
+{
+    size_t used = strlen(st->msg);
+    if (others > 1 && used < sizeof st->msg)
+        snprintf(st->msg + used, sizeof st->msg - used, " (%d ranks differ from rank 0)", others);
+}
+
+void dist_agree_settings(const DistSetting *items, int n, Status *st)
+{
+    uint64_t *hash = xmalloc((size_t)n * sizeof *hash);
+    for (int i = 0; i < n; i++)
+        hash[i] = fnv1a(0xcbf29ce484222325ULL, items[i].value, strlen(items[i].value));
+    int item = 0, others = 0, r = first_disagreement(hash, n, &item, &others);
+    free(hash);
+    if (r < 0)
+        return;
+    char theirs[sizeof items[0].value];
+    snprintf(theirs, sizeof theirs, "%s", items[item].value);
+    share_text(theirs, sizeof theirs, r);
+    status_set(st, EXIT_USAGE, "the ranks disagree: rank %d has %s %s, rank 0 has %s", r,
+               items[item].name, theirs, items[item].value);
+    also_others(st, others);
+}
+
+/* Word k of s (space-separated) into out; "" past the end. */
+static void word_at(const char *s, int k, char *out, size_t len)
+{
+    while (k-- > 0 && (s = strchr(s, ' ')) != NULL)
+        s++;
+    size_t n = s ? strcspn(s, " ") : 0;
+    snprintf(out, len, "%.*s", (int)n, s ? s : "");
+}
+
+/* The index of the first word where a and b differ. */
+static int first_differing_word(const char *a, const char *b)
+{
+    int k = 0;
+    for (size_t i = 0; a[i] == b[i] && a[i]; i++)
+        if (a[i] == ' ')
+            k++;
+    return k;
+}
+
 void dist_check_same_config(const char *command_line)
 {
-    uint64_t h = fnv1a(0xcbf29ce484222325ULL, command_line, strlen(command_line)), lo, hi;
-    MPI_CHECK(MPI_Allreduce(&h, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD));
-    MPI_CHECK(MPI_Allreduce(&h, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD));
+    uint64_t h = fnv1a(0xcbf29ce484222325ULL, command_line, strlen(command_line));
+    int unused = 0, others = 0, r = first_disagreement(&h, 1, &unused, &others);
+    if (r < 0)
+        return;
+    char theirs[4096], mine[256], other[256], flag[256];
+    snprintf(theirs, sizeof theirs, "%s", command_line);
+    share_text(theirs, sizeof theirs, r);
+    /* the differing word, with the flag before it when it is a flag's value */
+    int k = first_differing_word(command_line, theirs);
+    word_at(command_line, k, mine, sizeof mine);
+    word_at(theirs, k, other, sizeof other);
+    word_at(command_line, k - 1, flag, sizeof flag);
+    if (k == 0 || strncmp(flag, "--", 2) != 0 || strncmp(mine, "--", 2) == 0)
+        flag[0] = '\0';
     Status st = {0};
-    if (lo != hi)
-        status_set(&st, EXIT_USAGE, "the ranks were started with different command lines");
+    status_set(&st, EXIT_USAGE, "the ranks were started with different command lines: rank %d "
+               "has '%s%s%s', rank 0 has '%s%s%s'", r, flag, flag[0] ? " " : "", other, flag,
+               flag[0] ? " " : "", mine);
+    also_others(&st, others);
     status_agree(&st);
 }
 

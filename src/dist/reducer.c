@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dist.h"
 #include "error.h"
 #include "timer.h"
 
@@ -30,13 +31,15 @@ struct Reducer {
     int finished; /* buckets completed this step */
     int started;  /* buckets the thread has started (thread-private progress) */
     int stop;
-    int draining; /* backward is over: the cores are free, poll without pausing */
+    int draining; /* backward is over: the cores are free, poll promptly */
     double first_start, last_done;
 };
 
-/* Between tests of outstanding requests: long enough to leave the cores to
- * oneDNN, short enough that a finished bucket is noticed promptly. */
-static const struct timespec POLL_PAUSE = {0, 50 * 1000};
+/* Between tests of outstanding requests the thread sleeps on the condition
+ * variable (new buckets, or the end of backward, wake it): during backward
+ * long enough to leave the cores to oneDNN; after it, longer each time
+ * nothing finished (up to 1 ms), so a peer that never arrives costs no core. */
+static const long BACKWARD_PAUSE_NS = 50 * 1000;
 
 static void bucket_start(Reducer *r, int i)
 {
@@ -64,9 +67,31 @@ static int progress(Reducer *r, int queued, int *started, int done)
     return done;
 }
 
+static struct timespec deadline_after_ns(long ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += ns;
+    ts.tv_sec += ts.tv_nsec / 1000000000;
+    ts.tv_nsec %= 1000000000;
+    return ts;
+}
+
+/* The pause after a test that completed nothing: backward is running, or,
+ * once it is over, a few immediate tests (the last bucket is usually just
+ * about to finish) before backing off. */
+static long next_pause(long pause_ns, int draining, int *idle_polls)
+{
+    if (!draining)
+        return BACKWARD_PAUSE_NS;
+    return ++*idle_polls <= DIST_SPIN_POLLS ? 0 : dist_pause_next(pause_ns);
+}
+
 static void *comm_thread(void *arg)
 {
     Reducer *r = arg;
+    long pause_ns = 0;
+    int idle_polls = 0;
     pthread_mutex_lock(&r->mu);
     for (;;) {
         while (!r->stop && r->queued == r->finished)
@@ -76,14 +101,19 @@ static void *comm_thread(void *arg)
         int queued = r->queued, done = r->finished, draining = r->draining;
         pthread_mutex_unlock(&r->mu);
         int now = progress(r, queued, &r->started, done);
-        if (now == done && now < queued && !draining)
-            nanosleep(&POLL_PAUSE, NULL);
         pthread_mutex_lock(&r->mu);
         if (now != r->finished) {
             r->finished = now;
             if (now == r->count)
                 r->last_done = timer_now();
             pthread_cond_broadcast(&r->cv);
+            pause_ns = idle_polls = 0;
+        } else if (now < queued) {
+            pause_ns = next_pause(pause_ns, draining, &idle_polls);
+            if (pause_ns > 0 && r->queued == queued && r->draining == draining) {
+                struct timespec until = deadline_after_ns(pause_ns);
+                pthread_cond_timedwait(&r->cv, &r->mu, &until);
+            }
         }
     }
     pthread_mutex_unlock(&r->mu);
@@ -131,7 +161,11 @@ Reducer *reducer_create(Params *p, double bucket_mb)
     MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &r->world));
     reducer_cut(r, bucket_mb);
     CHECK(pthread_mutex_init(&r->mu, NULL) == 0, "pthread_mutex_init failed");
-    CHECK(pthread_cond_init(&r->cv, NULL) == 0, "pthread_cond_init failed");
+    pthread_condattr_t attr;
+    CHECK(pthread_condattr_init(&attr) == 0, "pthread_condattr_init failed");
+    CHECK(pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0, "pthread_condattr_setclock failed");
+    CHECK(pthread_cond_init(&r->cv, &attr) == 0, "pthread_cond_init failed");
+    pthread_condattr_destroy(&attr);
     CHECK(pthread_create(&r->thread, NULL, comm_thread, r) == 0, "pthread_create failed");
     return r;
 }

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "h5lock.h"
@@ -18,21 +20,68 @@
 #include "train_report.h"
 #include "trainer.h"
 #include "version.h"
+#include "watchdog.h"
 
 /* Set by the signal handlers; read at step boundaries, where the ranks
  * agree on it through the per-step reduction. */
 static volatile sig_atomic_t g_got_usr1, g_got_term;
+/* When the first stop signal came (monotonic seconds). A repeat sooner than
+ * STOP_REPEAT_S after it is the same request delivered twice (Slurm signals
+ * every process of a job, and the job script forwards what it gets). */
+static volatile sig_atomic_t g_first_stop_s;
+enum { STOP_REPEAT_S = 5 };
 
-static void on_usr1(int sig)
+/* write(2) of text, prefixed "[rank R] " when rank >= 0: async-signal-safe. */
+static void say(int rank, const char *text, size_t len)
 {
-    (void)sig;
-    g_got_usr1 = 1;
+    char prefix[32] = "[rank ", digits[12];
+    size_t n = 6, d = 0;
+    if (rank >= 0) {
+        do
+            digits[d++] = (char)('0' + rank % 10);
+        while ((rank /= 10) > 0);
+        while (d > 0)
+            prefix[n++] = digits[--d];
+        prefix[n++] = ']', prefix[n++] = ' ';
+        ssize_t w = write(STDERR_FILENO, prefix, n);
+        (void)w;
+    }
+    ssize_t w = write(STDERR_FILENO, text, len);
+    (void)w;
 }
 
-static void on_term(int sig)
+#define SAY(rank, literal) say(rank, literal, sizeof literal - 1)
+
+static sig_atomic_t monotonic_s(void)
 {
-    (void)sig;
-    g_got_term = 1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
+    return (sig_atomic_t)ts.tv_sec;
+}
+
+/* The first stop signal is a request, acted on after the current step,
+ * with a checkpoint. A second one, of either kind and at least STOP_REPEAT_S
+ * later, ends the process at once: the way out of a step that never ends
+ * (a hung read, a stopped peer) before the stall timeout. */
+static void on_stop_signal(int sig)
+{
+    int repeat = g_got_usr1 || g_got_term, term = sig != SIGUSR1 || g_got_term;
+    if (repeat && monotonic_s() - g_first_stop_s >= STOP_REPEAT_S) {
+        if (term)
+            SAY(log_rank_id(), "second stop signal: exiting at once, without a checkpoint (exit 4)\n");
+        else
+            SAY(log_rank_id(), "second stop signal: exiting at once, without a checkpoint (exit 3)\n");
+        _exit(term ? EXIT_STOPPED : EXIT_REQUEUE);
+    }
+    if (!repeat)
+        g_first_stop_s = monotonic_s();
+    if (sig == SIGUSR1)
+        g_got_usr1 = 1;
+    else
+        g_got_term = 1;
+    if (!repeat && log_rank_id() == 0)
+        SAY(-1, "stop requested by a signal: stopping with a checkpoint after this step "
+                "(a second signal, 5 s or more later, stops at once)\n");
 }
 
 static void install_signal_handlers(void)
@@ -40,9 +89,8 @@ static void install_signal_handlers(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_usr1;
+    sa.sa_handler = on_stop_signal;
     SYS_CHECK(sigaction(SIGUSR1, &sa, NULL));
-    sa.sa_handler = on_term;
     SYS_CHECK(sigaction(SIGTERM, &sa, NULL));
     SYS_CHECK(sigaction(SIGINT, &sa, NULL));
 }
@@ -74,17 +122,20 @@ static void trainer_set_sample_keys(Trainer *t)
 void trainer_step(Trainer *t, double out[STEP_NVALUES])
 {
     double start = timer_now();
+    watchdog_phase(WATCHDOG_COMPUTE, t->step + 1);
     trainer_set_sample_keys(t);
     net_forward(t->net, 1);
     LossStats ls = net_loss(t->net, t->labels, (float)t->opt.label_smoothing, 1,
                             t->opt.batch_size);
     reducer_begin_step(t->reducer);
     net_backward(t->net);
+    watchdog_phase(WATCHDOG_ALLREDUCE, t->step + 1);
     ReducerTimes rt = reducer_finish(t->reducer);
     t->exposed_s += rt.exposed_s;
     double local[STEP_NVALUES] = {ls.loss_sum, (double)ls.top1, ls.nonfinite ? 1.0 : 0.0,
                                   g_got_usr1, g_got_term, trainer_checkpoint_due(t)};
-    MPI_CHECK(MPI_Allreduce(local, out, STEP_NVALUES, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    watchdog_phase(WATCHDOG_STEP_SUMS, t->step + 1);
+    dist_allreduce(local, out, STEP_NVALUES, MPI_DOUBLE, MPI_SUM);
     if (out[STEP_NONFINITE] == 0.0 && isfinite(out[STEP_LOSS]))
         sgd_step(&t->sgd, &t->params, t->lr);
     t->step_s += timer_now() - start;
@@ -106,6 +157,7 @@ static void eval_batches(Net *net, Trainer *t, DatasetSplit split, int64_t first
         tot->top1 += (double)ls.top1;
         tot->top5 += (double)ls.top5;
         tot->count += b;
+        watchdog_progress();
     }
     free(labels);
 }
@@ -115,6 +167,7 @@ static void eval_batches(Net *net, Trainer *t, DatasetSplit split, int64_t first
  * that size, so nothing is padded or dropped. */
 static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
 {
+    watchdog_phase(WATCHDOG_VALIDATION, t->step);
     EvalTotals tot = {0};
     int64_t total = dataset_count(&t->data, split), w = t->dist.size, r = t->dist.rank;
     int64_t first = total * r / w, n = total * (r + 1) / w - first;
@@ -133,7 +186,7 @@ static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
         eval_batches(t->eval_rest, t, split, first + full, n - full, &tot);
     }
     EvalTotals sum;
-    MPI_CHECK(MPI_Allreduce(&tot, &sum, 4, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    dist_allreduce(&tot, &sum, 4, MPI_DOUBLE, MPI_SUM);
     CHECK((int64_t)sum.count == total, "validation saw %lld of %lld images",
           (long long)sum.count, (long long)total);
     return sum;
@@ -208,8 +261,10 @@ static int trainer_after_step(Trainer *t, const double g[STEP_NVALUES], int have
         if (code >= 0)
             return code;
     }
-    if (o->check_every && t->step % o->check_every == 0)
+    if (o->check_every && t->step % o->check_every == 0) {
+        watchdog_phase(WATCHDOG_CHECKSUM, t->step);
         dist_check_params(&t->params, "during training");
+    }
     if (!stop)
         return -1;
     int code = g[STEP_TERM] > 0 ? EXIT_STOPPED : EXIT_REQUEUE;
@@ -233,6 +288,7 @@ static int trainer_run(Trainer *t)
     }
     while (t->step < t->total_steps) {
         trainer_update_lr(t);
+        watchdog_phase(WATCHDOG_DATA, t->step + 1);
         trainer_read_train(t);
         double g[STEP_NVALUES];
         trainer_step(t, g);
@@ -271,18 +327,33 @@ static int trainer_eval_only(Trainer *t)
     return EXIT_OK;
 }
 
-static char *join_argv(int argc, char **argv)
+/* argv as one line; the value `hide` (a flag's value inside argv, may be
+ * NULL) is replaced by "<hidden>". */
+static char *join_argv_hiding(int argc, char **argv, const char *hide)
 {
-    size_t len = 1;
+    size_t len = 1 + sizeof "<hidden>";
     for (int i = 0; i < argc; i++)
         len += strlen(argv[i]) + 1;
     char *s = xcalloc(len, 1);
     for (int i = 0; i < argc; i++) {
-        strcat(s, argv[i]);
+        size_t n = strlen(argv[i]);
+        if (hide && hide >= argv[i] && hide <= argv[i] + n) {
+            /* "--data=X" reads as "--data X" does */
+            size_t flag = hide > argv[i] ? (size_t)(hide - argv[i]) - 1 : 0;
+            strncat(s, argv[i], flag);
+            strcat(s, flag ? " <hidden>" : "<hidden>");
+        } else {
+            strcat(s, argv[i]);
+        }
         if (i + 1 < argc)
             strcat(s, " ");
     }
     return s;
+}
+
+static char *join_argv(int argc, char **argv)
+{
+    return join_argv_hiding(argc, argv, NULL);
 }
 
 int train_main(int argc, char **argv)
@@ -313,7 +384,12 @@ int train_main(int argc, char **argv)
         }
         exit_all(EXIT_OK);
     }
-    dist_check_same_config(cmd);
+    watchdog_start(t->opt.stall_timeout);
+    /* The --data path may differ between nodes (a copy staged to each
+     * node's disk); what it holds is compared once it is open. */
+    char *compared = join_argv_hiding(argc, argv, t->opt.data);
+    dist_check_same_config(compared);
+    free(compared);
 
     log_set_live(t->opt.progress);
     install_signal_handlers();
@@ -327,6 +403,7 @@ int train_main(int argc, char **argv)
         trainer_start_inputs(t);
         code = t->opt.bench ? trainer_bench(t) : trainer_run(t);
     }
+    watchdog_phase(WATCHDOG_SHUTDOWN, t->step);
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &code, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     trainer_free(t);
     free(cmd);

@@ -16,6 +16,7 @@
 #include "timer.h"
 #include "train_report.h"
 #include "version.h"
+#include "watchdog.h"
 
 int make_dirs(const char *path)
 {
@@ -192,6 +193,7 @@ static int checkpoint_save(Trainer *t, const char *name, const char *why, Status
 int trainer_checkpoint(Trainer *t, const char *name, const char *why)
 {
     t->last_checkpoint_time = timer_now();
+    watchdog_phase(WATCHDOG_CHECKPOINT, t->step);
     Status st = {0};
     int code = t->dist.rank == 0 ? checkpoint_save(t, name, why, &st) : 0;
     MPI_CHECK(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD));

@@ -16,6 +16,7 @@
 #include "rng.h"
 #include "sampler.h"
 #include "syncbn.h"
+#include "train_agree.h"
 #include "train_ckpt.h"
 #include "train_report.h"
 
@@ -258,6 +259,7 @@ void trainer_setup(Trainer *t)
     trainer_open_data(t);
     trainer_build(t);
     trainer_plan(t);
+    trainer_agree_plan(t);
     trainer_restore(t);
     trainer_prepare_checkpoint_dir(t);
     trainer_make_output_dirs(t);

@@ -8,6 +8,12 @@
 #     line and aborts; the whole job must end non-zero within 30 s.
 #   - collective validation (flags, dataset, checkpoint): exactly one
 #     "error:" line, from rank 0 (no "[rank R]" prefix), and exit 2.
+#   - ranks that would plan different runs: --data naming different files
+#     on different ranks (the same relative path in another working
+#     directory, as with a stale copy staged on one node, or other paths
+#     given per rank), or other flags: exit 2 naming a rank and the
+#     difference, before the first step (else they wait for each other
+#     forever, bounded here by LIMIT).
 # And a clean 3-rank run with the parameter checksum compared every step.
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -73,8 +79,24 @@ with open(d + "/bad-chunk.h5", "r+b") as fh:
     fh.write(b"\xff" * info.size)
 PY
 $PYTHON tests/fixtures/make_dataset.py "$T/good.h5" --train 48 --val 12 &&
+    $PYTHON tests/fixtures/make_dataset.py "$T/more.h5" --train 72 --val 12 &&
     $PYTHON tests/fixtures/make_dataset.py "$T/bad-label.h5" --kind bad-label ||
     { echo "cannot make datasets"; exit 1; }
+
+# run_within NAME -- command...: output to $T/out, exit code to code; fails
+# the case (returns 1) when the job still runs after LIMIT s.
+run_within() {
+    name=$1
+    shift 2
+    "$@" >"$T/out" 2>&1 &
+    pid=$!
+    if ! exits_within "$pid" "$LIMIT"; then
+        bad "$name: still running after $LIMIT s"; show "$T/out"
+        return 1
+    fi
+    wait "$pid"
+    code=$?
+}
 
 # local_error NAME PATTERN -- command...: non-zero within LIMIT s and exactly
 # one "[rank R]" line, matching PATTERN. (mpirun's own "MPI_ABORT was
@@ -84,14 +106,7 @@ local_error() {
     name=$1 pattern=$2
     shift 3
     start=$(date +%s)
-    "$@" >"$T/out" 2>&1 &
-    pid=$!
-    if ! exits_within "$pid" "$LIMIT"; then
-        bad "$name: still running after $LIMIT s"; show "$T/out"
-        return
-    fi
-    wait "$pid"
-    code=$?
+    run_within "$name" -- "$@" || return
     took=$(($(date +%s) - start))
     lines=$(grep -c '^\[rank [0-9]*\]' "$T/out")
     rank=$(sed -n 's/^\[rank \([0-9]*\)\].*/\1/p' "$T/out" | head -n 1)
@@ -109,13 +124,12 @@ local_error "damaged JPEG record" "/train/jpeg image 40 is not a JPEG" -- \
 local_error "damaged gzip chunk" "/train/images\[5\]" -- \
     $MPI3 $RUN --data "$T/bad-chunk.h5" --epochs 3 --checkpoint-dir "$T/c2"
 
-# collective NAME PATTERN -- command...: exit 2, one "error:" line matching
-# PATTERN, no line from another rank.
+# collective NAME PATTERN -- command...: exit 2 within LIMIT s, one "error:"
+# line matching PATTERN, no line from another rank.
 collective() {
     name=$1 pattern=$2
     shift 3
-    "$@" >"$T/out" 2>&1
-    code=$?
+    run_within "$name" -- "$@" || return
     errors=$(grep -c '^error: ' "$T/out")
     others=$(grep -c '^\[rank ' "$T/out")
     if [ "$code" -ne 2 ] || [ "$errors" -ne 1 ] || [ "$others" -ne 0 ] ||
@@ -137,6 +151,28 @@ head -c 20000 /dev/urandom >"$T/step-00000004.h5"
 collective "damaged checkpoint" "$T/step-00000004.h5" -- \
     $MPI3 $RUN --data "$T/good.h5" --max-steps 8 --resume "$T/step-00000004.h5" \
     --checkpoint-dir "$T/never"
+
+# The same relative --data path, resolved in a working directory per rank:
+# rank 0 finds 48 training images, ranks 1 and 2 find 72.
+mkdir -p "$T/node0" "$T/node1" && cp "$T/good.h5" "$T/node0/data.h5" &&
+    cp "$T/more.h5" "$T/node1/data.h5" || { echo "cannot stage datasets"; exit 1; }
+cat >"$T/staged.sh" <<'EOF'
+#!/bin/sh
+# runs the command in node0/ for rank 0, node1/ for the others
+dir=$(dirname "$0")/node$((OMPI_COMM_WORLD_RANK > 0))
+cd "$dir" && exec "$@"
+EOF
+chmod +x "$T/staged.sh"
+abs_t=$(cd "$T" && pwd) abs_bin=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+collective "a stale dataset copy on ranks 1-2" "rank 1 has train count 72, rank 0 has 48 (2 ranks" -- \
+    $MPI3 "$abs_t/staged.sh" "$abs_bin" --arch resnet20 --stem small --batch-size 12 --epochs 2 \
+    --data data.h5 --checkpoint-dir "$abs_t/never"
+collective "other --data files per rank (MPMD)" "rank 1 has train count 72, rank 0 has 48" -- \
+    mpirun --oversubscribe -np 1 $RUN --data "$T/good.h5" --epochs 2 --checkpoint-dir "$T/never" \
+    : -np 2 $RUN --data "$T/more.h5" --epochs 2 --checkpoint-dir "$T/never"
+collective "another --seed per rank (MPMD)" "rank 1 has '--seed 2', rank 0 has '--seed 1' (2 ranks" -- \
+    mpirun --oversubscribe -np 1 $RUN --data "$T/good.h5" --checkpoint-dir "$T/never" --seed 1 \
+    : -np 2 $RUN --data "$T/good.h5" --checkpoint-dir "$T/never" --seed 2
 
 # A clean run that compares the parameter checksum across ranks every step.
 $MPI3 $RUN --data "$T/good.h5" --epochs 2 --check-every 1 --checkpoint-dir "$T/clean" \

@@ -12,26 +12,7 @@ rm -rf "$T" && mkdir -p "$T"
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 LIMIT=30
 . tests/e2e/lib/common.sh
-
-wait_for() { # PATTERN FILE SECONDS
-    n=$(($3 * 10))
-    while ! grep -q -- "$1" "$2" 2>/dev/null; do
-        [ "$n" -le 0 ] && return 1
-        sleep 0.1
-        n=$((n - 1))
-    done
-}
-
-# rank_pid MPIRUN_PID RANK: the PID of that rank among mpirun's children
-rank_pid() {
-    for c in $(pgrep -P "$1"); do
-        if tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
-            echo "$c"
-            return 0
-        fi
-    done
-    return 1
-}
+. tests/e2e/lib/ranks.sh
 
 # alive PID: still running (not a zombie) 5 s after mpirun has ended
 alive() {
