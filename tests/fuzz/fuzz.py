@@ -112,6 +112,8 @@ def classify(env, case, rc, out, case_dir):
         return "timeout", "no exit within %d s" % env.timeout
     if rc < 0 or rc >= 128:
         return "signal", "killed by signal %d" % (-rc if rc < 0 else rc - 128)
+    if rc == 0 and 0 not in case.allowed:
+        return "accepted", "exit 0 on an input it must refuse: " + case.what.split("(must refuse: ")[-1].rstrip(")")
     if rc not in case.allowed:
         last = [ln for ln in out.splitlines() if ln.strip()][-1:] or [""]
         return "exit-%d" % rc, last[0][:200]

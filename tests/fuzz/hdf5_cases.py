@@ -92,12 +92,22 @@ def m_root_attr(rng, f, ctx):
         del f.attrs[name]
     else:
         set_attr(f, "/", name, odd_value(rng))
+    return name, None  # whether a reader must refuse this depends on the value: unknown
 
 
 def m_attr_numbers(rng, f, ctx):
+    """Integer attributes of plausible types; returns whether every reader
+    must refuse the value (version other than 1, num_classes <= 0 or beyond
+    int32)."""
     name = rng.choice(["num_classes", "resnet_dataset_version"])
-    set_attr(f, "/", name, rng.choice([np.int32, np.int64, np.uint64, np.int8])(
-        rng.choice(HUGE_INTS) % (2 ** 63) if rng.random() < 0.5 else rng.choice([0, 1, 2, 1000000])))
+    value = rng.choice([-5, -1, 0, 1, 2, 3, 1000000, 2 ** 31, 2 ** 32 + 4, 2 ** 40])
+    dtype = rng.choice([np.int32, np.int64] + ([np.uint64] if value >= 0 else []))
+    if dtype == np.int32 and not -2 ** 31 <= value < 2 ** 31:
+        dtype = np.int64
+    set_attr(f, "/", name, dtype(value))
+    if name == "resnet_dataset_version":
+        return name, value != 1
+    return name, value <= 0 or value >= 2 ** 31
 
 
 def m_mean_std(rng, f, ctx):
@@ -125,6 +135,12 @@ def m_dtype(rng, f, ctx):
     data = f[name][()]
     dt = rng.choice([np.float32, np.float64, np.int16, np.uint16, np.int64, np.int8, np.uint32])
     _replace(f, name, data=data.astype(dt))
+    return _touched(name)
+
+
+def _touched(name):
+    """The verdict on the labels is open again once they were rewritten."""
+    return ("labels", None) if name.endswith("labels") else None
 
 
 def m_shape(rng, f, ctx):
@@ -146,6 +162,7 @@ def m_shape(rng, f, ctx):
         shape[rng.randrange(len(shape))] = 0
         data = np.zeros(shape, data.dtype)
     _replace(f, name, data=data)
+    return _touched(name)
 
 
 def m_huge_dims(rng, f, ctx):
@@ -159,6 +176,7 @@ def m_huge_dims(rng, f, ctx):
     elif which == "labels":
         n = rng.choice([2 ** 40, 2 ** 31, 2 ** 32 + 4])
         _replace(f, split + "/labels", shape=(n,), dtype=np.int32, chunks=(4096,))
+        return "labels", None
     elif which == "jpeg":
         _replace(f, split + "/jpeg", shape=(2 ** 40,), dtype=np.uint8, chunks=(1 << 20,))
     else:
@@ -171,14 +189,16 @@ def m_zero_dims(rng, f, ctx):
     _replace(f, split + "/images", data=np.zeros(shape, np.uint8))
     if shape[0] == 0:
         _replace(f, split + "/labels", data=np.zeros(0, np.int32))
+        return "labels", None
 
 
 def m_labels(rng, f, ctx):
+    """A label outside [0, 3): verify must refuse it (if num_classes is untouched)."""
     name = rng.choice(["train", "val"]) + "/labels"
     lab = f[name][()].astype(np.int64)
-    if len(lab):
-        lab[rng.randrange(len(lab))] = rng.choice([-1, 3, 2 ** 31 - 1, -2 ** 31, 1000])
+    lab[rng.randrange(len(lab))] = rng.choice([-1, 3, 2 ** 31 - 1, -2 ** 31, 1000])
     _replace(f, name, data=lab.astype(np.int32))
+    return "labels", True
 
 
 def m_offsets(rng, f, ctx):
@@ -265,6 +285,7 @@ def m_links(rng, f, ctx):
         f.create_dataset(split, data=np.zeros(4, np.uint8))
     else:
         del f[name.split("/")[0]]
+    return _touched(name)
 
 
 def m_chunks_filters(rng, f, ctx):
@@ -293,20 +314,28 @@ def byte_damage(rng, path):
 
 def mutate_file(rng, path, ctx, mutations):
     """1-3 structural mutations, now and then followed by byte damage.
-    Returns the names of what was done."""
-    done = []
+    Returns the names of what was done and the set of keys (attribute
+    names, "labels") whose final value every reader must refuse. A
+    mutation may return (key, True/False/None); None means it touched the
+    key with a value of unknown validity, and the last word on a key wins."""
+    done, verdict = [], {}
     with h5py.File(path, "r+") as f:
         for _ in range(rng.choice([1, 1, 2, 3])):
             m = rng.choice(mutations)
             try:
-                m(rng, f, ctx)
+                said = m(rng, f, ctx)
                 done.append(m.__name__[2:])
-            except (KeyError, ValueError, TypeError, OSError, IndexError) as e:
+                if said:
+                    verdict[said[0]] = said[1]
+            except Exception as e:  # h5py refused to write this one: the case goes on without it
                 done.append("%s(skipped: %s)" % (m.__name__[2:], type(e).__name__))
     if rng.random() < 0.08:
         byte_damage(rng, path)
         done.append("bytes")
-    return done
+        verdict = {}  # a flipped bit may be harmless
+    if "num_classes" in verdict and verdict.get("labels"):
+        del verdict["labels"]  # a label's validity depends on num_classes
+    return done, {k for k, v in verdict.items() if v}
 
 
 # -- checkpoints --------------------------------------------------------------
@@ -329,19 +358,33 @@ def c_root_attr(rng, f, ctx):
     if rng.random() < 0.15:
         if name in f.attrs:
             del f.attrs[name]
-    else:
-        set_attr(f, "/", name, odd_value(rng))
+        return name, True  # a resume needs every root attribute (docs/checkpoint-format.md)
+    set_attr(f, "/", name, odd_value(rng))
+    return name, None
 
 
 def c_counters(rng, f, ctx):
+    """Integer attributes; a resume must refuse negative counters, another
+    num_classes than the model's 3 and a format_version other than 1."""
     name = rng.choice(["step", "epoch", "epoch_step", "num_classes", "global_batch", "world_size",
                        "format_version", "seed"])
-    set_attr(f, "/", name, np.int64(rng.choice(HUGE_INTS)))
+    value = rng.choice(HUGE_INTS)
+    set_attr(f, "/", name, np.int64(value))
+    if name in ("step", "epoch", "epoch_step"):
+        return name, value < 0
+    if name == "num_classes":
+        return name, value != 3
+    if name == "format_version":
+        return name, value != 1
+    return name, None
 
 
 def c_floats(rng, f, ctx):
+    """lr NaN, Inf or negative must be refused; best_metric NaN is normal."""
     name = rng.choice(["lr", "best_metric"])
-    set_attr(f, "/", name, np.float64(rng.choice([float("nan"), float("inf"), -1.0, 0.0, 1e308])))
+    value = rng.choice([float("nan"), float("inf"), -1.0, 0.0, 1e308])
+    set_attr(f, "/", name, np.float64(value))
+    return name, name == "lr" and not (0 <= value < float("inf"))
 
 
 def c_arch(rng, f, ctx):
