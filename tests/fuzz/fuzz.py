@@ -25,8 +25,10 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+warnings.filterwarnings("ignore")  # numpy on purposely absurd casts
 import cases  # noqa: E402
 import hdf5_cases  # noqa: E402
 
