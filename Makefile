@@ -123,7 +123,8 @@ FUZZ_FINDINGS ?= $(FUZZ_BUILD)/fuzz-findings
 fuzz:
 	@$(MAKE) --no-print-directory all BUILD=$(FUZZ_BUILD) SANITIZE=address,undefined
 	@$(PYTHON) tests/fuzz/fuzz.py --build $(FUZZ_BUILD) --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) \
-	    --jobs $(FUZZ_JOBS) --timeout $(FUZZ_TIMEOUT) --findings $(FUZZ_FINDINGS)
+	    --jobs $(FUZZ_JOBS) --timeout $(FUZZ_TIMEOUT) --findings $(FUZZ_FINDINGS) \
+	    $(if $(FUZZ_MAX_SECONDS),--max-seconds $(FUZZ_MAX_SECONDS))
 
 # Byte-level fuzzing of the JPEG/PNG decoder with clang's libFuzzer
 # (apt-get install clang libclang-rt-14-dev) for FUZZ_SECONDS.

@@ -206,6 +206,8 @@ def main():
                     help="1: LeakSanitizer too (about 3x slower per case)")
     ap.add_argument("--findings", default=os.environ.get("FUZZ_FINDINGS", "build-san/fuzz-findings"))
     ap.add_argument("--work", default=None, help="scratch folder [FINDINGS/.work]")
+    ap.add_argument("--max-seconds", type=float, default=float(os.environ.get("FUZZ_MAX_SECONDS", 0)),
+                    help="stop starting cases after this long and report the ones done (0: no limit)")
     ap.add_argument("--case", type=int, action="append", help="run only this case (repeatable)")
     ap.add_argument("--only", default=None, help="comma-separated generators: " +
                     ",".join(g[1] for g in cases.GENERATORS))
@@ -223,12 +225,19 @@ def main():
              a.timeout, a.rss_mb, env.findings), flush=True)
     start = time.time()
     findings, counts, done, spent = [], {}, 0, {}
+    pool = None
     if a.case and len(ids) == 1:
         results = [run_case(env, ids[0], keep=True)]
     else:
         pool = multiprocessing.Pool(a.jobs, _init, (env,))
         results = pool.imap_unordered(_work, ids, chunksize=1)
+    stopped = ""
     for i, name, finding, case_dir, info in results:
+        if a.max_seconds and time.time() - start > a.max_seconds:
+            if pool:
+                pool.terminate()  # cases still running are dropped; their folders stay in the work folder
+            stopped = " (stopped after %.0f s by --max-seconds)" % a.max_seconds
+            break
         done += 1
         counts[name] = counts.get(name, 0) + 1
         if info:
@@ -248,8 +257,8 @@ def main():
     by_cat = {}
     for _, name, (cat, _), _, _ in findings:
         by_cat[(cat, name)] = by_cat.get((cat, name), 0) + 1
-    print("fuzz: %d cases in %.0f s (%s), %d findings%s" % (
-        done, took, ", ".join("%s %d (%.1f s each)" % (k, n, spent.get(k, 0) / n) for k, n in sorted(counts.items())),
+    print("fuzz: %d cases in %.0f s%s (%s), %d findings%s" % (
+        done, took, stopped, ", ".join("%s %d (%.1f s each)" % (k, n, spent.get(k, 0) / n) for k, n in sorted(counts.items())),
         len(findings),
         "".join("\n    %4d %s in %s cases" % (n, c, g) for (c, g), n in sorted(by_cat.items()))))
     return 1 if findings else 0

@@ -20,11 +20,12 @@ def signature(d):
     if frame and frame.re.pattern == ".*":
         frame = re.search("(.*)", frames[0])
     if cat in ("asan", "ubsan", "leak", "rss", "signal") and frame:
-        kind = re.search(r"ERROR: \w+Sanitizer: ([\w-]+)|runtime error: ([^0-9\n]{0,60})", out)
+        kind = re.search(r"ERROR: \w+Sanitizer: ([\w-]+(?: [a-z]+)?)|runtime error: ([^0-9\n]{0,60})", out)
         k = (kind.group(1) or kind.group(2)).strip() if kind else ""
         return "%s %s at %s" % (cat, k, frame.group(1))
     if cat.startswith("exit-") or cat == "silent-exit-2":
-        errs = [ln for ln in out.splitlines() if "error" in ln.lower()] or out.splitlines()[-1:] or [""]
+        errs = ([ln for ln in out.splitlines() if ln.startswith("[rank")] or
+                [ln for ln in out.splitlines() if "error" in ln.lower()] or out.splitlines()[-1:] or [""])
         return "%s: %s" % (cat, re.sub(r"/\S+|\d+", "N", errs[-1])[:120])
     gen = os.path.basename(d).split("-")[2]
     if gen == "folder":  # the entries that can block or explode, not the harmless ones
