@@ -25,5 +25,25 @@ if [ "$rc" -eq 0 ] && grep -q "^fuzz: $CASES cases in .*, 0 findings" "$T/fuzz.l
 else
     bad "fuzz cases: exit $rc, findings above (inputs and repro.sh in $T/findings)"
 fi
+# Cases of seed 2 that once found a bug, one per bug (docs/reliability.md):
+# inspect/verify on crafted string attributes (122, 129 of prep_inspect.c),
+# huge declared dimensions (trainer, dataset reader, RSS), a progressive
+# JPEG declaring 40000 x 40000, FIFOs and symlink loops in class folders,
+# negative step/epoch and a negative or NaN lr in a checkpoint, an empty
+# class folder, an image whose resized long side exceeds JPEG's 65500
+# pixels, a FIFO in a CIFAR folder.
+REGRESSION="1002 1396 1708 2253 1654 216 3288 3148 2394 3297 103 2032 2245 2057"
+set --
+for c in $REGRESSION; do set -- "$@" --case "$c"; done
+$PYTHON tests/fuzz/fuzz.py --build "$SAN" --seed 2 --jobs 2 --timeout 30 "$@" \
+    --findings "$T/regression" >"$T/regression.log" 2>&1
+rc=$?
+grep -v '^fuzz: [0-9]*/' "$T/regression.log"
+n=$(echo $REGRESSION | wc -w)
+if [ "$rc" -eq 0 ] && grep -q "^fuzz: $n cases in .*, 0 findings" "$T/regression.log"; then
+    ok "$n regression cases, no findings"
+else
+    bad "regression cases: exit $rc, findings above (inputs and repro.sh in $T/regression)"
+fi
 echo "fuzz_smoke: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
