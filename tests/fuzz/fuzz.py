@@ -246,8 +246,11 @@ def main():
             findings.append((i, name, finding, case_dir, info))
             cmd = "python3 tests/fuzz/fuzz.py --build %s --seed %d --case %d" % (a.build, a.seed, i)
             what = info[0].what if info else ""
-            print("FINDING %s case %d [%s] %s\n    %s\n    input: %s\n    repro: sh %s/repro.sh  or  %s"
-                  % (finding[0], i, name, finding[1], what, case_dir, case_dir, cmd), flush=True)
+            run = " ".join(shlex.quote(x.replace(os.path.join(env.work, "case-%d-%d" % (a.seed, i)), case_dir))
+                           for x in info[0].argv) if info else ""
+            print("FINDING %s case %d [%s] %s\n    %s\n    command: %s\n    input: %s\n"
+                  "    repro: sh %s/repro.sh  or  %s"
+                  % (finding[0], i, name, finding[1], what, run, case_dir, case_dir, cmd), flush=True)
         elif a.case:
             print("case %d [%s] clean: %s, exit %d in %.1f s" % (i, name, info[0].what, info[1], info[2]))
         if done % 500 == 0:
