@@ -97,9 +97,11 @@ def make_base(env):
 
 
 def _limit_memory(mb):
+    """RLIMIT_AS for a build without ASan (whose shadow memory needs a huge
+    address space); None lifts the generator's soft limit for ASan builds."""
     def set_limit():
-        os.setsid()
-        resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20))
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20) if mb else (hard, hard))
     return set_limit
 
 
@@ -143,7 +145,7 @@ def run_case(env, i, keep=False):
         return i, name, ("generator-error", "%s: %s" % (type(e).__name__, e)), case_dir, None
     start = time.time()
     argv = ["timeout", "-k", "5", str(env.timeout)] + case.argv
-    pre = None if env.sanitized else _limit_memory(env.rss_mb)
+    pre = _limit_memory(None if env.sanitized else env.rss_mb)
     try:
         r = subprocess.run(argv, cwd=case_dir, env=child_env(env, case_dir), stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=pre,
@@ -183,10 +185,18 @@ def keep_finding(env, i, name, case, finding, rc, out, case_dir):
 _ENV = None
 
 
+GENERATOR_MEMORY = 4 << 30
+
+
 def _init(env):
+    """A pool worker. Its soft address-space limit turns a generator that
+    reads a dataset another mutation made huge into a MemoryError (the
+    mutation is skipped) instead of the kernel's OOM killer taking the worker
+    and its case with it; the programs under test get the limit lifted."""
     global _ENV
     _ENV = env
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_AS, (GENERATOR_MEMORY, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
 
 def _work(i):
@@ -227,6 +237,7 @@ def main():
     findings, counts, done, spent = [], {}, 0, {}
     pool = None
     if a.case and len(ids) == 1:
+        resource.setrlimit(resource.RLIMIT_AS, (GENERATOR_MEMORY, resource.getrlimit(resource.RLIMIT_AS)[1]))
         results = [run_case(env, ids[0], keep=True)]
     else:
         pool = multiprocessing.Pool(a.jobs, _init, (env,))
