@@ -31,8 +31,9 @@ fi
 # JPEG declaring 40000 x 40000, FIFOs and symlink loops in class folders,
 # negative step/epoch and a negative or NaN lr in a checkpoint, an empty
 # class folder, an image whose resized long side exceeds JPEG's 65500
-# pixels, a FIFO in a CIFAR folder.
-REGRESSION="1002 1396 1708 2253 1654 216 3288 3148 2394 3297 103 2032 2245 2057"
+# pixels, a FIFO in a CIFAR folder, IDX dims allocated before the file size
+# is checked, a virtual dataset that maps onto itself.
+REGRESSION="1002 1396 1708 2253 1654 216 3288 3148 2394 3297 103 2032 2245 2057 4181 6561"
 set --
 for c in $REGRESSION; do set -- "$@" --case "$c"; done
 $PYTHON tests/fuzz/fuzz.py --build "$SAN" --seed 2 --jobs 2 --timeout 30 "$@" \
