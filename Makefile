@@ -2,6 +2,8 @@
 # dependencies, one static library that every tool and test links.
 #   make            build the tools          make test    build and run every test
 #   make run        train the default model  make bench   benchmarks vs PyTorch
+#   make fuzz       fuzz the tools (FUZZ_CASES=, FUZZ_SEED=; docs/reliability.md)
+#   make fuzz-image libFuzzer on the JPEG/PNG decoder (FUZZ_SECONDS=)
 #   make install PREFIX=/opt/resnet-dist     V=1 verbose  SANITIZE=address,undefined
 # Off Debian: MPICC, DNNL_ROOT, HDF5_ROOT override where things are.
 
@@ -45,7 +47,7 @@ REF_OBJ   := $(REF_SRC:%.c=$(BUILD)/%.o)
 UNIT      := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 MPITESTS  := $(patsubst tests/mpi/%.c,$(BUILD)/tests/%,$(wildcard tests/mpi/mpi_*.c))
 
-.PHONY: all deps deps-build deps-test deps-run deps-bench test unit run bench install clean
+.PHONY: all deps deps-build deps-test deps-run deps-bench test unit run bench install clean fuzz fuzz-image
 all: $(TOOLS)
 
 $(BUILD)/%.o: %.c
@@ -109,6 +111,34 @@ unit: $(TOOLS) $(UNIT) $(MPITESTS)
 test: deps-test
 	@$(MAKE) --no-print-directory unit
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run_all.sh
+
+# Structure-aware fuzzing of the three tools, built with ASan and UBSan
+# (docs/reliability.md). A finding's inputs and repro.sh stay in FUZZ_FINDINGS.
+FUZZ_BUILD    ?= build-san
+FUZZ_CASES    ?= 10000
+FUZZ_SEED     ?= 1
+FUZZ_JOBS     ?= 2
+FUZZ_TIMEOUT  ?= 30
+FUZZ_FINDINGS ?= $(FUZZ_BUILD)/fuzz-findings
+fuzz:
+	@$(MAKE) --no-print-directory all BUILD=$(FUZZ_BUILD) SANITIZE=address,undefined
+	@$(PYTHON) tests/fuzz/fuzz.py --build $(FUZZ_BUILD) --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) \
+	    --jobs $(FUZZ_JOBS) --timeout $(FUZZ_TIMEOUT) --findings $(FUZZ_FINDINGS) \
+	    $(if $(FUZZ_MAX_SECONDS),--max-seconds $(FUZZ_MAX_SECONDS))
+
+# Byte-level fuzzing of the JPEG/PNG decoder with clang's libFuzzer
+# (apt-get install clang libclang-rt-14-dev) for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 300
+FUZZ_LF      := $(FUZZ_BUILD)/libfuzzer
+$(FUZZ_LF)/image_decode: tests/fuzz/libfuzzer/image_decode.c src/data/image_io.c src/core/error.c src/core/log.c
+	@mkdir -p $(@D)
+	$(Q)OMPI_CC=clang $(MPICC) -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+	    -Iinclude $(HDF5_CFLAGS) $(DNNL_CFLAGS) $^ $(DNNL_LIBS) $(JPEG_LIBS) -lpng -lz -lm -o $@
+fuzz-image: $(FUZZ_LF)/image_decode
+	@mkdir -p $(FUZZ_LF)/corpus $(FUZZ_FINDINGS)
+	@$(PYTHON) tests/fuzz/seeds.py $(FUZZ_LF)/seeds
+	$(FUZZ_LF)/image_decode -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=30 \
+	    -artifact_prefix=$(abspath $(FUZZ_FINDINGS))/image- -print_final_stats=1 $(FUZZ_LF)/corpus $(FUZZ_LF)/seeds
 
 run: deps-run
 	@$(MAKE) --no-print-directory all

@@ -2,6 +2,7 @@
 #include "plot.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,9 @@ int json_field_num(const char *line, const char *key, double *out)
         return 0;
     char *end;
     double d = strtod(v, &end);
-    if (end == v)
+    /* JSON has no inf or nan (strtod would take them), and gnuplot counts
+     * numbers near the ends of double as undefined points */
+    if (end == v || !isfinite(d) || fabs(d) > 1e300)
         return 0;
     *out = d;
     return 1;
@@ -53,6 +56,7 @@ int json_field_str(const char *line, const char *key, char *out, size_t len)
 typedef struct {
     FILE *train, *val, *lr, *marks;
     int n_train, n_val, n_lr, n_marks;
+    int n_loss_positive, n_top1; /* points the log-scale loss and the error panels can show */
     double lr_min, lr_max;
 } PlotData;
 
@@ -72,9 +76,11 @@ static void plot_record(PlotData *d, const char *line)
     if (!json_field_str(line, "kind", kind, sizeof kind) || !json_field_num(line, "step", &step))
         return;
     if (strcmp(kind, "train") == 0 && json_field_num(line, "loss", &v1)) {
-        if (json_field_num(line, "top1", &v2))
+        d->n_loss_positive += v1 > 0;
+        if (json_field_num(line, "top1", &v2)) {
             fprintf(d->train, "%g %g %g\n", step, v1, 100 * (1 - v2));
-        else
+            d->n_top1++;
+        } else
             fprintf(d->train, "%g %g NaN\n", step, v1);
         if (json_field_num(line, "lr", &v3))
             note_lr(d, step, v3);
@@ -82,6 +88,8 @@ static void plot_record(PlotData *d, const char *line)
     } else if (strcmp(kind, "val") == 0 && json_field_num(line, "top1", &v1) &&
                json_field_num(line, "top5", &v2) && json_field_num(line, "loss", &v3)) {
         fprintf(d->val, "%g %g %g %g\n", step, 100 * (1 - v1), 100 * (1 - v2), v3);
+        d->n_loss_positive += v3 > 0;
+        d->n_top1++;
         d->n_val++;
     } else if (strcmp(kind, "lr") == 0 && json_field_num(line, "lr", &v1)) {
         fprintf(d->marks, "%g %g\n", step, v1);
@@ -106,8 +114,13 @@ static void last_line(const char *path, char *out, size_t len)
 }
 
 /* gnuplot's own chatter (range warnings on short runs) goes to a log that
- * is shown only when it fails. */
-static int run_gnuplot(const char *script, const char *log, Status *st)
+ * is shown only when it fails. The output path, the title and the folder of
+ * the data files reach gnuplot as the script's arguments (ARG1..ARG3 of
+ * `gnuplot -c`): gnuplot stores those as string variables without parsing
+ * them, so no quote, backquote, `@` or newline in them is ever read as
+ * gnuplot commands. */
+static int run_gnuplot(const char *script, const char *log, const char *png, const char *title,
+                       const char *dir, Status *st)
 {
     pid_t pid = fork();
     if (pid < 0) {
@@ -117,7 +130,7 @@ static int run_gnuplot(const char *script, const char *log, Status *st)
     if (pid == 0) {
         if (!freopen(log, "w", stderr))
             _exit(126);
-        execlp("gnuplot", "gnuplot", script, (char *)NULL);
+        execlp("gnuplot", "gnuplot", "-c", script, png, title, dir, (char *)NULL);
         _exit(127);
     }
     int status = 0;
@@ -132,11 +145,15 @@ static int run_gnuplot(const char *script, const char *log, Status *st)
     return 0;
 }
 
-static void write_script(FILE *f, const char *dir, const char *png, const char *title,
-                         const PlotData *d)
+/* The script refers to the output, title and data folder only through
+ * ARG1, ARG2 and ARG3 (see run_gnuplot); every literal in it is ours. */
+static void write_script(FILE *f, const char *dir, const PlotData *d)
 {
-    fprintf(f, "set terminal pngcairo size 1200,900 font ',10'\nset output '%s'\n", png);
-    fprintf(f, "set multiplot layout 3,1 title '%s'\nset grid\nset key top right\n", title);
+    fprintf(f, "set terminal pngcairo size 1200,900 font ',10'\n"
+               "set termoption noenhanced\n" /* `_` and `^` in a title are just text */
+               "set output ARG1\n"
+               "train = ARG3.'/train.dat'\nval = ARG3.'/val.dat'\nlr = ARG3.'/lr.dat'\n");
+    fprintf(f, "set multiplot layout 3,1 title ARG2\nset grid\nset key top right\n");
     fprintf(f, "set xlabel 'step'\n");
     /* LR changes as dashed vertical lines on the loss and error panels */
     FILE *m = NULL;
@@ -149,22 +166,34 @@ static void write_script(FILE *f, const char *dir, const char *png, const char *
                     step, step);
         fclose(m);
     }
-    fprintf(f, "set ylabel 'loss'\nset logscale y\nset format y '%%g'\n");
-    fprintf(f, "plot '%s/train.dat' using 1:2 with lines title 'train loss'", dir);
+    /* gnuplot fails on a panel without a single point it can draw (a log
+     * scale drops losses <= 0); such a panel gets a linear or fixed axis */
+    fprintf(f, "set ylabel 'loss'\n%s\nset format y '%%g'\n",
+            d->n_loss_positive ? "set logscale y" : "unset logscale y");
+    fprintf(f, "plot train using 1:2 with lines title 'train loss'");
     if (d->n_val)
-        fprintf(f, ", '%s/val.dat' using 1:4 with linespoints title 'val loss'", dir);
+        fprintf(f, ", val using 1:4 with linespoints title 'val loss'");
     fprintf(f, "\n");
-    fprintf(f, "set ylabel 'error (%%)'\nunset logscale y\n");
-    fprintf(f, "plot '%s/train.dat' using 1:3 with lines title 'train top-1 error (batches)'", dir);
+    fprintf(f, "set ylabel 'error (%%)'\nunset logscale y\n%s", d->n_top1 ? "" : "set yrange [0:100]\n");
+    fprintf(f, "plot train using 1:3 with lines title 'train top-1 error (batches)'");
     if (d->n_val)
-        fprintf(f, ", '%s/val.dat' using 1:2 with linespoints title 'val top-1 error', "
-                   "'%s/val.dat' using 1:3 with linespoints title 'val top-5 error'", dir, dir);
+        fprintf(f, ", val using 1:2 with linespoints title 'val top-1 error', "
+                   "val using 1:3 with linespoints title 'val top-5 error'");
     fprintf(f, "\n");
     fprintf(f, "set ylabel 'learning rate'\nset logscale y\n");
     fprintf(f, "set title 'learning rate (dashed red lines: LR changes)'\n");
-    if (d->n_lr && d->lr_min > 0) /* a range gnuplot need not guess: the rate may be constant */
+    if (!d->n_lr) { /* gnuplot refuses to plot an empty file */
+        fprintf(f, "unset logscale y\nset yrange [0:1]\n"
+                   "set label 'no learning-rate records' at graph 0.5, graph 0.5 center\n"
+                   "plot -1 notitle\n");
+    } else if (d->lr_min >= 1e-300 && isfinite(d->lr_max * 2)) {
+        /* a range gnuplot need not guess: the rate may be constant */
         fprintf(f, "set yrange [%g:%g]\n", d->lr_min / 2, d->lr_max * 2);
-    fprintf(f, "plot '%s/lr.dat' using 1:2 with steps title 'lr'\n", dir);
+        fprintf(f, "plot lr using 1:2 with steps title 'lr'\n");
+    } else { /* rates <= 0 or at the ends of double: nothing a log scale can show */
+        fprintf(f, "unset logscale y\n");
+        fprintf(f, "plot lr using 1:2 with steps title 'lr'\n");
+    }
     fprintf(f, "unset multiplot\n");
 }
 
@@ -197,7 +226,7 @@ int plot_metrics(const char *metrics_path, const char *png_path, const char *tit
         files[i] = fopen(path[i], "w");
         CHECK(files[i] != NULL, "cannot write %s", path[i]);
     }
-    PlotData d = {files[0], files[1], files[2], files[3], 0, 0, 0, 0, 0, 0};
+    PlotData d = {files[0], files[1], files[2], files[3], 0, 0, 0, 0, 0, 0, 0, 0};
     char line[8192];
     while (fgets(line, sizeof line, in))
         plot_record(&d, line);
@@ -213,11 +242,11 @@ int plot_metrics(const char *metrics_path, const char *png_path, const char *tit
         snprintf(script, sizeof script, "%s/plot.gp", dir);
         FILE *f = fopen(script, "w");
         CHECK(f != NULL, "cannot write %s", script);
-        write_script(f, dir, png_path, title, &d);
+        write_script(f, dir, &d);
         SYS_CHECK(fclose(f));
         char log[256];
         snprintf(log, sizeof log, "%s/gnuplot.log", dir);
-        rc = run_gnuplot(script, log, st);
+        rc = run_gnuplot(script, log, png_path, title, dir, st);
         unlink(script);
         unlink(log);
     }

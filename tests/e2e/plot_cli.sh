@@ -33,5 +33,41 @@ check grep -q "empty.jsonl: no training records" "$T/out"
 check test $? -eq 2
 "$BUILD/bin/resnet_plot" --bogus "$T/m.jsonl" >"$T/out" 2>&1
 check test $? -eq 2
+# Titles, file names and TMPDIR reach gnuplot as data, never as commands:
+# quotes, backquotes, `$`, `@`, backslashes and newlines are plotted as text.
+is_png() { test "$(head -c 8 "$1" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a"; }
+bin=$(cd "$BUILD/bin" && pwd)
+plot_in() { # DIR ARGS...: resnet_plot run from DIR, so a stray `touch` would land there
+    (cd "$1" && shift && "$bin/resnet_plot" "$@") >"$T/out" 2>&1
+}
+mkdir -p "$T/inj" "$T/it's tmp"
+cp "$T/m.jsonl" "$T/inj/bob's run.jsonl"
+plot_in "$T/inj" "bob's run.jsonl" -o "bob's \`touch PWNED3\` \$HOME.png"
+check test $? -eq 0
+check is_png "$T/inj/bob's \`touch PWNED3\` \$HOME.png"
+plot_in "$T/inj" "bob's run.jsonl" -o t1.png --title "x'; system('touch PWNED'); set title 'y"
+check test $? -eq 0
+check is_png "$T/inj/t1.png"
+nl='
+'
+for title in 'say "hi"; system("touch PWNED2")' "back\\slash\\" "two${nl}lines" \
+    '$HOME `touch PWNED4` @x _sub^sup {braces}'; do
+    plot_in "$T/inj" "bob's run.jsonl" -o t2.png --title "$title"
+    check test $? -eq 0
+    check is_png "$T/inj/t2.png"
+    rm -f "$T/inj/t2.png"
+done
+TMPDIR="$(cd "$T/it's tmp" && pwd)" plot_in "$T/inj" "bob's run.jsonl" -o t3.png
+check test $? -eq 0
+check is_png "$T/inj/t3.png"
+check test "$(find "$T" -name 'PWNED*' | wc -l)" -eq 0
+# Values gnuplot cannot draw (nan/inf, beyond double, no lr, no top1, losses
+# <= 0 on the log scale) are left out instead of failing the plot.
+printf '%s\n' '{"kind":"train","step":1,"loss":inf,"top1":nan,"lr":1e400}' \
+    '{"kind":"train","step":2,"loss":-1.0,"lr":1e308}' '{"kind":"train","step":nan,"loss":0}' \
+    '{"kind":"lr","step":3,"lr":0}' >"$T/odd.jsonl"
+"$BUILD/bin/resnet_plot" "$T/odd.jsonl" -o "$T/odd.png" >"$T/out" 2>&1
+check test $? -eq 0
+check is_png "$T/odd.png"
 echo "plot_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
