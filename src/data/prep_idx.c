@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -101,6 +102,20 @@ int prep_idx_read(const char *flag, const char *path, IdxArray *out, Status *st)
         return -1;
     }
     size_t n = out->count * out->item;
+    /* Bound the declared size by what the file can hold before allocating:
+     * a plain file holds at most its size, a gzip stream at most 1032 times
+     * it (deflate's largest ratio). */
+    struct stat sb;
+    SYS_CHECK(fstat(fd, &sb));
+    size_t cap = (size_t)sb.st_size * (gzdirect(gz) ? 1 : 1032);
+    if (n > cap) {
+        status_set(st, EXIT_USAGE,
+                   "%s %s: the header declares %zu items of %zu bytes, more than the %lld-byte "
+                   "file can hold (truncated or damaged?)",
+                   flag, path, out->count, out->item, (long long)sb.st_size);
+        gzclose(gz);
+        return -1;
+    }
     out->data = xmalloc(n);
     long long got = gz_read_all(gz, out->data, n);
     uint8_t extra;

@@ -233,6 +233,13 @@ static PrepLoad imagenet_load(void *ctx, size_t index, PrepRecord *rec, char *wh
                  path, s->decoded.w, s->decoded.h, w, h);
         return PREP_LOAD_SKIP;
     }
+    /* libjpeg's JPEG_MAX_DIMENSION: a longer side cannot be encoded. */
+    if (o->encoding == PREP_JPEG && (w > 65500 || h > 65500)) {
+        snprintf(why, len, "%s: aspect ratio too extreme for --encoding jpeg (%d x %d would "
+                 "resize to %d x %d; JPEG allows at most 65500 per side)",
+                 path, s->decoded.w, s->decoded.h, w, h);
+        return PREP_LOAD_SKIP;
+    }
     if (o->encoding == PREP_RAW) {
         image_resize(&s->decoded, w, h, &s->resized);
         image_center_crop(&s->resized, o->size, o->size, &rec->image);
