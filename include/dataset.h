@@ -1,5 +1,5 @@
 /*
- * dataset.h - the HDF5 dataset format (DESIGN.md section 5, version 1):
+ * dataset.h - the HDF5 dataset format (docs/design.md section 5, version 1):
  * opening and validating a file, reading labels, and a simple in-order
  * reader that centre-crops and normalises a run of images (validation,
  * tests, --eval-only). Raw uint8 [N, H, W, C] images and JPEG-encoded

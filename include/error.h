@@ -1,7 +1,7 @@
 /*
  * error.h - the one family of checks for oneDNN, MPI, HDF5 and system calls.
  *
- * Two error paths (DESIGN.md invariant 3):
+ * Two error paths (docs/design.md invariant 3):
  *   - local failures (a library call fails, allocation, one rank's I/O) print
  *     "[rank R] file:line: call: what" and MPI_Abort the whole job;
  *   - errors in the user's input are collected in a Status on every rank and
@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Exit codes shared by every binary (DESIGN.md section 5). */
+/* Exit codes shared by every binary (docs/design.md section 5). */
 enum {
     EXIT_OK = 0,
     EXIT_INTERNAL = 1,

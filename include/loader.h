@@ -1,5 +1,5 @@
 /*
- * loader.h - the background data loader (DESIGN.md sections 2 and 6): one or
+ * loader.h - the background data loader (docs/design.md sections 2 and 6): one or
  * more plain pthreads read this rank's images, augment and normalise them
  * into a ring of batch buffers ahead of the step loop, which takes them in
  * order with loader_next.

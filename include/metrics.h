@@ -1,7 +1,7 @@
 /*
  * metrics.h - the metrics log (--metrics FILE): one JSON object per line,
  * appended and flushed per record so a crashed or requeued run keeps what
- * it wrote and `tail -f` works. DESIGN.md section 5 names the kinds
+ * it wrote and `tail -f` works. docs/design.md section 5 names the kinds
  * (config, train, val, test, lr, checkpoint) and fields (step, epoch,
  * loss, top1, top5, lr, img_per_s, data_wait, comm_exposed, reason, path).
  *

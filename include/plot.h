@@ -1,5 +1,5 @@
 /*
- * plot.h - training curves from a metrics file (JSON lines, DESIGN.md §5)
+ * plot.h - training curves from a metrics file (JSON lines, docs/design.md §5)
  * to a PNG through gnuplot: train and validation loss, validation top-1 and
  * top-5 error, and the learning rate, with every LR change marked. Local.
  */

@@ -1,5 +1,5 @@
 /*
- * prep_inspect.h - reads what a dataset file (DESIGN.md section 5) holds and
+ * prep_inspect.h - reads what a dataset file (docs/design.md section 5) holds and
  * checks that its attributes, groups, dtypes and shapes are the documented
  * ones; `resnet_prep inspect` prints it. The reader is local and reports the
  * first mismatch in a Status naming the file, the object and what was

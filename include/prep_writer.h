@@ -1,5 +1,5 @@
 /*
- * prep_writer.h - writes a dataset file (DESIGN.md section 5, version 1) with
+ * prep_writer.h - writes a dataset file (docs/design.md section 5, version 1) with
  * parallel HDF5 from every rank of MPI_COMM_WORLD, for all prep converters.
  *
  * A converter describes each split as `count` candidate records and a load

@@ -1,5 +1,5 @@
 /*
- * sampler.h - which images each rank reads at each step (DESIGN.md
+ * sampler.h - which images each rank reads at each step (docs/design.md
  * invariant 2). Every epoch has one global permutation `perm` of the N
  * training images, a function of (seed, epoch) only. Global step s belongs to
  * epoch s / S and is batch b = s % S of it (S = steps per epoch); it covers

@@ -1,5 +1,5 @@
 /*
- * dataset.c - open, validate and read the HDF5 dataset format (DESIGN.md
+ * dataset.c - open, validate and read the HDF5 dataset format (docs/design.md
  * section 5). A file of the documented shape written by any tool (h5py,
  * resnet_prep) must work; anything else gets one line naming the file, the
  * dataset and the expected type and shape. Local; every HDF5 call runs

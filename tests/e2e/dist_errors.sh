@@ -1,5 +1,5 @@
 #!/bin/sh
-# End-to-end tests of the two error paths of DESIGN.md invariant 3 under
+# End-to-end tests of the two error paths of docs/design.md invariant 3 under
 # mpirun -np 3:
 #   - a local failure that only one rank meets: a damaged training record
 #     (a JPEG that is not one; a gzip chunk of raw images overwritten) passes

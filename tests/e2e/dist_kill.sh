@@ -1,5 +1,5 @@
 #!/bin/sh
-# End-to-end test of DESIGN.md invariant 3, "no rank dies alone", from the
+# End-to-end test of docs/design.md invariant 3, "no rank dies alone", from the
 # outside: `kill -9` one rank of a 3-rank training run (a non-zero rank,
 # then rank 0); the job must end non-zero within 30 s, never hang with the
 # survivors blocked in a collective. A rank is found among mpirun's

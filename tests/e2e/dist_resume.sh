@@ -1,5 +1,5 @@
 #!/bin/sh
-# End-to-end tests of stopping and resuming a distributed run (DESIGN.md
+# End-to-end tests of stopping and resuming a distributed run (docs/design.md
 # section 5, exit codes; invariants 1, 2, 4, 5): SIGUSR1 to mpirun stops a
 # 2-rank run at a step boundary with a checkpoint and exit 3; --resume auto
 # then finishes with weights bitwise equal to an uninterrupted run with the

@@ -4,7 +4,7 @@
  * momentum and weight decay, gradients through the bucketed reducer.
  *
  * (a) After several steps on different random data per rank, parameters
- *     and BN statistics are bitwise identical on every rank (DESIGN.md
+ *     and BN statistics are bitwise identical on every rank (docs/design.md
  *     invariant 6, by dist_params_hash over MPI_Allgather); one step that
  *     skips the reducer makes them differ, so the check is not vacuous.
  * (b) W ranks with b = B/W images each make the same update as one process

@@ -250,7 +250,7 @@ static void test_chunk_cache(void **state)
     }
 }
 
-/* DESIGN.md invariant 2 end to end: the same images, augmented the same
+/* docs/design.md invariant 2 end to end: the same images, augmented the same
  * way, whatever the number of ranks. */
 static void test_ranks_concatenate(void **state)
 {

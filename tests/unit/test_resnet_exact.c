@@ -1,6 +1,6 @@
 /*
  * test_resnet_exact.c - one training step of whole networks against PyTorch
- * (DESIGN.md section 4: loss, gradients and updated weights match torch to
+ * (docs/design.md section 4: loss, gradients and updated weights match torch to
  * float32 tolerance).
  *
  * For resnet18, resnet50, the CIFAR resnet20, resnext50_32x4d and

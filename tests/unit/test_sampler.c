@@ -1,5 +1,5 @@
 /*
- * test_sampler.c - the data order of DESIGN.md invariant 2: ranks take
+ * test_sampler.c - the data order of docs/design.md invariant 2: ranks take
  * disjoint, equal shares of each global batch; an epoch covers the images
  * (drop-last: each at most once; padded: each at least once, the padding
  * wrapping to the start of the permutation); the global order is the same

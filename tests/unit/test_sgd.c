@@ -1,5 +1,5 @@
 /*
- * test_sgd.c - sgd_step against torch.optim.SGD's rule (REFERENCE.md,
+ * test_sgd.c - sgd_step against torch.optim.SGD's rule (docs/design.md §4,
  * dampening 0), computed in double over three steps with a changing learning
  * rate: g = grad + wd w; buf = g on the first step, then momentum buf + g;
  * g = nesterov ? g + momentum buf : buf; w -= lr g. Covers momentum, Nesterov,
