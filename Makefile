@@ -114,17 +114,21 @@ test: deps-test
 
 # Structure-aware fuzzing of the three tools, built with ASan and UBSan
 # (docs/reliability.md). A finding's inputs and repro.sh stay in FUZZ_FINDINGS.
+# Then FUZZ_KILLS rounds of kill -9 during checkpoint writes (tests/fuzz/ckpt_kill.sh).
 FUZZ_BUILD    ?= build-san
 FUZZ_CASES    ?= 10000
 FUZZ_SEED     ?= 1
 FUZZ_JOBS     ?= 2
 FUZZ_TIMEOUT  ?= 30
 FUZZ_FINDINGS ?= $(FUZZ_BUILD)/fuzz-findings
+FUZZ_KILLS    ?= 20
 fuzz:
 	@$(MAKE) --no-print-directory all BUILD=$(FUZZ_BUILD) SANITIZE=address,undefined
 	@$(PYTHON) tests/fuzz/fuzz.py --build $(FUZZ_BUILD) --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) \
 	    --jobs $(FUZZ_JOBS) --timeout $(FUZZ_TIMEOUT) --findings $(FUZZ_FINDINGS) \
 	    $(if $(FUZZ_MAX_SECONDS),--max-seconds $(FUZZ_MAX_SECONDS))
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) sh tests/fuzz/ckpt_kill.sh $(FUZZ_KILLS)
 
 # Byte-level fuzzing of the JPEG/PNG decoder with clang's libFuzzer
 # (apt-get install clang libclang-rt-14-dev) for FUZZ_SECONDS.

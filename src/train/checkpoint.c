@@ -437,7 +437,10 @@ static hid_t file_open(const char *path, Status *st)
     hid_t file = h5util_file_open(path, &is_h5);
     h5_unlock();
     if (file < 0 && st) {
-        if (!is_h5)
+        if (is_h5 == H5UTIL_NOT_REGULAR)
+            status_set(st, EXIT_USAGE, "%s: not a regular file (a FIFO, device or directory)",
+                       path);
+        else if (!is_h5)
             status_set(st, EXIT_USAGE, "%s: not an HDF5 file", path);
         else
             status_set(st, EXIT_USAGE, "%s: cannot open as HDF5 (truncated or damaged file?)",
@@ -784,6 +787,11 @@ static int tensor_io(Reader *r, const char *name, int ndims, const int64_t *dims
         status_set(r->st, EXIT_USAGE, "%s: %s is missing%s", r->path, name, hint);
     } else if (f.problem == H5UTIL_UNOPENABLE) {
         status_set(r->st, EXIT_USAGE, "%s: %s is not a readable dataset", r->path, name);
+    } else if (f.problem == H5UTIL_REFUSED_STORAGE) {
+        status_set(r->st, EXIT_USAGE,
+                   "%s: %s is refused: its data is not stored in the file (%s); a checkpoint "
+                   "must hold its own tensors",
+                   r->path, name, f.storage);
     } else if (f.problem == H5UTIL_WRONG_TYPE) {
         status_set(r->st, EXIT_USAGE, "%s: %s has type %s, expected %s", r->path, name,
                    type_desc(&f), is_int ? "int64" : "float32");

@@ -111,8 +111,11 @@ def step(f): f.attrs["step"] = np.int64(-5)
 def classes(f): f.attrs["num_classes"] = np.int64(2**32 + 4)
 def patience(f): f["scheduler"].attrs["patience"] = np.int64(2**31)
 def huge_momentum(f): f["optimizer/momentum/fc.bias"][...] = np.float32(3e38)
+def external(f):
+    del f["model/fc.bias"]
+    f["model/fc.bias"] = h5py.ExternalLink(src, "/model/fc.bias")
 for n, c in [("nan", nan), ("step", step), ("classes", classes), ("patience", patience),
-             ("diverge", huge_momentum)]:
+             ("diverge", huge_momentum), ("external", external)]:
     variant(n, c)
 PY
 expect 2 "layer1.0.conv1.weight holds NaN" "NaN refused by --resume" -- $MPI2 $DATA \
@@ -123,6 +126,9 @@ expect 2 "layer1.0.conv1.weight holds NaN" "NaN refused by --init-from" -- $DATA
     --data "$T/good.h5" --epochs 3 --init-from "$T/nan.h5" --checkpoint-dir "$T/n2"
 expect 2 "layer1.0.conv1.weight holds NaN" "NaN refused by --eval-only" -- $DATA \
     --data "$T/good.h5" --eval-only --init-from "$T/nan.h5"
+expect 2 "fc.bias is refused: its data is not stored in the file (an external link" \
+    "a tensor behind an external link refused" -- $DATA \
+    --data "$T/good.h5" --eval-only --init-from "$T/external.h5"
 expect 2 "$T/step.h5: root attribute step is -5" "step -5 refused" -- $DATA \
     --data "$T/good.h5" --epochs 3 --resume "$T/step.h5" --checkpoint-dir "$T/n3"
 expect 2 "num_classes is 4294967300" "num_classes 2^32+4 refused" -- $DATA \
