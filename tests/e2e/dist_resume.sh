@@ -15,17 +15,7 @@ T="$BUILD/tmp/e2e-dist-resume"
 rm -rf "$T" && mkdir -p "$T"
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 . tests/e2e/lib/common.sh
-
-
-# wait_for PATTERN FILE SECONDS: until FILE has a line matching PATTERN
-wait_for() {
-    n=$(($3 * 10))
-    while ! grep -q -- "$1" "$2" 2>/dev/null; do
-        [ "$n" -le 0 ] && return 1
-        sleep 0.1
-        n=$((n - 1))
-    done
-}
+. tests/e2e/lib/ranks.sh
 
 # finish PID SECONDS: waits for a background job; kills it and its children
 # after SECONDS. Sets $code (124 on a timeout).
