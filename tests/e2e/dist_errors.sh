@@ -83,21 +83,6 @@ $PYTHON tests/fixtures/make_dataset.py "$T/good.h5" --train 48 --val 12 &&
     $PYTHON tests/fixtures/make_dataset.py "$T/bad-label.h5" --kind bad-label ||
     { echo "cannot make datasets"; exit 1; }
 
-# run_within NAME -- command...: output to $T/out, exit code to code; fails
-# the case (returns 1) when the job still runs after LIMIT s.
-run_within() {
-    name=$1
-    shift 2
-    "$@" >"$T/out" 2>&1 &
-    pid=$!
-    if ! exits_within "$pid" "$LIMIT"; then
-        bad "$name: still running after $LIMIT s"; show "$T/out"
-        return 1
-    fi
-    wait "$pid"
-    code=$?
-}
-
 # local_error NAME PATTERN -- command...: non-zero within LIMIT s and exactly
 # one "[rank R]" line, matching PATTERN. (mpirun's own "MPI_ABORT was
 # invoked on rank R" banner is not required: Open MPI 4.1 sometimes fails to
@@ -110,12 +95,12 @@ local_error() {
     took=$(($(date +%s) - start))
     lines=$(grep -c '^\[rank [0-9]*\]' "$T/out")
     rank=$(sed -n 's/^\[rank \([0-9]*\)\].*/\1/p' "$T/out" | head -n 1)
-    if [ "$code" -eq 0 ]; then
+    if [ "$got" -eq 0 ]; then
         bad "$name: exit 0"; show "$T/out"
     elif [ "$lines" -ne 1 ] || ! grep '^\[rank ' "$T/out" | grep -q -- "$pattern"; then
         bad "$name: expected one '[rank R] ... $pattern' line, got $lines"; show "$T/out"
     else
-        ok "$name: rank $rank alone, exit $code in ${took} s: $(grep '^\[rank ' "$T/out")"
+        ok "$name: rank $rank alone, exit $got in ${took} s: $(grep '^\[rank ' "$T/out")"
     fi
 }
 
@@ -132,9 +117,9 @@ collective() {
     run_within "$name" -- "$@" || return
     errors=$(grep -c '^error: ' "$T/out")
     others=$(grep -c '^\[rank ' "$T/out")
-    if [ "$code" -ne 2 ] || [ "$errors" -ne 1 ] || [ "$others" -ne 0 ] ||
+    if [ "$got" -ne 2 ] || [ "$errors" -ne 1 ] || [ "$others" -ne 0 ] ||
         ! grep '^error: ' "$T/out" | grep -q -- "$pattern"; then
-        bad "$name: exit $code, $errors 'error:' lines, $others '[rank' lines"; show "$T/out"
+        bad "$name: exit $got, $errors 'error:' lines, $others '[rank' lines"; show "$T/out"
     else
         ok "$name: $(grep '^error: ' "$T/out")"
     fi

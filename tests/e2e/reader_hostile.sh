@@ -148,14 +148,7 @@ mkfifo "$T/pipe.h5" "$T/raw-pipe.bin" "$T/fifo.h5" || { echo "cannot make FIFOs"
 bounded() {
     name=$1 code=$2 pattern=$3
     shift 4
-    "$@" >"$T/out" 2>&1 &
-    pid=$!
-    if ! exits_within "$pid" "$LIMIT"; then
-        bad "$name: still running after $LIMIT s"; show "$T/out"
-        return 1
-    fi
-    wait "$pid"
-    got=$?
+    run_within "$name" -- "$@" || return 1
     if [ "$got" -ne "$code" ]; then
         bad "$name: exit $got, expected $code"; show "$T/out"; return 1
     fi

@@ -37,3 +37,19 @@ exits_within() {
     wait "$1"
     return 1
 }
+
+# run_within NAME -- command...: output to $T/out, exit code to got; fails
+# the case (returns 1) when the job still runs after LIMIT s (set by the
+# sourcing script).
+run_within() {
+    name=$1
+    shift 2
+    "$@" >"$T/out" 2>&1 &
+    pid=$!
+    if ! exits_within "$pid" "$LIMIT"; then
+        bad "$name: still running after $LIMIT s"; show "$T/out"
+        return 1
+    fi
+    wait "$pid"
+    got=$?
+}
