@@ -17,6 +17,7 @@
 
 #include "h5lock.h"
 #include "h5util.h"
+#include "hash.h"
 
 static const char *g_split_names[SPLIT_COUNT] = {"train", "val", "test"};
 
@@ -682,34 +683,24 @@ int dataset_read_batch(Dataset *d, DatasetSplit split, int64_t first, int n, int
 /* ------------------------------------------------------------------ */
 /* fingerprint                                                         */
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const uint8_t *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 /* Labels hashed as little-endian int32, so every machine agrees. */
 static uint64_t labels_hash(uint64_t h, const DatasetPart *part)
 {
     for (int64_t i = 0; i < part->count; i++) {
         uint32_t v = (uint32_t)part->labels[i];
         uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-        h = fnv1a(h, le, sizeof le);
+        h = hash_fnv1a(h, le, sizeof le);
     }
     int64_t count = part->count; /* split boundaries count too */
     uint8_t sep[8];
     for (int b = 0; b < 8; b++)
         sep[b] = (uint8_t)((uint64_t)count >> (8 * b));
-    return fnv1a(h, sep, sizeof sep);
+    return hash_fnv1a(h, sep, sizeof sep);
 }
 
 void dataset_fingerprint(const Dataset *d, char *out, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = HASH_FNV1A_START;
     size_t used = (size_t)snprintf(out, len, "v%d %s classes=%d C=%d", DATASET_VERSION,
                                    d->encoding == ENCODING_RAW ? "raw" : "jpeg", d->num_classes,
                                    d->channels);

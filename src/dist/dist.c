@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "hash.h"
 #include "log.h"
 
 void dist_init(int *argc, char ***argv, DistInfo *d)
@@ -84,16 +85,6 @@ void dist_broadcast_state(Params *p)
     MPI_CHECK(MPI_Bcast(&p->num_batches_tracked, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
 }
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *b = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 /* The first rank, other than rank 0, whose value of each item's hash
  * differs from rank 0's: items in order, then ranks; -1 when all agree.
  * Every rank finds the same one. Collective. */
@@ -134,7 +125,7 @@ void dist_agree_settings(const DistSetting *items, int n, Status *st)
 {
     uint64_t *hash = xmalloc((size_t)n * sizeof *hash);
     for (int i = 0; i < n; i++)
-        hash[i] = fnv1a(0xcbf29ce484222325ULL, items[i].value, strlen(items[i].value));
+        hash[i] = hash_fnv1a(HASH_FNV1A_START, items[i].value, strlen(items[i].value));
     int item = 0, others = 0, r = first_disagreement(hash, n, &item, &others);
     free(hash);
     if (r < 0)
@@ -168,7 +159,7 @@ static int first_differing_word(const char *a, const char *b)
 
 void dist_check_same_config(const char *command_line)
 {
-    uint64_t h = fnv1a(0xcbf29ce484222325ULL, command_line, strlen(command_line));
+    uint64_t h = hash_fnv1a(HASH_FNV1A_START, command_line, strlen(command_line));
     int unused = 0, others = 0, r = first_disagreement(&h, 1, &unused, &others);
     if (r < 0)
         return;
@@ -192,9 +183,9 @@ void dist_check_same_config(const char *command_line)
 
 uint64_t dist_params_hash(const Params *p)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = fnv1a(h, p->value, p->total * sizeof(float));
-    h = fnv1a(h, p->state, p->state_total * sizeof(float));
+    uint64_t h = HASH_FNV1A_START;
+    h = hash_fnv1a(h, p->value, p->total * sizeof(float));
+    h = hash_fnv1a(h, p->state, p->state_total * sizeof(float));
     return h;
 }
 
