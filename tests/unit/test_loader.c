@@ -174,10 +174,13 @@ static void check_against_direct(const char *name, int crop, AugMode aug, int64_
     int32_t *want_labels = malloc((size_t)lb * sizeof *want_labels);
     for (int k = 0; k < steps; k++) {
         LoaderBatch b;
+        double called = timer_now();
         assert_int_equal(loader_next_batch(l, &b, &st), 0);
+        double took = timer_now() - called;
         assert_int_equal(b.step, start + k);
         assert_int_equal(b.n, lb);
-        assert_true(b.wait >= 0);
+        /* the reported wait is part of this call's own time */
+        assert_true(b.wait >= 0 && b.wait <= took);
         assert_true(((uintptr_t)b.images & 63) == 0);
         direct_batch(&d, &cfg, start + k, want, want_labels);
         char what[256];
@@ -482,23 +485,46 @@ static void test_wait_measured(void **state)
 }
 
 /* Freeing at once, with workers mid-batch or waiting for a free slot. */
+/* The threads of this process (/proc/self/task has one entry each). */
+static int thread_count(void)
+{
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    int n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    assert_true(n > 0);
+    return n;
+}
+
+/* A loader freed at any moment (before its first batch, mid-epoch, while
+ * its threads decode ahead) stops and joins every thread it started, and
+ * the batches it handed out before were whole. */
 static void test_free_anytime(void **state)
 {
     (void)state;
     char path[1024];
     fixture(path, sizeof path, "jpeg.h5");
+    int before = thread_count();
     for (int i = 0; i < 6; i++) {
         LoaderConfig c = train_config(path, 16, AUG_RRC, 4, 0, 1, 0, 1 + i % 3);
         c.depth = 2 + i % 3 * 2;
         Loader *l = create_ok(&c);
+        assert_true(thread_count() > before);
         for (int k = 0; k < i; k++) {
-            float *x;
-            int32_t *y;
-            loader_next(l, &x, &y);
+            LoaderBatch b;
+            Status st = {0};
+            assert_int_equal(loader_next_batch(l, &b, &st), 0);
+            assert_int_equal(b.step, k);
+            assert_int_equal(b.n, 4);
         }
         if (i % 2)
             usleep(20 * 1000);
         loader_free(l);
+        assert_int_equal(thread_count(), before);
     }
     loader_free(NULL);
 }
