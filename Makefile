@@ -48,6 +48,9 @@ UNIT      := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/te
 MPITESTS  := $(patsubst tests/mpi/%.c,$(BUILD)/tests/%,$(wildcard tests/mpi/mpi_*.c))
 
 .PHONY: all deps deps-build deps-test deps-run deps-bench test unit run bench install clean fuzz fuzz-image
+# Objects of the tools and tests are intermediate files to make; keep them, so
+# that make neither deletes them (and prints "rm ...") nor rebuilds them next time.
+.SECONDARY:
 all: $(TOOLS)
 
 $(BUILD)/%.o: %.c
