@@ -68,6 +68,10 @@ const char *mpi_error_string(int err);
  * in int64_t, so the macro yields the call's value for assignment. */
 int64_t h5_checked(int64_t ret, const char *file, int line, const char *call);
 #define H5_CHECK(call) h5_checked((int64_t)(call), __FILE__, __LINE__, #call)
+/* The operating system's reason that HDF5's file driver recorded on the
+ * current HDF5 error stack ("No space left on device"), or "" when it
+ * recorded none. Callers hold h5_lock(). */
+void h5_system_reason(char *out, size_t len);
 
 /* System calls that return -1 and set errno. */
 #define SYS_CHECK(call)                                                       \

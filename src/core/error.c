@@ -99,28 +99,48 @@ const char *sys_error_string(void)
     return strerror(errno);
 }
 
-/* Collects the outermost (API-level) and innermost descriptions of the HDF5
- * error stack: together they say what failed and on which object, which
- * HDF5's own printing (switched off so that users see one line) would have. */
+/* Collects from the HDF5 error stack its outermost (API-level) and innermost
+ * descriptions, which together say what failed and on which object (what
+ * HDF5's own printing, switched off so that users see one line, would
+ * have said), and the system's reason that HDF5's POSIX driver embeds as
+ * "error message = '...'" (e.g. "No space left on device"). */
 typedef struct {
-    char outer[256], inner[256];
+    char outer[256], inner[256], system[160];
 } H5Reason;
 
 static herr_t h5_reason_walk(unsigned n, const H5E_error2_t *e, void *data)
 {
     H5Reason *r = data;
+    const char *desc = e->desc ? e->desc : "";
     if (n == 0)
-        snprintf(r->outer, sizeof r->outer, "%s() %s", e->func_name, e->desc ? e->desc : "");
-    snprintf(r->inner, sizeof r->inner, "%s", e->desc ? e->desc : "");
+        snprintf(r->outer, sizeof r->outer, "%s() %s", e->func_name, desc);
+    snprintf(r->inner, sizeof r->inner, "%s", desc);
+    const char *key = "error message = '";
+    const char *at = strstr(desc, key);
+    if (at && !r->system[0]) {
+        at += strlen(key);
+        snprintf(r->system, sizeof r->system, "%.*s", (int)strcspn(at, "'"), at);
+    }
     return 0;
+}
+
+static H5Reason h5_reason(void)
+{
+    H5Reason r = {"", "", ""};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_reason_walk, &r);
+    return r;
+}
+
+void h5_system_reason(char *out, size_t len)
+{
+    snprintf(out, len, "%s", h5_reason().system);
 }
 
 int64_t h5_checked(int64_t ret, const char *file, int line, const char *call)
 {
     if (ret >= 0)
         return ret;
-    H5Reason r = {"", ""};
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_reason_walk, &r);
+    H5Reason r = h5_reason();
     if (!r.outer[0])
         fail_local(file, line, call, "HDF5 call failed (no HDF5 error recorded)");
     if (!strcmp(strchr(r.outer, ' ') + 1, r.inner))

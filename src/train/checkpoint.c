@@ -49,43 +49,22 @@ typedef struct {
     const char *tmp;
 } Target;
 
-typedef struct {
-    char text[160];
-} H5Cause;
-
-/* HDF5's POSIX driver puts the system's reason into its error text as
- * "error message = '...'"; that reason (e.g. "No space left on device") is
- * what a user can act on. */
-static herr_t cause_visit(unsigned n, const H5E_error2_t *e, void *data)
-{
-    (void)n;
-    H5Cause *c = data;
-    const char *key = "error message = '";
-    const char *at = e->desc ? strstr(e->desc, key) : NULL;
-    if (at && !c->text[0]) {
-        at += strlen(key);
-        size_t len = strcspn(at, "'");
-        snprintf(c->text, sizeof c->text, "%.*s", (int)(len < sizeof c->text ? len : sizeof c->text - 1), at);
-    }
-    return 0;
-}
-
 /* Removes the partial temporary, so that a full disk is not kept full by
  * it, and aborts naming the checkpoint. */
 static _Noreturn void write_failed(const Target *w, const char *file, int line, const char *call)
 {
-    H5Cause cause = {{0}};
+    char cause[160];
     int err = errno;
     h5_lock();
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, cause_visit, &cause);
+    h5_system_reason(cause, sizeof cause);
     h5_unlock();
-    if (!cause.text[0] && err)
-        snprintf(cause.text, sizeof cause.text, "%s", strerror(err));
+    if (!cause[0] && err)
+        snprintf(cause, sizeof cause, "%s", strerror(err));
     int removed = unlink(w->tmp) == 0 || errno == ENOENT;
     fail_local(file, line, call,
                "writing checkpoint %s failed: %s (disk full, quota or I/O error?); %s %s; the "
                "previous checkpoints are kept",
-               w->path, cause.text[0] ? cause.text : "unknown reason",
+               w->path, cause[0] ? cause : "unknown reason",
                removed ? "removed the partial" : "could not remove the partial", w->tmp);
 }
 

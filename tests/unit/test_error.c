@@ -99,6 +99,20 @@ static void test_h5_check_names_call_and_object(void **state)
     assert_non_null(strstr(o.err, "/nonexistent/data.h5"));
 }
 
+/* The system's reason is taken from what HDF5's file driver recorded. */
+static void test_h5_system_reason(void **state)
+{
+    (void)state;
+    h5_quiet();
+    char why[160] = "x";
+    assert_true(H5Fopen("/nonexistent/data.h5", H5F_ACC_RDONLY, H5P_DEFAULT) < 0);
+    h5_system_reason(why, sizeof why);
+    assert_string_equal(why, strerror(ENOENT));
+    H5Eclear2(H5E_DEFAULT);
+    h5_system_reason(why, sizeof why);
+    assert_string_equal(why, "");
+}
+
 static void child_status_agree(void)
 {
     Status st = {0};
@@ -153,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_check_format),
         cmocka_unit_test(test_sys_check_names_errno),
         cmocka_unit_test(test_h5_check_names_call_and_object),
+        cmocka_unit_test(test_h5_system_reason),
         cmocka_unit_test(test_status_keeps_first_and_exits),
         cmocka_unit_test(test_status_ok_returns),
         cmocka_unit_test(test_exit_codes),
