@@ -37,10 +37,22 @@ else
 Q := @
 endif
 
-LIB_SRC   := $(sort $(wildcard src/core/*.c src/nn/*.c src/model/*.c src/optim/*.c \
+# Archives by layer: the trainer's library, the prep tool's, the plotter's, and
+# core under all of them. A tool links its own archive and core; tests link all.
+CORE_SRC  := $(sort $(wildcard src/core/*.c))
+LIB_SRC   := $(sort $(wildcard src/nn/*.c src/model/*.c src/optim/*.c \
                                src/data/*.c src/dist/*.c src/train/*.c))
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+PREP_SRC  := $(sort $(wildcard src/prep/*.c))
+PLOT_SRC  := $(sort $(wildcard src/plot/*.c))
+CORE_LIB  := $(BUILD)/libcore.a
 LIB       := $(BUILD)/libresnet.a
+PREP_LIB  := $(BUILD)/libprep.a
+PLOT_LIB  := $(BUILD)/libplot.a
+ALL_LIBS  := $(LIB) $(PREP_LIB) $(PLOT_LIB) $(CORE_LIB)
+LIB_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRC) $(LIB_SRC) $(PREP_SRC) $(PLOT_SRC))
+# The archive each tool links besides core (the trainer's by default).
+LIBS_resnet_prep := $(PREP_LIB)
+LIBS_resnet_plot := $(PLOT_LIB)
 TOOLS     := $(patsubst src/tools/%.c,$(BUILD)/bin/%,$(wildcard src/tools/*.c))
 REF_SRC   := $(wildcard tests/ref/*.c tests/unit/common/*.c)
 REF_OBJ   := $(REF_SRC:%.c=$(BUILD)/%.o)
@@ -58,21 +70,29 @@ $(BUILD)/%.o: %.c
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(MPICC) $(CFLAGS) -c $< -o $@
 
-$(LIB): $(LIB_OBJ)
+$(CORE_LIB): $(CORE_SRC:%.c=$(BUILD)/%.o)
+$(LIB):      $(LIB_SRC:%.c=$(BUILD)/%.o)
+$(PREP_LIB): $(PREP_SRC:%.c=$(BUILD)/%.o)
+$(PLOT_LIB): $(PLOT_SRC:%.c=$(BUILD)/%.o)
+$(ALL_LIBS):
 	@$(if $(Q),echo "  AR    $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/%: $(BUILD)/src/tools/%.o $(LIB)
+# Tests and benchmarks may reach a module's private headers.
+$(BUILD)/tests/%.o $(BUILD)/bench/%.o: CFLAGS += -Isrc/train -Isrc/prep
+
+.SECONDEXPANSION:
+$(BUILD)/bin/%: $(BUILD)/src/tools/%.o $$(or $$(LIBS_$$*),$$(LIB)) $(CORE_LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK  $@")
 	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(REF_OBJ) $(LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(REF_OBJ) $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK  $@")
 	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
-$(BUILD)/tests/mpi_%: $(BUILD)/tests/mpi/mpi_%.o $(REF_OBJ) $(LIB)
+$(BUILD)/tests/mpi_%: $(BUILD)/tests/mpi/mpi_%.o $(REF_OBJ) $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK  $@")
 	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
@@ -84,7 +104,7 @@ $(BUILD)/bench/gemm_peak: bench/gemm_peak.c
 
 # Loader throughput (images/s per core, raw and JPEG, with augmentation):
 #   build/bench/loader_bench [--threads N] [--aug rrc] [--size 256] [--crop 224]
-$(BUILD)/bench/loader_bench: $(BUILD)/bench/loader_bench.o $(LIB)
+$(BUILD)/bench/loader_bench: $(BUILD)/bench/loader_bench.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK  $@")
 	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -o $@
@@ -137,7 +157,7 @@ fuzz:
 # (apt-get install clang libclang-rt-14-dev) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 300
 FUZZ_LF      := $(FUZZ_BUILD)/libfuzzer
-$(FUZZ_LF)/image_decode: tests/fuzz/libfuzzer/image_decode.c src/data/image_io.c src/core/error.c src/core/log.c
+$(FUZZ_LF)/image_decode: tests/fuzz/libfuzzer/image_decode.c src/core/image_io.c src/core/error.c src/core/log.c
 	@mkdir -p $(@D)
 	$(Q)OMPI_CC=clang $(MPICC) -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 	    -Iinclude $(HDF5_CFLAGS) $(DNNL_CFLAGS) $^ $(DNNL_LIBS) $(JPEG_LIBS) -lpng -lz -lm -o $@

@@ -1,7 +1,7 @@
 /*
  * resnet_prep - prepares HDF5 dataset files for resnet_dist (ImageNet-style
  * class folders, CIFAR, IDX, synthetic) and inspects/verifies them. Runs on
- * one process or under mpirun; everything lives in src/data/prep*.c.
+ * one process or under mpirun; everything lives in src/prep/.
  */
 #include "prep.h"
 
