@@ -13,8 +13,8 @@
  *          crop x crop window, flip.
  *   cifar  RandomCrop(crop, padding=4) (zero pixels around the image), flip.
  *   none   CenterCrop(crop): no randomness. Validation and test always use
- *          this: the centre crop of the stored image, as dataset_read_batch
- *          does (resnet_prep stores ImageNet with the shorter side at the
+ *          this: the centre crop of the stored image (the loader's evaluation
+ *          mode; resnet_prep stores ImageNet with the shorter side at the
  *          prep size, e.g. 256, so this is torchvision's Resize(256) +
  *          CenterCrop(224)). Like torchvision's CenterCrop, an image smaller
  *          than the crop is padded with zero pixels.

@@ -1,10 +1,10 @@
 /*
  * dataset.h - the HDF5 dataset format (docs/design.md section 5, version 1):
- * opening and validating a file, reading labels, and a simple in-order
- * reader that centre-crops and normalises a run of images (validation,
- * tests, --eval-only). Raw uint8 [N, H, W, C] images and JPEG-encoded
- * splits (decoded by image_io, the one decoder, under its pixel limit) are
- * both read.
+ * opening and validating a file, reading labels, and reading one image at
+ * a time (dataset_read_image; the loader crops, augments and normalises for
+ * training and evaluation alike). Raw uint8 [N, H, W, C] images and
+ * JPEG-encoded splits (decoded by image_io, the one decoder, under its pixel
+ * limit) are both read.
  *
  * Local: each rank opens its own read-only handle. A Dataset is used by one
  * thread at a time; HDF5 calls are serialised by h5_lock() against the other
@@ -51,13 +51,8 @@ typedef struct {
     DatasetPart part[SPLIT_COUNT];
     float lut[DATASET_MAX_CHANNELS][256]; /* normalised value of each pixel value */
     int64_t file_bytes;    /* the file's size, for bounding declared sizes */
-    /* reader scratch, grown on demand */
-    uint8_t *pixels;
-    size_t pixels_cap;
-    uint8_t *bytes;
+    uint8_t *bytes;        /* header reads of the size check, grown on demand */
     size_t bytes_cap;
-    Image decoded;         /* jpeg: the image being cropped */
-    ImageCodec *codec;     /* jpeg */
 } Dataset;
 
 /* Opens path and validates everything: version, num_classes, mean/std of
@@ -75,15 +70,6 @@ const char *dataset_split_name(DatasetSplit split);
 int64_t dataset_count(const Dataset *d, DatasetSplit split);
 /* The labels of split, (N), already validated. */
 const int32_t *dataset_labels(const Dataset *d, DatasetSplit split);
-
-/* Reads images [first, first + n) of split, centre-cropped to crop x crop
- * as torchvision's CenterCrop does, into out (n, C, crop, crop) with
- * out = (pixel / 255 - mean[c]) / std[c] in float32 as torchvision's
- * ToTensor + Normalize compute it, and their labels (labels may be NULL).
- * Returns 0, or st->code when the file is damaged, a JPEG does not decode
- * or an image is smaller than crop. Local. */
-int dataset_read_batch(Dataset *d, DatasetSplit split, int64_t first, int n, int crop,
-                       float *out, int32_t *labels, Status *st);
 
 /* Start-up check that every image of split is at least min_size x min_size
  * and within the pixel limit, so that reading it later cannot fail on its

@@ -483,8 +483,6 @@ int dataset_open(Dataset *d, const char *path, Status *st)
     d->height = d->part[SPLIT_TRAIN].height;
     d->width = d->part[SPLIT_TRAIN].width;
     lut_build(d);
-    if (d->encoding == ENCODING_JPEG)
-        d->codec = image_codec_new();
     return 0;
 }
 
@@ -499,9 +497,6 @@ void dataset_close(Dataset *d)
     h5_lock();
     h5util_file_close(&d->file);
     h5_unlock();
-    image_codec_free(d->codec);
-    image_free(&d->decoded);
-    free(d->pixels);
     free(d->bytes);
     dataset_reset(d);
 }
@@ -525,31 +520,6 @@ static void *grow(void *buf, size_t *cap, size_t need)
         return buf;
     *cap = need;
     return xrealloc(buf, need);
-}
-
-/* torchvision's CenterCrop: int(round((size - crop) / 2.0)), and Python
- * rounds halves to even. */
-static int centre_offset(int size, int crop)
-{
-    int diff = size - crop, half = diff / 2;
-    return (diff % 2 == 1 && half % 2 == 1) ? half + 1 : half;
-}
-
-/* One crop x crop window of an interleaved (H, W, C) image at (top, left)
- * into dst (C, crop, crop). */
-static void normalise(const Dataset *d, const uint8_t *hwc, int width, int top, int left,
-                      int crop, float *dst)
-{
-    int c_n = d->channels;
-    for (int c = 0; c < c_n; c++) {
-        const float *lut = d->lut[c];
-        for (int y = 0; y < crop; y++) {
-            const uint8_t *row = hwc + ((size_t)(top + y) * (size_t)width + (size_t)left) * c_n;
-            float *out = dst + ((size_t)c * crop + y) * crop;
-            for (int x = 0; x < crop; x++)
-                out[x] = lut[row[(size_t)x * c_n + c]];
-        }
-    }
 }
 
 /* Every read of image data: the uint8 hyperslab start..start+count of ds
@@ -609,75 +579,6 @@ static int crop_too_large(const Dataset *d, DatasetSplit split, int crop, Status
     status_set(st, EXIT_USAGE, "%s: crop %d is larger than the /%s images (%dx%d)", d->path,
                crop, g_split_names[split], part->height, part->width);
     return 1;
-}
-
-/* Raw: read just the centre windows of the n images with one hyperslab. */
-static int raw_read(Dataset *d, DatasetSplit split, int64_t first, int n, int crop, float *out,
-                    Status *st)
-{
-    const DatasetPart *part = &d->part[split];
-    if (crop_too_large(d, split, crop, st))
-        return -1;
-    size_t image = (size_t)crop * crop * d->channels;
-    d->pixels = grow(d->pixels, &d->pixels_cap, (size_t)n * image);
-    hsize_t start[4] = {(hsize_t)first, (hsize_t)centre_offset(part->height, crop),
-                        (hsize_t)centre_offset(part->width, crop), 0};
-    hsize_t count[4] = {(hsize_t)n, (hsize_t)crop, (hsize_t)crop, (hsize_t)d->channels};
-    if (hyperslab_read(part->images, 4, start, count, d->pixels) < 0) {
-        status_set(st, EXIT_USAGE, "%s: reading /%s/images [%lld, %lld) failed (damaged file?)",
-                   d->path, g_split_names[split], (long long)first, (long long)(first + n));
-        return -1;
-    }
-    for (int i = 0; i < n; i++)
-        normalise(d, d->pixels + (size_t)i * image, crop, 0, 0, crop, out + (size_t)i * image);
-    return 0;
-}
-
-/* JPEG: the n records with one contiguous read, then each decoded and
- * centre-cropped. */
-static int jpeg_read(Dataset *d, DatasetSplit split, int64_t first, int n, int crop, float *out,
-                     Status *st)
-{
-    const int64_t *o = d->part[split].offsets;
-    if (jpeg_bytes_read(d, split, o[first], o[first + n], &d->bytes, &d->bytes_cap, st) < 0)
-        return -1;
-    size_t image = (size_t)crop * crop * d->channels;
-    Image *img = &d->decoded;
-    for (int i = 0; i < n; i++) {
-        int64_t index = first + i;
-        const uint8_t *buf = d->bytes + (o[index] - o[first]);
-        if (record_decode(d, split, index, d->codec, buf, (size_t)(o[index + 1] - o[index]), img,
-                          st) < 0)
-            return -1;
-        if (img->w < crop || img->h < crop) {
-            status_set(st, EXIT_USAGE, "%s: /%s/jpeg image %lld is %dx%d, smaller than the "
-                       "crop %d", d->path, g_split_names[split], (long long)index, img->w,
-                       img->h, crop);
-            return -1;
-        }
-        normalise(d, img->px, img->w, centre_offset(img->h, crop), centre_offset(img->w, crop),
-                  crop, out + (size_t)i * image);
-    }
-    return 0;
-}
-
-int dataset_read_batch(Dataset *d, DatasetSplit split, int64_t first, int n, int crop,
-                       float *out, int32_t *labels, Status *st)
-{
-    const DatasetPart *part = &d->part[split];
-    CHECK(part->present && first >= 0 && n >= 0 && first + n <= part->count,
-          "images [%lld, %lld) requested from /%s with %lld", (long long)first,
-          (long long)(first + n), g_split_names[split], (long long)dataset_count(d, split));
-    CHECK(crop >= 1, "crop %d", crop);
-    if (n == 0)
-        return 0;
-    int ret = d->encoding == ENCODING_RAW ? raw_read(d, split, first, n, crop, out, st)
-                                          : jpeg_read(d, split, first, n, crop, out, st);
-    if (ret < 0)
-        return st->code;
-    if (labels)
-        memcpy(labels, part->labels + first, (size_t)n * sizeof *labels);
-    return 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -141,52 +141,58 @@ void trainer_step(Trainer *t, double out[STEP_NVALUES])
     t->step_s += timer_now() - start;
 }
 
-static void eval_batches(Net *net, Trainer *t, DatasetSplit split, int64_t first, int64_t n,
-                         EvalTotals *tot)
+/* The net for a batch of n images: the training net, or for the rank's last
+ * shorter batch one built for that size (kept while the size repeats). */
+static Net *eval_net_for(Trainer *t, int n)
 {
-    int b = net_config(net)->batch;
-    int32_t *labels = xcalloc((size_t)b, sizeof *labels);
-    for (int64_t i = 0; i + b <= n; i += b) {
-        Status st = {0};
-        if (dataset_read_batch(&t->data, split, first + i, b, t->crop, net_input(net), labels,
-                               &st) != 0)
-            fail_local(__FILE__, __LINE__, "dataset_read_batch", "%s", st.msg);
-        net_forward(net, 0);
-        LossStats ls = net_loss(net, labels, 0.0f, 0, b);
-        tot->loss_sum += ls.loss_sum;
-        tot->top1 += (double)ls.top1;
-        tot->top5 += (double)ls.top5;
-        tot->count += b;
-        watchdog_progress();
+    if (n == t->local_batch)
+        return t->net;
+    if (t->eval_rest && net_config(t->eval_rest)->batch != n) {
+        net_free(t->eval_rest); /* another split, another remainder */
+        t->eval_rest = NULL;
     }
-    free(labels);
+    if (!t->eval_rest) {
+        NetConfig cfg = *net_config(t->net);
+        cfg.batch = n;
+        t->eval_rest = net_create(&cfg, &t->params);
+    }
+    return t->eval_rest;
 }
 
-/* Every image of the split exactly once across ranks: rank r evaluates
- * its contiguous share; the last partial batch runs on a net built for
- * that size, so nothing is padded or dropped. */
+/* Every image of the split exactly once across ranks, through the loader in
+ * evaluation mode (the same reads, decode and centre crop as training's
+ * loader): rank r evaluates its contiguous share in batches of the local
+ * training batch, the last one shorter, so nothing is padded or dropped. */
 static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
 {
     watchdog_phase(WATCHDOG_VALIDATION, t->step);
+    LoaderConfig cfg = {.path = t->opt.data, .split = split, .mode = LOADER_EVAL,
+                        .crop = t->crop, .batch = t->local_batch, .rank = t->dist.rank,
+                        .world = t->dist.size, .threads = t->opt.loader_threads};
+    Loader *loader;
+    Status st = {0};
+    if (loader_create(&loader, &cfg, &st) != 0) /* the file was open a moment ago */
+        fail_local(__FILE__, __LINE__, "loader_create", "%s", st.msg);
     EvalTotals tot = {0};
-    int64_t total = dataset_count(&t->data, split), w = t->dist.size, r = t->dist.rank;
-    int64_t first = total * r / w, n = total * (r + 1) / w - first;
-    int64_t full = n / t->local_batch * t->local_batch;
-    eval_batches(t->net, t, split, first, full, &tot);
-    if (n > full) {
-        if (t->eval_rest && net_config(t->eval_rest)->batch != n - full) {
-            net_free(t->eval_rest); /* another split, another remainder */
-            t->eval_rest = NULL;
-        }
-        if (!t->eval_rest) {
-            NetConfig cfg = *net_config(t->net);
-            cfg.batch = (int)(n - full);
-            t->eval_rest = net_create(&cfg, &t->params);
-        }
-        eval_batches(t->eval_rest, t, split, first + full, n - full, &tot);
+    LoaderBatch b;
+    while (loader_next_batch(loader, &b, &st) == 0 && b.n > 0) {
+        Net *net = eval_net_for(t, b.n);
+        memcpy(net_input(net), b.images, (size_t)b.n * t->channels * t->crop * t->crop *
+                                             sizeof(float));
+        net_forward(net, 0);
+        LossStats ls = net_loss(net, b.labels, 0.0f, 0, b.n);
+        tot.loss_sum += ls.loss_sum;
+        tot.top1 += (double)ls.top1;
+        tot.top5 += (double)ls.top5;
+        tot.count += b.n;
+        watchdog_progress();
     }
+    if (st.code != 0)
+        fail_local(__FILE__, __LINE__, "loader_next_batch", "%s", st.msg);
+    loader_free(loader);
     EvalTotals sum;
     dist_allreduce(&tot, &sum, 4, MPI_DOUBLE, MPI_SUM);
+    int64_t total = dataset_count(&t->data, split);
     CHECK((int64_t)sum.count == total, "validation saw %lld of %lld images",
           (long long)sum.count, (long long)total);
     return sum;

@@ -16,6 +16,7 @@
 
 #include "common/testutil.h"
 #include "dataset.h"
+#include "loader.h"
 #include "h5lock.h"
 
 static char g_dir[512];
@@ -66,7 +67,9 @@ static float *expected_load(const char *stem, const char *split, int crop, size_
     return x;
 }
 
-/* Reads all of split in two uneven batches and compares with torchvision. */
+/* Reads all of split through the loader's evaluation mode (centre crop and
+ * normalisation, as validation does) in two uneven batches and compares
+ * with torchvision. */
 static void read_and_compare(Dataset *d, const char *stem, DatasetSplit split, int crop,
                              double atol)
 {
@@ -76,11 +79,20 @@ static void read_and_compare(Dataset *d, const char *stem, DatasetSplit split, i
     float *got = malloc(n * sizeof *got);
     int32_t *labels = malloc((size_t)count * sizeof *labels);
     Status st = {0};
-    int64_t first = count / 2 + 1; /* batches need not be aligned */
-    assert_int_equal(dataset_read_batch(d, split, 0, (int)first, crop, got, labels, &st), 0);
-    assert_int_equal(dataset_read_batch(d, split, first, (int)(count - first), crop,
-                                        got + (size_t)first * image, labels + first, &st),
-                     0);
+    LoaderConfig cfg = {.path = d->path, .split = split, .mode = LOADER_EVAL, .crop = crop,
+                        .batch = count / 2 + 1, .rank = 0, .world = 1}; /* two uneven batches */
+    Loader *l;
+    assert_int_equal(loader_create(&l, &cfg, &st), 0);
+    int64_t done = 0;
+    LoaderBatch b;
+    while (loader_next_batch(l, &b, &st) == 0 && b.n > 0) {
+        memcpy(got + (size_t)done * image, b.images, (size_t)b.n * image * sizeof *got);
+        memcpy(labels + done, b.labels, (size_t)b.n * sizeof *labels);
+        done += b.n;
+    }
+    assert_int_equal(st.code, 0);
+    assert_int_equal(done, count);
+    loader_free(l);
     float *want = expected_load(stem, dataset_split_name(split), crop, n);
     char name[128];
     snprintf(name, sizeof name, "%s /%s crop %d", stem, dataset_split_name(split), crop);
@@ -147,10 +159,9 @@ static void test_read_jpeg(void **state)
     read_and_compare(&d, "good_jpeg", SPLIT_TRAIN, 12, 0);
     read_and_compare(&d, "good_jpeg", SPLIT_VAL, 12, 0);
 
-    float out[3 * 14 * 14];
     Status st = {0};
     /* image 3 is 13x13 */
-    assert_int_equal(dataset_read_batch(&d, SPLIT_TRAIN, 3, 1, 14, out, NULL, &st), EXIT_USAGE);
+    assert_int_equal(dataset_check_image_sizes(&d, SPLIT_TRAIN, 14, 0, 1, &st), EXIT_USAGE);
     print_message("    -> %s\n", st.msg);
     assert_non_null(strstr(st.msg, "good_jpeg.h5: /train/jpeg image 3 is 13x13"));
     dataset_close(&d);
@@ -161,9 +172,8 @@ static void test_crop_too_large(void **state)
     (void)state;
     Dataset d;
     Status st = {0};
-    float out[3 * 10 * 10];
     open_ok(&d, "good_raw.h5");
-    assert_int_equal(dataset_read_batch(&d, SPLIT_TRAIN, 0, 1, 10, out, NULL, &st), EXIT_USAGE);
+    assert_int_equal(dataset_check_image_sizes(&d, SPLIT_TRAIN, 10, 0, 1, &st), EXIT_USAGE);
     print_message("    -> %s\n", st.msg);
     assert_non_null(strstr(st.msg, "good_raw.h5: crop 10 is larger than the /train images (9x11)"));
     dataset_close(&d);
