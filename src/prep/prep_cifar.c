@@ -14,8 +14,8 @@
 
 #include "error.h"
 #include "log.h"
-#include "prep.h"
 #include "prep_file.h"
+#include "prep_flags.h"
 #include "prep_folder.h"
 #include "prep_output.h"
 #include "prep_writer.h"
@@ -160,19 +160,18 @@ static PrepLoad cifar_load(void *ctx, size_t index, PrepRecord *rec, char *why, 
     return PREP_LOAD_OK;
 }
 
+static const PrepFlag g_flags[] = {
+    {.name = "in", .kind = FLAG_TEXT, .offset = offsetof(CifarOptions, in), .metavar = "DIR",
+     .required = 1, .help = "the extracted binary version"},
+    PREP_FLAG_OUT(CifarOptions),
+    PREP_FLAG_FORCE(CifarOptions),
+    PREP_FLAG_VAL_SPLIT(CifarOptions),
+};
+
 static void options_parse(const CifarKind *k, int argc, char **argv, CifarOptions *o)
 {
-    enum { OPT_IN = 256, OPT_OUT, OPT_VAL_SPLIT, OPT_FORCE };
-    static const struct option opts[] = {
-        {"in", required_argument, NULL, OPT_IN},
-        {"out", required_argument, NULL, OPT_OUT},
-        {"val-split", required_argument, NULL, OPT_VAL_SPLIT},
-        {"force", no_argument, NULL, OPT_FORCE},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    char help[2048];
-    snprintf(help, sizeof help,
+    char intro[1024];
+    snprintf(intro, sizeof intro,
              "usage: resnet_prep %s --in DIR --out FILE.h5 [--val-split N] [--force]\n"
              "\n"
              "Converts the %s binary version in DIR to raw 32x32x3 RGB images:\n"
@@ -180,34 +179,13 @@ static void options_parse(const CifarKind *k, int argc, char **argv, CifarOption
              "  test:        %s (goes to /test)\n"
              "  class names: %s, when present\n"
              "%s"
-             "\n"
-             "  --in DIR        the extracted binary version (required)\n"
-             "  --out FILE.h5   output file (required)\n"
-             "  --force         replace --out if it exists (default: refuse)\n"
-             "  --val-split N   hold out the last N training images as /val, left out of\n"
-             "                  /train and of mean/std; 0 makes /val a copy of the test\n"
-             "                  set, as published benchmarks do (default: 0)\n"
-             "  -h, --help      this text\n",
+             "\n",
              k->cmd, k->cmd, k->train[0], k->ntrain > 1 ? " .. data_batch_5.bin" : "", k->test,
              k->names, k->label_bytes == 2 ? "Labels are the 100 fine labels (not the 20 coarse).\n"
                                            : "");
-    *o = (CifarOptions){0};
-    int c;
-    while ((c = prep_getopt(k->cmd, argc, argv, "h", opts)) != -1) {
-        switch (c) {
-        case OPT_IN: o->in = optarg; break;
-        case OPT_OUT: o->out = optarg; break;
-        case OPT_FORCE: o->force = 1; break;
-        case OPT_VAL_SPLIT:
-            o->val_split = prep_parse_long(k->cmd, "--val-split", optarg, 0, LONG_MAX);
-            break;
-        default: prep_help(help);
-        }
-    }
-    if (optind < argc)
-        prep_usage_fail(k->cmd, "unexpected argument '%s'", argv[optind]);
-    prep_require(k->cmd, "--in", o->in);
-    prep_require(k->cmd, "--out", o->out);
+    PrepCommandLine cli = {.cmd = k->cmd, .intro = intro, .flags = g_flags,
+                           .nflags = PREP_NFLAGS(g_flags)};
+    prep_flags_parse(&cli, argc, argv, o);
 }
 
 /* Class names when the names file exists; a wrong count is an error. */

@@ -15,8 +15,8 @@
 #include <zlib.h>
 
 #include "log.h"
-#include "prep.h"
 #include "prep_file.h"
+#include "prep_flags.h"
 #include "prep_folder.h"
 #include "prep_output.h"
 #include "prep_writer.h"
@@ -148,69 +148,37 @@ typedef struct {
     int force;
 } IdxOptions;
 
-static const char g_help[] =
-    "usage: resnet_prep idx --train-images F --train-labels F --test-images F\n"
-    "                       --test-labels F --out FILE.h5 [--val-split N] [--classes F]\n"
-    "                       [--force]\n"
-    "\n"
-    "Converts MNIST-format IDX files (MNIST, Fashion-MNIST, ...), gzipped (.gz) or\n"
-    "plain, to raw images [N, H, W, 1]. The test set goes to /test.\n"
-    "\n"
-    "  --train-images F  IDX images, e.g. train-images-idx3-ubyte.gz (required)\n"
-    "  --train-labels F  IDX labels, e.g. train-labels-idx1-ubyte.gz (required)\n"
-    "  --test-images F   IDX images, e.g. t10k-images-idx3-ubyte.gz (required)\n"
-    "  --test-labels F   IDX labels, e.g. t10k-labels-idx1-ubyte.gz (required)\n"
-    "  --out FILE.h5     output file (required)\n"
-    "  --force           replace --out if it exists (default: refuse)\n"
-    "  --val-split N     hold out the last N training images as /val, left out of\n"
-    "                    /train and of mean/std; 0 makes /val a copy of the test\n"
-    "                    set, as published benchmarks do (default: 0)\n"
-    "  --classes F       class names, one per line in label order, stored as\n"
-    "                    /classes; num_classes is then their count (default: none,\n"
-    "                    num_classes = largest label + 1)\n"
-    "  -h, --help        this text\n";
+#define OPT(f) offsetof(IdxOptions, f)
+static const PrepFlag g_flags[] = {
+    {.name = "train-images", .kind = FLAG_TEXT, .offset = OPT(train_images), .metavar = "F",
+     .required = 1, .help = "IDX images, e.g. train-images-idx3-ubyte.gz"},
+    {.name = "train-labels", .kind = FLAG_TEXT, .offset = OPT(train_labels), .metavar = "F",
+     .required = 1, .help = "IDX labels, e.g. train-labels-idx1-ubyte.gz"},
+    {.name = "test-images", .kind = FLAG_TEXT, .offset = OPT(test_images), .metavar = "F",
+     .required = 1, .help = "IDX images, e.g. t10k-images-idx3-ubyte.gz"},
+    {.name = "test-labels", .kind = FLAG_TEXT, .offset = OPT(test_labels), .metavar = "F",
+     .required = 1, .help = "IDX labels, e.g. t10k-labels-idx1-ubyte.gz"},
+    PREP_FLAG_OUT(IdxOptions),
+    PREP_FLAG_FORCE(IdxOptions),
+    PREP_FLAG_VAL_SPLIT(IdxOptions),
+    {.name = "classes", .kind = FLAG_TEXT, .offset = OPT(classes), .metavar = "F",
+     .help = "class names, one per line in label order, stored as\n/classes; num_classes is "
+             "then their count (without it:\nnum_classes = largest label + 1)"},
+};
+#undef OPT
 
-static void options_parse(int argc, char **argv, IdxOptions *o)
-{
-    enum { OPT_TRI = 256, OPT_TRL, OPT_TEI, OPT_TEL, OPT_OUT, OPT_VAL_SPLIT, OPT_CLASSES,
-           OPT_FORCE };
-    static const struct option opts[] = {
-        {"train-images", required_argument, NULL, OPT_TRI},
-        {"train-labels", required_argument, NULL, OPT_TRL},
-        {"test-images", required_argument, NULL, OPT_TEI},
-        {"test-labels", required_argument, NULL, OPT_TEL},
-        {"out", required_argument, NULL, OPT_OUT},
-        {"val-split", required_argument, NULL, OPT_VAL_SPLIT},
-        {"classes", required_argument, NULL, OPT_CLASSES},
-        {"force", no_argument, NULL, OPT_FORCE},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    *o = (IdxOptions){0};
-    int c;
-    while ((c = prep_getopt("idx", argc, argv, "h", opts)) != -1) {
-        switch (c) {
-        case OPT_TRI: o->train_images = optarg; break;
-        case OPT_TRL: o->train_labels = optarg; break;
-        case OPT_TEI: o->test_images = optarg; break;
-        case OPT_TEL: o->test_labels = optarg; break;
-        case OPT_OUT: o->out = optarg; break;
-        case OPT_CLASSES: o->classes = optarg; break;
-        case OPT_FORCE: o->force = 1; break;
-        case OPT_VAL_SPLIT:
-            o->val_split = prep_parse_long("idx", "--val-split", optarg, 0, LONG_MAX);
-            break;
-        default: prep_help(g_help);
-        }
-    }
-    if (optind < argc)
-        prep_usage_fail("idx", "unexpected argument '%s'", argv[optind]);
-    prep_require("idx", "--train-images", o->train_images);
-    prep_require("idx", "--train-labels", o->train_labels);
-    prep_require("idx", "--test-images", o->test_images);
-    prep_require("idx", "--test-labels", o->test_labels);
-    prep_require("idx", "--out", o->out);
-}
+static const PrepCommandLine g_cli = {
+    .cmd = "idx",
+    .intro = "usage: resnet_prep idx --train-images F --train-labels F --test-images F\n"
+             "                       --test-labels F --out FILE.h5 [--val-split N] [--classes F]\n"
+             "                       [--force]\n"
+             "\n"
+             "Converts MNIST-format IDX files (MNIST, Fashion-MNIST, ...), gzipped (.gz) or\n"
+             "plain, to raw images [N, H, W, 1]. The test set goes to /test.\n"
+             "\n",
+    .flags = g_flags,
+    .nflags = PREP_NFLAGS(g_flags),
+};
 
 /* Images and labels of one part (train or test), checked against each other. */
 typedef struct {
@@ -331,7 +299,7 @@ static void parts_check(const IdxOptions *o, const IdxPart *train, const IdxPart
 int prep_idx_main(int argc, char **argv)
 {
     IdxOptions o;
-    options_parse(argc, argv, &o);
+    prep_flags_parse(&g_cli, argc, argv, &o);
     prep_output_check(o.out, o.force);
     IdxPart train = {0}, test = {0};
     PrepClasses names = {0};

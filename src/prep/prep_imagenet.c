@@ -5,6 +5,7 @@
 #include "prep_imagenet.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,8 @@
 #include "error.h"
 #include "image_io.h"
 #include "log.h"
-#include "prep.h"
 #include "prep_file.h"
+#include "prep_flags.h"
 #include "prep_folder.h"
 #include "prep_output.h"
 #include "prep_writer.h"
@@ -24,107 +25,71 @@
 typedef struct {
     const char *train, *val, *val_labels, *synsets, *out;
     int size, quality, limit, strict, full_decode, force;
-    PrepEncoding encoding;
+    long max_pixels;
+    int encoding; /* PrepEncoding: the index in g_encodings */
 } ImagenetOptions;
 
-static const char g_help[] =
-    "usage: resnet_prep imagenet --train DIR --val DIR --out FILE.h5 [options]\n"
-    "\n"
-    "Converts class folders of .jpg/.jpeg/.png images (any case; the format is\n"
-    "detected from the content, so a PNG named .JPEG works) to a dataset file.\n"
-    "Class index = position of the class folder name in sorted order, as in\n"
-    "torchvision's ImageFolder; /classes holds the names. Greyscale and CMYK\n"
-    "images become RGB. Unreadable files are skipped with a warning.\n"
-    "\n"
-    "  --train DIR          training images, one sub-folder per class (required)\n"
-    "  --val DIR            validation images: class folders, or one flat folder\n"
-    "                       labelled by --val-labels (required)\n"
-    "  --val-labels FILE    labels of a flat --val folder: Kaggle's\n"
-    "                       LOC_val_solution.csv or the devkit's\n"
-    "                       ILSVRC2012_validation_ground_truth.txt (default: none)\n"
-    "  --synsets FILE       line i = wnid of ILSVRC2012 class ID i; needed with the\n"
-    "                       devkit ground truth (default: none)\n"
-    "  --out FILE.h5        output file (required)\n"
-    "  --force              replace --out if it exists (default: refuse)\n"
-    "  --size N             shorter side after resizing; raw images are then\n"
-    "                       centre-cropped to N x N (default: 256)\n"
-    "  --encoding raw|jpeg  raw: uint8 [N, size, size, 3]; jpeg: re-encoded JPEGs\n"
-    "                       keeping the aspect ratio (default: raw)\n"
-    "  --quality Q          JPEG quality 1..100 for --encoding jpeg (default: 90)\n"
-    "  --limit-per-class N  keep the first N images of each class, in train and\n"
-    "                       val; 0 keeps all (default: 0)\n"
-    "  --full-decode        decode JPEGs at full size before resizing, as Pillow\n"
-    "                       does (slower); otherwise TurboJPEG decodes at the\n"
-    "                       smallest 1/8-step scale that keeps the shorter side\n"
-    "                       >= --size (default: off)\n"
-    "  --max-pixels N       skip (with a warning) images whose header declares more\n"
-    "                       than N pixels, width x height: decompression bombs\n"
-    "                       (default: 67108864 = 64 Mpixel)\n"
-    "  --strict             unreadable images and empty class folders are errors\n"
-    "                       (exit 2) instead of warnings (default: off)\n"
-    "  -h, --help           this text\n";
+static const char *const g_encodings[] = {"raw", "jpeg", NULL}; /* PREP_RAW, PREP_JPEG */
 
-enum { OPT_TRAIN = 256, OPT_VAL, OPT_VAL_LABELS, OPT_SYNSETS, OPT_OUT, OPT_SIZE, OPT_ENCODING,
-       OPT_QUALITY, OPT_LIMIT, OPT_STRICT, OPT_FULL_DECODE, OPT_FORCE, OPT_MAX_PIXELS };
+#define OPT(f) offsetof(ImagenetOptions, f)
+static const PrepFlag g_flags[] = {
+    {.name = "train", .kind = FLAG_TEXT, .offset = OPT(train), .metavar = "DIR", .required = 1,
+     .help = "training images, one sub-folder per class"},
+    {.name = "val", .kind = FLAG_TEXT, .offset = OPT(val), .metavar = "DIR", .required = 1,
+     .help = "validation images: class folders, or one flat folder\nlabelled by --val-labels"},
+    {.name = "val-labels", .kind = FLAG_TEXT, .offset = OPT(val_labels), .metavar = "FILE",
+     .help = "labels of a flat --val folder: Kaggle's\nLOC_val_solution.csv or the devkit's\n"
+             "ILSVRC2012_validation_ground_truth.txt"},
+    {.name = "synsets", .kind = FLAG_TEXT, .offset = OPT(synsets), .metavar = "FILE",
+     .help = "line i = wnid of ILSVRC2012 class ID i; needed with the\ndevkit ground truth"},
+    PREP_FLAG_OUT(ImagenetOptions),
+    PREP_FLAG_FORCE(ImagenetOptions),
+    {.name = "size", .kind = FLAG_INT, .offset = OPT(size), .metavar = "N", .lo = 8, .hi = 4096,
+     .def = 256,
+     .help = "shorter side after resizing; raw images are then\ncentre-cropped to N x N"},
+    {.name = "encoding", .kind = FLAG_CHOICE, .offset = OPT(encoding), .choices = g_encodings,
+     .def = PREP_RAW,
+     .help = "raw: uint8 [N, size, size, 3]; jpeg: re-encoded JPEGs\nkeeping the aspect ratio"},
+    {.name = "quality", .kind = FLAG_INT, .offset = OPT(quality), .metavar = "Q", .lo = 1,
+     .hi = 100, .def = 90, .help = "JPEG quality for --encoding jpeg"},
+    {.name = "limit-per-class", .kind = FLAG_INT, .offset = OPT(limit), .metavar = "N",
+     .lo = 0, .hi = INT_MAX, .def = 0,
+     .help = "keep the first N images of each class, in train and\nval; 0 keeps all"},
+    {.name = "full-decode", .kind = FLAG_SWITCH, .offset = OPT(full_decode),
+     .help = "decode JPEGs at full size before resizing, as Pillow\ndoes (slower); otherwise "
+             "TurboJPEG decodes at the\nsmallest 1/8-step scale that keeps the shorter side\n"
+             ">= --size"},
+    {.name = "max-pixels", .kind = FLAG_LONG, .offset = OPT(max_pixels), .metavar = "N",
+     .lo = 1, .hi = LONG_MAX, .def = (long)IMAGE_DEFAULT_MAX_PIXELS,
+     .help = "skip (with a warning) images whose header declares more\nthan N pixels, width x "
+             "height: decompression bombs"},
+    {.name = "strict", .kind = FLAG_SWITCH, .offset = OPT(strict),
+     .help = "unreadable images and empty class folders are errors\n(exit 2) instead of "
+             "warnings"},
+};
+#undef OPT
+
+static const PrepCommandLine g_cli = {
+    .cmd = "imagenet",
+    .intro = "usage: resnet_prep imagenet --train DIR --val DIR --out FILE.h5 [options]\n"
+             "\n"
+             "Converts class folders of .jpg/.jpeg/.png images (any case; the format is\n"
+             "detected from the content, so a PNG named .JPEG works) to a dataset file.\n"
+             "Class index = position of the class folder name in sorted order, as in\n"
+             "torchvision's ImageFolder; /classes holds the names. Greyscale and CMYK\n"
+             "images become RGB. Unreadable files are skipped with a warning.\n"
+             "\n",
+    .flags = g_flags,
+    .nflags = PREP_NFLAGS(g_flags),
+};
 
 static void options_parse(int argc, char **argv, ImagenetOptions *o)
 {
-    static const struct option opts[] = {
-        {"train", required_argument, NULL, OPT_TRAIN},
-        {"val", required_argument, NULL, OPT_VAL},
-        {"val-labels", required_argument, NULL, OPT_VAL_LABELS},
-        {"synsets", required_argument, NULL, OPT_SYNSETS},
-        {"out", required_argument, NULL, OPT_OUT},
-        {"size", required_argument, NULL, OPT_SIZE},
-        {"encoding", required_argument, NULL, OPT_ENCODING},
-        {"quality", required_argument, NULL, OPT_QUALITY},
-        {"limit-per-class", required_argument, NULL, OPT_LIMIT},
-        {"strict", no_argument, NULL, OPT_STRICT},
-        {"full-decode", no_argument, NULL, OPT_FULL_DECODE},
-        {"force", no_argument, NULL, OPT_FORCE},
-        {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *cmd = "imagenet";
-    *o = (ImagenetOptions){.size = 256, .quality = 90, .encoding = PREP_RAW};
-    int c;
-    while ((c = prep_getopt(cmd, argc, argv, "h", opts)) != -1) {
-        switch (c) {
-        case OPT_TRAIN: o->train = optarg; break;
-        case OPT_VAL: o->val = optarg; break;
-        case OPT_VAL_LABELS: o->val_labels = optarg; break;
-        case OPT_SYNSETS: o->synsets = optarg; break;
-        case OPT_OUT: o->out = optarg; break;
-        case OPT_SIZE: o->size = (int)prep_parse_long(cmd, "--size", optarg, 8, 4096); break;
-        case OPT_QUALITY:
-            o->quality = (int)prep_parse_long(cmd, "--quality", optarg, 1, 100);
-            break;
-        case OPT_LIMIT:
-            o->limit = (int)prep_parse_long(cmd, "--limit-per-class", optarg, 0, INT_MAX);
-            break;
-        case OPT_STRICT: o->strict = 1; break;
-        case OPT_FULL_DECODE: o->full_decode = 1; break;
-        case OPT_FORCE: o->force = 1; break;
-        case OPT_MAX_PIXELS:
-            image_set_max_pixels(
-                (size_t)prep_parse_long(cmd, "--max-pixels", optarg, 1, LONG_MAX));
-            break;
-        case OPT_ENCODING:
-            if (strcmp(optarg, "raw") != 0 && strcmp(optarg, "jpeg") != 0)
-                prep_usage_fail(cmd, "--encoding %s: expected raw or jpeg", optarg);
-            o->encoding = optarg[0] == 'r' ? PREP_RAW : PREP_JPEG;
-            break;
-        default: prep_help(g_help);
-        }
-    }
-    if (optind < argc)
-        prep_usage_fail(cmd, "unexpected argument '%s'", argv[optind]);
-    prep_require(cmd, "--train", o->train);
-    prep_require(cmd, "--val", o->val);
-    prep_require(cmd, "--out", o->out);
+    prep_flags_parse(&g_cli, argc, argv, o);
+    image_set_max_pixels((size_t)o->max_pixels);
     if (o->synsets && !o->val_labels)
-        prep_usage_fail(cmd, "--synsets is used only with --val-labels (devkit ground truth)");
+        prep_usage_fail(g_cli.cmd,
+                        "--synsets is used only with --val-labels (devkit ground truth)");
 }
 
 /* A flat --val folder without --val-labels gets a hint rather than only

@@ -17,7 +17,7 @@
 #include "h5util.h"
 #include "image_io.h"
 #include "log.h"
-#include "prep.h"
+#include "prep_flags.h"
 #include "prep_file.h"
 
 static const char *const g_split_names[PREP_SPLITS] = {"train", "val", "test"};
@@ -401,20 +401,18 @@ static void info_print(const char *path, const PrepInfo *info)
 
 int prep_inspect_main(int argc, char **argv)
 {
-    static const char help[] =
-        "usage: resnet_prep inspect FILE.h5\n"
-        "\n"
-        "Prints what a dataset file holds: format version, encoding, classes (first\n"
-        "few), mean/std and per split the record count and dataset shapes. Checks\n"
-        "the layout (attributes, dtypes, shapes) but reads no records: see verify.\n"
-        "\n"
-        "  -h, --help  this text\n";
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    while (prep_getopt("inspect", argc, argv, "h", opts) != -1)
-        prep_help(help);
-    if (optind != argc - 1)
-        prep_usage_fail("inspect", "expected exactly one FILE.h5");
-    const char *path = argv[optind];
+    static const PrepCommandLine cli = {
+        .cmd = "inspect",
+        .intro = "usage: resnet_prep inspect FILE.h5\n"
+                 "\n"
+                 "Prints what a dataset file holds: format version, encoding, classes (first\n"
+                 "few), mean/std and per split the record count and dataset shapes. Checks\n"
+                 "the layout (attributes, dtypes, shapes) but reads no records: see verify.\n"
+                 "\n",
+        .positionals = 1,
+        .positional_name = "FILE.h5",
+    };
+    const char *path = argv[prep_flags_parse(&cli, argc, argv, NULL)];
     Status st = {0};
     PrepInfo info;
     if (log_rank_id() == 0 && prep_info_read(path, &info, &st) == 0) {

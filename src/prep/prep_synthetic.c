@@ -10,7 +10,7 @@
 
 #include "error.h"
 #include "log.h"
-#include "prep.h"
+#include "prep_flags.h"
 #include "prep_writer.h"
 
 /* splitmix64: a tiny counter-based generator, good enough for pixels. */
@@ -68,76 +68,53 @@ int prep_synthetic_image(const SynthSpec *spec, int split, size_t index, Image *
 }
 
 typedef struct {
-    SynthSpec spec;
-    long train, val, test;
+    int classes, size, channels;
+    long seed, train, val, test;
     const char *out;
     int force;
 } SynthOptions;
 
-static const char g_help[] =
-    "usage: resnet_prep synthetic --out FILE.h5 [options]\n"
-    "\n"
-    "Writes random images with learnable class structure: each class has its own\n"
-    "colour and stripe direction, each image a random stripe phase and pixel\n"
-    "noise. Label of image i = i mod classes. Deterministic given the seed, for\n"
-    "any number of ranks.\n"
-    "\n"
-    "  --classes K     number of classes (default: 10)\n"
-    "  --train N       training images (default: 1000)\n"
-    "  --val M         validation images (default: 200)\n"
-    "  --test T        test images, 0 = no /test (default: 0)\n"
-    "  --size S        images are S x S (default: 32)\n"
-    "  --channels 1|3  grey or RGB (default: 3)\n"
-    "  --seed X        random seed (default: 0)\n"
-    "  --out FILE.h5   output file (required)\n"
-    "  --force         replace --out if it exists (default: refuse)\n"
-    "  -h, --help      this text\n";
+#define OPT(f) offsetof(SynthOptions, f)
+static const PrepFlag g_flags[] = {
+    {.name = "classes", .kind = FLAG_INT, .offset = OPT(classes), .metavar = "K", .lo = 1,
+     .hi = 1 << 20, .def = 10, .help = "number of classes"},
+    {.name = "train", .kind = FLAG_LONG, .offset = OPT(train), .metavar = "N", .lo = 1,
+     .hi = LONG_MAX, .def = 1000, .help = "training images"},
+    {.name = "val", .kind = FLAG_LONG, .offset = OPT(val), .metavar = "M", .lo = 1,
+     .hi = LONG_MAX, .def = 200, .help = "validation images"},
+    {.name = "test", .kind = FLAG_LONG, .offset = OPT(test), .metavar = "T", .lo = 0,
+     .hi = LONG_MAX, .def = 0, .help = "test images, 0 = no /test"},
+    {.name = "size", .kind = FLAG_INT, .offset = OPT(size), .metavar = "S", .lo = 1, .hi = 4096,
+     .def = 32, .help = "images are S x S"},
+    {.name = "channels", .kind = FLAG_INT, .offset = OPT(channels), .metavar = "1|3", .lo = 1,
+     .hi = 3, .def = 3, .help = "grey or RGB"},
+    {.name = "seed", .kind = FLAG_LONG, .offset = OPT(seed), .metavar = "X", .lo = 0,
+     .hi = LONG_MAX, .def = 0, .help = "random seed"},
+    PREP_FLAG_OUT(SynthOptions),
+    PREP_FLAG_FORCE(SynthOptions),
+};
+#undef OPT
 
-static void options_parse(int argc, char **argv, SynthOptions *o)
+static const PrepCommandLine g_cli = {
+    .cmd = "synthetic",
+    .intro = "usage: resnet_prep synthetic --out FILE.h5 [options]\n"
+             "\n"
+             "Writes random images with learnable class structure: each class has its own\n"
+             "colour and stripe direction, each image a random stripe phase and pixel\n"
+             "noise. Label of image i = i mod classes. Deterministic given the seed, for\n"
+             "any number of ranks.\n"
+             "\n",
+    .flags = g_flags,
+    .nflags = PREP_NFLAGS(g_flags),
+};
+
+static SynthSpec options_parse(int argc, char **argv, SynthOptions *o)
 {
-    enum { OPT_CLASSES = 256, OPT_TRAIN, OPT_VAL, OPT_TEST, OPT_SIZE, OPT_CHANNELS, OPT_SEED,
-           OPT_OUT, OPT_FORCE };
-    static const struct option opts[] = {
-        {"classes", required_argument, NULL, OPT_CLASSES},
-        {"train", required_argument, NULL, OPT_TRAIN},
-        {"val", required_argument, NULL, OPT_VAL},
-        {"test", required_argument, NULL, OPT_TEST},
-        {"size", required_argument, NULL, OPT_SIZE},
-        {"channels", required_argument, NULL, OPT_CHANNELS},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"out", required_argument, NULL, OPT_OUT},
-        {"force", no_argument, NULL, OPT_FORCE},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *cmd = "synthetic";
-    *o = (SynthOptions){.spec = {10, 32, 3, 0}, .train = 1000, .val = 200};
-    int c;
-    while ((c = prep_getopt(cmd, argc, argv, "h", opts)) != -1) {
-        switch (c) {
-        case OPT_CLASSES:
-            o->spec.classes = (int)prep_parse_long(cmd, "--classes", optarg, 1, 1 << 20);
-            break;
-        case OPT_TRAIN: o->train = prep_parse_long(cmd, "--train", optarg, 1, LONG_MAX); break;
-        case OPT_VAL: o->val = prep_parse_long(cmd, "--val", optarg, 1, LONG_MAX); break;
-        case OPT_TEST: o->test = prep_parse_long(cmd, "--test", optarg, 0, LONG_MAX); break;
-        case OPT_SIZE: o->spec.size = (int)prep_parse_long(cmd, "--size", optarg, 1, 4096); break;
-        case OPT_SEED:
-            o->spec.seed = (uint64_t)prep_parse_long(cmd, "--seed", optarg, 0, LONG_MAX);
-            break;
-        case OPT_CHANNELS:
-            o->spec.channels = (int)prep_parse_long(cmd, "--channels", optarg, 1, 3);
-            if (o->spec.channels == 2)
-                prep_usage_fail(cmd, "--channels 2: expected 1 or 3");
-            break;
-        case OPT_OUT: o->out = optarg; break;
-        case OPT_FORCE: o->force = 1; break;
-        default: prep_help(g_help);
-        }
-    }
-    if (optind < argc)
-        prep_usage_fail(cmd, "unexpected argument '%s'", argv[optind]);
-    prep_require(cmd, "--out", o->out);
+    prep_flags_parse(&g_cli, argc, argv, o);
+    if (o->channels == 2)
+        prep_usage_fail(g_cli.cmd, "--channels 2: expected 1 or 3");
+    return (SynthSpec){.classes = o->classes, .size = o->size, .channels = o->channels,
+                       .seed = (uint64_t)o->seed};
 }
 
 typedef struct {
@@ -158,8 +135,8 @@ static PrepLoad synthetic_load(void *ctx, size_t index, PrepRecord *rec, char *w
 int prep_synthetic_main(int argc, char **argv)
 {
     SynthOptions o;
-    options_parse(argc, argv, &o);
-    const SynthSpec *sp = &o.spec;
+    SynthSpec spec = options_parse(argc, argv, &o);
+    const SynthSpec *sp = &spec;
     char **names = xmalloc((size_t)sp->classes * sizeof *names);
     for (int k = 0; k < sp->classes; k++) {
         char buf[32];

@@ -15,7 +15,7 @@
 #include "h5util.h"
 #include "image_io.h"
 #include "log.h"
-#include "prep.h"
+#include "prep_flags.h"
 #include "prep_inspect.h"
 
 #define VERIFY_LABEL_BLOCK ((hsize_t)1 << 16)
@@ -192,21 +192,19 @@ static void split_verify(const char *path, hid_t file, const PrepInfo *info,
 
 int prep_verify_main(int argc, char **argv)
 {
-    static const char help[] =
-        "usage: resnet_prep verify FILE.h5      (also under mpirun -np N)\n"
-        "\n"
-        "Checks the layout as inspect does, then reads every record: labels within\n"
-        "[0, num_classes), raw images readable, jpeg offsets strictly increasing\n"
-        "from 0 to the byte count and every JPEG decodable. Exits 2 naming the first\n"
-        "bad split and index; 0 when everything is fine.\n"
-        "\n"
-        "  -h, --help  this text\n";
-    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    while (prep_getopt("verify", argc, argv, "h", opts) != -1)
-        prep_help(help);
-    if (optind != argc - 1)
-        prep_usage_fail("verify", "expected exactly one FILE.h5");
-    const char *path = argv[optind];
+    static const PrepCommandLine cli = {
+        .cmd = "verify",
+        .intro = "usage: resnet_prep verify FILE.h5      (also under mpirun -np N)\n"
+                 "\n"
+                 "Checks the layout as inspect does, then reads every record: labels within\n"
+                 "[0, num_classes), raw images readable, jpeg offsets strictly increasing\n"
+                 "from 0 to the byte count and every JPEG decodable. Exits 2 naming the first\n"
+                 "bad split and index; 0 when everything is fine.\n"
+                 "\n",
+        .positionals = 1,
+        .positional_name = "FILE.h5",
+    };
+    const char *path = argv[prep_flags_parse(&cli, argc, argv, NULL)];
     Status st = {0};
     PrepInfo info;
     prep_info_read(path, &info, &st); /* every rank: all see the same file */
