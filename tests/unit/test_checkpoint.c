@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include <hdf5.h>
+#include <omp.h>
 
 #include "checkpoint.h"
 #include "common/testutil.h"
@@ -1007,6 +1008,10 @@ static void test_torchvision_resnet18_interop(void **state)
 
 int main(void)
 {
+    /* write_in_child forks, and the child runs oneDNN reorders: with an
+     * OpenMP thread pool in the parent the child would wait forever for
+     * pool threads that fork did not copy. One thread never starts a pool. */
+    omp_set_num_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_blocked),
         cmocka_unit_test(test_file_is_plain_pytorch),
