@@ -103,8 +103,8 @@ static void eval_batches(Net *net, Trainer *t, DatasetSplit split, int64_t first
     int32_t *labels = xcalloc((size_t)b, sizeof *labels);
     for (int64_t i = 0; i + b <= n; i += b) {
         Status st = {0};
-        if (dataset_read_batch(&t->res.data, split, first + i, b, t->cfg.crop, net_input(net), labels,
-                               &st) != 0)
+        if (dataset_read_batch(&t->res.data, split, first + i, b, t->cfg.crop, net_input(net),
+                               labels, &st) != 0)
             fail_local(__FILE__, __LINE__, "dataset_read_batch", "%s", st.msg);
         net_forward(net, 0);
         LossStats ls = net_loss(net, labels, 0.0f, 0, b);
@@ -171,17 +171,20 @@ static int trainer_validate(Trainer *t, int64_t epoch)
     report_eval(t, "val", epoch, e);
     report_mllog(t, "eval_accuracy", e.top1 / e.count, epoch + 1);
     double metric = t->state.plateau.mode == PLATEAU_MIN ? e.loss_sum / e.count : e.top1 / e.count;
-    int improved = isnan(t->state.best_metric) || plateau_is_better(&t->state.plateau, metric, t->state.best_metric);
+    int improved = isnan(t->state.best_metric) ||
+                   plateau_is_better(&t->state.plateau, metric, t->state.best_metric);
     if (lr_schedule_plateau_active(&t->cfg.schedule, t->state.step)) {
         double lr = t->state.plateau_lr;
         if (t->cfg.dist.rank == 0)
             lr = plateau_step(&t->state.plateau, metric, t->state.plateau_lr);
         MPI_CHECK(MPI_Bcast(&lr, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD));
-        MPI_CHECK(MPI_Bcast(&t->state.plateau, sizeof t->state.plateau, MPI_BYTE, 0, MPI_COMM_WORLD));
+        MPI_CHECK(MPI_Bcast(&t->state.plateau, sizeof t->state.plateau, MPI_BYTE, 0,
+                            MPI_COMM_WORLD));
         if (lr != t->state.plateau_lr) {
             char why[128];
             snprintf(why, sizeof why, "validation %s did not improve for %d validations",
-                     t->state.plateau.mode == PLATEAU_MIN ? "loss" : "top-1", t->cfg.opt.plateau.patience + 1);
+                     t->state.plateau.mode == PLATEAU_MIN ? "loss" : "top-1",
+                     t->cfg.opt.plateau.patience + 1);
             report_lr_change(t, lr, why);
             t->state.plateau_lr = t->state.lr = lr;
         }
@@ -201,13 +204,15 @@ static int trainer_validate(Trainer *t, int64_t epoch)
 static int trainer_after_step(Trainer *t, const double g[STEP_NVALUES], int have_val)
 {
     const Options *o = &t->cfg.opt;
-    int last = t->state.step == t->cfg.total_steps, epoch_end = t->state.step % t->cfg.steps_per_epoch == 0;
+    int last = t->state.step == t->cfg.total_steps;
+    int epoch_end = t->state.step % t->cfg.steps_per_epoch == 0;
     int64_t epoch = (t->state.step - 1) / t->cfg.steps_per_epoch;
     int stop = !last && (g[STEP_USR1] > 0 || g[STEP_TERM] > 0);
     /* The checkpoint comes before the validation, so that a failure there
      * does not lose the epoch; it says the validation is still due, and a
      * run resumed from it validates first (a stopping run leaves it so). */
-    t->state.validation_pending = have_val && (last || (epoch_end && (epoch + 1) % o->val_every == 0));
+    t->state.validation_pending =
+        have_val && (last || (epoch_end && (epoch + 1) % o->val_every == 0));
     const char *why = last   ? "end of training"
                       : stop ? "stop requested by a signal"
                       : epoch_end && o->checkpoint_every && (epoch + 1) % o->checkpoint_every == 0
@@ -301,10 +306,12 @@ static int trainer_eval_only(Trainer *t)
     DatasetSplit split = strcmp(t->cfg.opt.split, "test") == 0 ? SPLIT_TEST : SPLIT_VAL;
     Status st = {0};
     if (dataset_count(&t->res.data, split) == 0)
-        status_set(&st, EXIT_USAGE, "%s has no /%s split to evaluate", t->cfg.opt.data, t->cfg.opt.split);
+        status_set(&st, EXIT_USAGE, "%s has no /%s split to evaluate", t->cfg.opt.data,
+                   t->cfg.opt.split);
     status_agree(&st);
     EvalTotals e = trainer_evaluate(t, split);
-    report_eval(t, split == SPLIT_TEST ? "test" : "val", t->state.step / (t->cfg.steps_per_epoch ? t->cfg.steps_per_epoch : 1), e);
+    report_eval(t, split == SPLIT_TEST ? "test" : "val",
+                t->state.step / (t->cfg.steps_per_epoch ? t->cfg.steps_per_epoch : 1), e);
     return EXIT_OK;
 }
 

@@ -70,8 +70,8 @@ int trainer_bench(Trainer *t)
                "\"comm_alone_ms\":%.3f,\"rank_skew_ms\":%.3f,\"hidden_fraction\":%s}\n",
                o->arch, o->batch_size, t->cfg.crop, t->cfg.dist.size, o->threads,
                o->bench_steps * o->batch_size / elapsed, ms[o->bench_steps / 2], rss_max,
-               net_macs_per_image(t->res.net) / 1e9, reducer_bucket_count(t->res.reducer), exposed_ms,
-               alone_ms, 1e3 * skew_s / o->bench_steps, hidden);
+               net_macs_per_image(t->res.net) / 1e9, reducer_bucket_count(t->res.reducer),
+               exposed_ms, alone_ms, 1e3 * skew_s / o->bench_steps, hidden);
     fflush(stdout);
     free(ms);
     return EXIT_OK;

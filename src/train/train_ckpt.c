@@ -153,7 +153,8 @@ static int checkpoint_save(Trainer *t, const char *name, const char *why, Status
     m.step = t->state.step;
     m.epoch = t->state.step / t->cfg.steps_per_epoch;
     m.epoch_step = t->state.step % t->cfg.steps_per_epoch;
-    m.lr = lr_schedule_plateau_active(&t->cfg.schedule, t->state.step) ? t->state.plateau_lr : t->state.lr;
+    m.lr = lr_schedule_plateau_active(&t->cfg.schedule, t->state.step) ? t->state.plateau_lr
+                                                                         : t->state.lr;
     m.global_batch = t->cfg.opt.batch_size;
     m.seed = t->cfg.opt.seed;
     m.world_size = t->cfg.dist.size;
@@ -169,8 +170,9 @@ static int checkpoint_save(Trainer *t, const char *name, const char *why, Status
         snprintf(own, sizeof own, "%s", name);
     else
         snprintf(own, sizeof own, "step-%08lld.h5", (long long)t->state.step);
-    CHECK((size_t)snprintf(path, sizeof path, "%s/%s", t->cfg.opt.checkpoint_dir, own) < sizeof path,
-          "checkpoint path too long in %s", t->cfg.opt.checkpoint_dir);
+    const char *dir = t->cfg.opt.checkpoint_dir;
+    CHECK((size_t)snprintf(path, sizeof path, "%s/%s", dir, own) < sizeof path,
+          "checkpoint path too long in %s", dir);
     SYS_CHECK(make_dirs(t->cfg.opt.checkpoint_dir));
     if (checkpoint_write(path, &t->res.params, &m, st) != 0)
         return st->code;

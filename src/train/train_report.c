@@ -108,7 +108,8 @@ void report_plan(Trainer *t)
     log_info("dry run: flags, dataset, checkpoint directory and resume point are fine");
     log_info("plan: %lld steps per epoch of %d images (%d per rank), steps %lld to %lld, "
              "checkpoints in %s", (long long)t->cfg.steps_per_epoch, t->cfg.opt.batch_size,
-             t->cfg.local_batch, (long long)t->state.step, (long long)t->cfg.total_steps, t->cfg.opt.checkpoint_dir);
+             t->cfg.local_batch, (long long)t->state.step, (long long)t->cfg.total_steps,
+             t->cfg.opt.checkpoint_dir);
     if (s->warmup_steps > 0)
         log_info("plan: warmup steps 0-%lld, lr %g rising linearly to %g",
                  (long long)s->warmup_steps - 1, s->warmup_start_lr, s->lr);
@@ -127,8 +128,8 @@ void report_plan(Trainer *t)
         log_info("plan: plateau on %s, factor %g, patience %d, threshold %g (%s), cooldown %d, "
                  "min lr %g", t->state.plateau.mode == PLATEAU_MIN ? "val_loss" : "val_top1",
                  t->state.plateau.factor, t->state.plateau.patience, t->state.plateau.threshold,
-                 t->state.plateau.threshold_mode == THRESHOLD_REL ? "rel" : "abs", t->state.plateau.cooldown,
-                 t->state.plateau.min_lr);
+                 t->state.plateau.threshold_mode == THRESHOLD_REL ? "rel" : "abs",
+                 t->state.plateau.cooldown, t->state.plateau.min_lr);
 }
 
 /* A bounded text buffer: what does not fit is dropped, the length needed

@@ -15,8 +15,8 @@ void trainer_read_train(Trainer *t)
     float *images;
     int32_t *labels;
     t->state.times.wait_s += loader_next(t->res.loader, &images, &labels);
-    memcpy(net_input(t->res.net), images,
-           (size_t)t->cfg.local_batch * t->cfg.channels * t->cfg.crop * t->cfg.crop * sizeof(float));
+    size_t pixels = (size_t)t->cfg.channels * t->cfg.crop * t->cfg.crop;
+    memcpy(net_input(t->res.net), images, (size_t)t->cfg.local_batch * pixels * sizeof(float));
     memcpy(t->res.labels, labels, (size_t)t->cfg.local_batch * sizeof *labels);
 }
 

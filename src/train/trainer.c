@@ -60,7 +60,8 @@ static void trainer_open_data(Trainer *t)
             if (!t->cfg.crop)
                 status_set(&st, EXIT_USAGE, "%s stores JPEG images of varying size: give --crop",
                            o->data);
-            else if (t->res.data.height && (t->cfg.crop > t->res.data.height || t->cfg.crop > t->res.data.width))
+            else if (t->res.data.height &&
+                     (t->cfg.crop > t->res.data.height || t->cfg.crop > t->res.data.width))
                 status_set(&st, EXIT_USAGE, "--crop %d is larger than the %dx%d images of %s",
                            t->cfg.crop, t->res.data.height, t->res.data.width, o->data);
             dataset_fingerprint(&t->res.data, t->cfg.fingerprint, sizeof t->cfg.fingerprint);
@@ -82,7 +83,8 @@ static void trainer_open_data(Trainer *t)
      * after an epoch (training crops pad or resize images of any size). */
     DatasetSplit eval = o->eval_only && !strcmp(o->split, "test") ? SPLIT_TEST : SPLIT_VAL;
     if (t->res.have_data && t->cfg.crop && !st.code)
-        dataset_check_image_sizes(&t->res.data, eval, t->cfg.crop, t->cfg.dist.rank, t->cfg.dist.size, &st);
+        dataset_check_image_sizes(&t->res.data, eval, t->cfg.crop, t->cfg.dist.rank,
+                                  t->cfg.dist.size, &st);
     status_agree(&st);
 }
 
@@ -167,7 +169,9 @@ static void trainer_load(Trainer *t, const char *path, CheckpointPart part)
     t->state.step = meta.step;
     t->state.lr = meta.lr;
     /* meta.lr is a warmup rate while warming up; the plateau rate is then the peak */
-    t->state.plateau_lr = lr_schedule_plateau_active(&t->cfg.schedule, t->state.step) ? meta.lr : t->cfg.schedule.lr;
+    t->state.plateau_lr = lr_schedule_plateau_active(&t->cfg.schedule, t->state.step)
+                              ? meta.lr
+                              : t->cfg.schedule.lr;
     t->state.best_metric = meta.best_metric;
     t->state.validation_pending = meta.validation_pending;
     if (meta.has_plateau)
@@ -215,7 +219,8 @@ static void trainer_plan(Trainer *t)
     t->cfg.schedule = o->schedule;
     t->cfg.schedule.steps_per_epoch = t->cfg.steps_per_epoch;
     t->cfg.schedule.total_steps = t->cfg.total_steps;
-    t->cfg.schedule.warmup_steps = (int64_t)llround(o->warmup_epochs * (double)t->cfg.steps_per_epoch);
+    t->cfg.schedule.warmup_steps =
+        (int64_t)llround(o->warmup_epochs * (double)t->cfg.steps_per_epoch);
     t->cfg.schedule.warmup_start_lr = o->warmup_start_lr;
 }
 
@@ -224,9 +229,9 @@ static void trainer_start_loader(Trainer *t)
     const Options *o = &t->cfg.opt;
     LoaderConfig cfg = {
         .path = o->data, .split = SPLIT_TRAIN, .mode = LOADER_TRAIN, .crop = t->cfg.crop,
-        .aug = (AugMode)o->aug,
-        .batch = o->batch_size, .rank = t->cfg.dist.rank, .world = t->cfg.dist.size, .seed = o->seed,
-        .drop_last = o->drop_last, .start_step = t->state.step, .threads = o->loader_threads};
+        .aug = (AugMode)o->aug, .batch = o->batch_size, .rank = t->cfg.dist.rank,
+        .world = t->cfg.dist.size, .seed = o->seed, .drop_last = o->drop_last,
+        .start_step = t->state.step, .threads = o->loader_threads};
     Status st = {0};
     loader_create(&t->res.loader, &cfg, &st);
     status_agree(&st);
