@@ -61,6 +61,9 @@ typedef void (*GradReadyFn)(void *ctx, size_t ready_from);
 int arch_exists(const char *arch);
 /* Whether arch is a wrn-D-K network (the only ones with dropout). */
 int arch_is_wrn(const char *arch);
+/* Whether arch is a CIFAR network (resnet20..., preact CIFAR, wrn-D-K),
+ * whose stem is always the small one: --stem does not change it. */
+int arch_has_fixed_stem(const char *arch);
 /* Writes the known architecture names, separated by ", ". */
 void arch_names(char *out, size_t len);
 /* --list-archs: one line per architecture (wrn-D-K: the paper's instances)

@@ -187,6 +187,12 @@ int arch_is_wrn(const char *arch)
     return arch_find(arch, &s) && s.family == FAMILY_WRN;
 }
 
+int arch_has_fixed_stem(const char *arch)
+{
+    ArchSpec s;
+    return arch_find(arch, &s) && family_cifar(s.family);
+}
+
 void arch_names(char *out, size_t len)
 {
     size_t used = 0;

@@ -362,17 +362,3 @@ void options_parse(Options *o, int argc, char **argv, Status *st)
         status_set(st, EXIT_USAGE, "unexpected argument '%s' (flags start with --)", argv[optind]);
     options_validate(o, st);
 }
-
-void options_print(const Options *o, FILE *out)
-{
-    fprintf(out, "config: arch=%s stem=%s num_classes=%d data=%s%s crop=%d batch_size=%d "
-                 "epochs=%d max_steps=%lld lr=%g momentum=%g nesterov=%d weight_decay=%g "
-                 "no_bn_decay=%d label_smoothing=%g seed=%llu zero_init_residual=%d drop_path=%g "
-                 "wrn_dropout=%g conv_algo=%s\n",
-            o->arch, o->small_stem ? "small" : "imagenet", o->num_classes,
-            o->data ? o->data : "", o->synthetic ? "(synthetic)" : "", o->crop, o->batch_size,
-            o->epochs, (long long)o->max_steps, o->lr, o->momentum, o->nesterov, o->weight_decay,
-            o->no_bn_decay, o->label_smoothing, (unsigned long long)o->seed,
-            o->zero_init_residual, o->drop_path, o->wrn_dropout,
-            o->winograd ? "winograd" : "direct");
-}

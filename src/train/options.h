@@ -29,7 +29,7 @@ typedef struct {
     int synthetic;
     const char *split;    /* evaluated split for --eval-only: val or test */
     int64_t max_pixels;   /* --max-pixels; 0: image_io's default */
-    int aug;              /* AugMode, or -1: by stored image size */
+    int aug;              /* AugMode, or -1: by stored image size (resolved at set-up) */
     int loader_threads;
     int drop_last;
     /* schedule */
@@ -80,7 +80,5 @@ void options_defaults(Options *o);
 /* Parses and validates argv; sets st (code 2) on the first problem. */
 void options_parse(Options *o, int argc, char **argv, Status *st);
 void options_usage(FILE *out);
-/* One line per setting, for the start-up log and the metrics config record. */
-void options_print(const Options *o, FILE *out);
 
 #endif

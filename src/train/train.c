@@ -18,6 +18,7 @@
 #include "train_bench.h"
 #include "train_ckpt.h"
 #include "train_report.h"
+#include "train_step.h"
 #include "trainer.h"
 #include "version.h"
 #include "watchdog.h"
@@ -95,68 +96,23 @@ static void install_signal_handlers(void)
     SYS_CHECK(sigaction(SIGINT, &sa, NULL));
 }
 
-void trainer_read_train(Trainer *t)
-{
-    if (!t->loader)
-        return; /* synthetic: the batch made at start stays */
-    float *images;
-    int32_t *labels;
-    t->wait_s += loader_next(t->loader, &images, &labels);
-    memcpy(net_input(t->net), images,
-           (size_t)t->local_batch * t->channels * t->crop * t->crop * sizeof(float));
-    memcpy(t->labels, labels, (size_t)t->local_batch * sizeof *labels);
-}
-
-/* Drop-path and dropout choices of step t->step derive from the epoch and
- * each sample's epoch position (sampler_position: the same for any number
- * of ranks). */
-static void trainer_set_sample_keys(Trainer *t)
-{
-    int64_t first = t->step % t->steps_per_epoch * t->opt.batch_size +
-                    (int64_t)t->dist.rank * t->local_batch;
-    for (int i = 0; i < t->local_batch; i++)
-        t->sample_index[i] = first + i;
-    net_set_sample_keys(t->net, t->opt.seed, t->step / t->steps_per_epoch, t->sample_index);
-}
-
-void trainer_step(Trainer *t, double out[STEP_NVALUES])
-{
-    double start = timer_now();
-    watchdog_phase(WATCHDOG_COMPUTE, t->step + 1);
-    trainer_set_sample_keys(t);
-    net_forward(t->net, 1);
-    LossStats ls = net_loss(t->net, t->labels, (float)t->opt.label_smoothing, 1,
-                            t->opt.batch_size);
-    reducer_begin_step(t->reducer);
-    net_backward(t->net);
-    watchdog_phase(WATCHDOG_ALLREDUCE, t->step + 1);
-    ReducerTimes rt = reducer_finish(t->reducer);
-    t->exposed_s += rt.exposed_s;
-    double local[STEP_NVALUES] = {ls.loss_sum, (double)ls.top1, ls.nonfinite ? 1.0 : 0.0,
-                                  g_got_usr1, g_got_term, trainer_checkpoint_due(t)};
-    watchdog_phase(WATCHDOG_STEP_SUMS, t->step + 1);
-    dist_allreduce(local, out, STEP_NVALUES, MPI_DOUBLE, MPI_SUM);
-    if (out[STEP_NONFINITE] == 0.0 && isfinite(out[STEP_LOSS]))
-        sgd_step(&t->sgd, &t->params, t->lr);
-    t->step_s += timer_now() - start;
-}
-
 /* The net for a batch of n images: the training net, or for the rank's last
  * shorter batch one built for that size (kept while the size repeats). */
 static Net *eval_net_for(Trainer *t, int n)
 {
-    if (n == t->local_batch)
-        return t->net;
-    if (t->eval_rest && net_config(t->eval_rest)->batch != n) {
-        net_free(t->eval_rest); /* another split, another remainder */
-        t->eval_rest = NULL;
+    TrainResources *res = &t->res;
+    if (n == t->cfg.local_batch)
+        return res->net;
+    if (res->eval_rest && net_config(res->eval_rest)->batch != n) {
+        net_free(res->eval_rest); /* another split, another remainder */
+        res->eval_rest = NULL;
     }
-    if (!t->eval_rest) {
-        NetConfig cfg = *net_config(t->net);
+    if (!res->eval_rest) {
+        NetConfig cfg = *net_config(res->net);
         cfg.batch = n;
-        t->eval_rest = net_create(&cfg, &t->params);
+        res->eval_rest = net_create(&cfg, &res->params);
     }
-    return t->eval_rest;
+    return res->eval_rest;
 }
 
 /* Every image of the split exactly once across ranks, through the loader in
@@ -165,20 +121,21 @@ static Net *eval_net_for(Trainer *t, int n)
  * training batch, the last one shorter, so nothing is padded or dropped. */
 static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
 {
-    watchdog_phase(WATCHDOG_VALIDATION, t->step);
-    LoaderConfig cfg = {.path = t->opt.data, .split = split, .mode = LOADER_EVAL,
-                        .crop = t->crop, .batch = t->local_batch, .rank = t->dist.rank,
-                        .world = t->dist.size, .threads = t->opt.loader_threads};
+    const TrainConfig *c = &t->cfg;
+    watchdog_phase(WATCHDOG_VALIDATION, t->state.step);
+    LoaderConfig lc = {.path = c->opt.data, .split = split, .mode = LOADER_EVAL,
+                       .crop = c->crop, .batch = c->local_batch, .rank = c->dist.rank,
+                       .world = c->dist.size, .threads = c->opt.loader_threads};
     Loader *loader;
     Status st = {0};
-    if (loader_create(&loader, &cfg, &st) != 0) /* the file was open a moment ago */
+    if (loader_create(&loader, &lc, &st) != 0) /* the file was open a moment ago */
         fail_local(__FILE__, __LINE__, "loader_create", "%s", st.msg);
     EvalTotals tot = {0};
     LoaderBatch b;
     while (loader_next_batch(loader, &b, &st) == 0 && b.n > 0) {
         Net *net = eval_net_for(t, b.n);
-        memcpy(net_input(net), b.images, (size_t)b.n * t->channels * t->crop * t->crop *
-                                             sizeof(float));
+        memcpy(net_input(net), b.images,
+               (size_t)b.n * c->channels * c->crop * c->crop * sizeof(float));
         net_forward(net, 0);
         LossStats ls = net_loss(net, b.labels, 0.0f, 0, b.n);
         tot.loss_sum += ls.loss_sum;
@@ -192,7 +149,7 @@ static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
     loader_free(loader);
     EvalTotals sum;
     dist_allreduce(&tot, &sum, 4, MPI_DOUBLE, MPI_SUM);
-    int64_t total = dataset_count(&t->data, split);
+    int64_t total = dataset_count(&t->res.data, split);
     CHECK((int64_t)sum.count == total, "validation saw %lld of %lld images",
           (long long)sum.count, (long long)total);
     return sum;
@@ -202,58 +159,68 @@ static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
  * step decay changes it (warmup and cosine move every step, silently). */
 static void trainer_update_lr(Trainer *t)
 {
-    double lr = lr_schedule_at(&t->schedule, t->step, t->plateau_lr);
-    const LrSchedule *s = &t->schedule;
-    if (t->step > 0 && t->step == s->warmup_steps)
+    double lr = lr_schedule_at(&t->cfg.schedule, t->state.step, t->state.plateau_lr);
+    const LrSchedule *s = &t->cfg.schedule;
+    if (t->state.step > 0 && t->state.step == s->warmup_steps)
         report_lr_change(t, lr, "end of warmup");
-    else if (s->kind == SCHEDULE_STEP && t->step > s->warmup_steps &&
-             lr_schedule_at(s, t->step - 1, t->plateau_lr) != lr)
+    else if (s->kind == SCHEDULE_STEP && t->state.step > s->warmup_steps &&
+             lr_schedule_at(s, t->state.step - 1, t->state.plateau_lr) != lr)
         report_lr_change(t, lr, "step schedule milestone");
-    t->lr = lr;
+    t->state.lr = lr;
 }
 
 /* Rank 0 steps the plateau rule; everyone applies the broadcast result.
  * Returns -1, or the exit code when best.h5 could not be written. */
 static int trainer_validate(Trainer *t, int64_t epoch)
 {
-    t->validation_pending = 0;
+    double start = timer_now();
+    t->state.validation_pending = 0;
     EvalTotals e = trainer_evaluate(t, SPLIT_VAL);
     report_eval(t, "val", epoch, e);
     report_mllog(t, "eval_accuracy", e.top1 / e.count, epoch + 1);
-    double metric = t->plateau.mode == PLATEAU_MIN ? e.loss_sum / e.count : e.top1 / e.count;
-    int improved = isnan(t->best_metric) || plateau_is_better(&t->plateau, metric, t->best_metric);
-    if (lr_schedule_plateau_active(&t->schedule, t->step)) {
-        double lr = t->plateau_lr;
-        if (t->dist.rank == 0)
-            lr = plateau_step(&t->plateau, metric, t->plateau_lr);
+    double metric = t->state.plateau.mode == PLATEAU_MIN ? e.loss_sum / e.count : e.top1 / e.count;
+    int improved = isnan(t->state.best_metric) ||
+                   plateau_is_better(&t->state.plateau, metric, t->state.best_metric);
+    if (lr_schedule_plateau_active(&t->cfg.schedule, t->state.step)) {
+        double lr = t->state.plateau_lr;
+        if (t->cfg.dist.rank == 0)
+            lr = plateau_step(&t->state.plateau, metric, t->state.plateau_lr);
         MPI_CHECK(MPI_Bcast(&lr, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD));
-        MPI_CHECK(MPI_Bcast(&t->plateau, sizeof t->plateau, MPI_BYTE, 0, MPI_COMM_WORLD));
-        if (lr != t->plateau_lr) {
+        MPI_CHECK(MPI_Bcast(&t->state.plateau, sizeof t->state.plateau, MPI_BYTE, 0,
+                            MPI_COMM_WORLD));
+        if (lr != t->state.plateau_lr) {
             char why[128];
             snprintf(why, sizeof why, "validation %s did not improve for %d validations",
-                     t->plateau.mode == PLATEAU_MIN ? "loss" : "top-1", t->opt.plateau.patience + 1);
+                     t->state.plateau.mode == PLATEAU_MIN ? "loss" : "top-1",
+                     t->cfg.opt.plateau.patience + 1);
             report_lr_change(t, lr, why);
-            t->plateau_lr = t->lr = lr;
+            t->state.plateau_lr = t->state.lr = lr;
         }
     }
-    if (!improved)
-        return -1;
-    t->best_metric = metric;
-    return trainer_checkpoint(t, "best.h5", "best validation so far") ? EXIT_NONFINITE : -1;
+    int code = -1;
+    if (improved) {
+        t->state.best_metric = metric;
+        code = trainer_checkpoint(t, "best.h5", "best validation so far") ? EXIT_NONFINITE : -1;
+    }
+    t->state.validations++;
+    t->state.validation_s += timer_now() - start;
+    return code;
 }
 
 /* After a step: validation, checkpoints and stop requests, all decided from
  * values every rank holds. Returns an exit code to stop with, or -1. */
 static int trainer_after_step(Trainer *t, const double g[STEP_NVALUES], int have_val)
 {
-    const Options *o = &t->opt;
-    int last = t->step == t->total_steps, epoch_end = t->step % t->steps_per_epoch == 0;
-    int64_t epoch = (t->step - 1) / t->steps_per_epoch;
+    const Options *o = &t->cfg.opt;
+    int last = t->state.step == t->cfg.total_steps;
+    int epoch_end = t->state.step % t->cfg.steps_per_epoch == 0;
+    int64_t epoch = (t->state.step - 1) / t->cfg.steps_per_epoch;
     int stop = !last && (g[STEP_USR1] > 0 || g[STEP_TERM] > 0);
     /* The checkpoint comes before the validation, so that a failure there
      * does not lose the epoch; it says the validation is still due, and a
      * run resumed from it validates first (a stopping run leaves it so). */
-    t->validation_pending = have_val && (last || (epoch_end && (epoch + 1) % o->val_every == 0));
+    t->state.validation_pending =
+        have_val && (last || (epoch_end && (epoch + 1) % o->val_every == 0));
     const char *why = last   ? "end of training"
                       : stop ? "stop requested by a signal"
                       : epoch_end && o->checkpoint_every && (epoch + 1) % o->checkpoint_every == 0
@@ -262,74 +229,97 @@ static int trainer_after_step(Trainer *t, const double g[STEP_NVALUES], int have
                                              : NULL;
     if (why && trainer_checkpoint(t, NULL, why) != 0)
         return EXIT_NONFINITE;
-    if (t->validation_pending && !stop) {
+    if (t->state.validation_pending && !stop) {
         int code = trainer_validate(t, epoch);
         if (code >= 0)
             return code;
     }
-    if (o->check_every && t->step % o->check_every == 0) {
-        watchdog_phase(WATCHDOG_CHECKSUM, t->step);
-        dist_check_params(&t->params, "during training");
+    if (o->check_every && t->state.step % o->check_every == 0) {
+        watchdog_phase(WATCHDOG_CHECKSUM, t->state.step);
+        dist_check_params(&t->res.params, "during training");
     }
     if (!stop)
         return -1;
     int code = g[STEP_TERM] > 0 ? EXIT_STOPPED : EXIT_REQUEUE;
-    log_info("stopping at step %lld on %s (exit %d)", (long long)t->step,
+    log_info("stopping at step %lld on %s (exit %d)", (long long)t->state.step,
              code == EXIT_STOPPED ? "SIGTERM/SIGINT" : "SIGUSR1", code);
     return code;
 }
 
+/* The training line's numbers for the window just ended, with the time
+ * left: the remaining steps at this window's pace and the remaining
+ * validations (the one due at this step included) at their mean so far. */
+static TrainStats trainer_window_stats(const Trainer *t, const TrainWindow *w, int have_val)
+{
+    TrainStats s = window_stats(w, t->state.times, t->cfg.opt.batch_size);
+    int64_t vals = validations_left(t->state.step, t->cfg.total_steps, t->cfg.steps_per_epoch,
+                                    have_val ? t->cfg.opt.val_every : 0);
+    s.eta_s = eta_seconds(t->cfg.total_steps - t->state.step, w->seconds / (double)w->steps, vals,
+                          t->state.validations, t->state.validation_s, &s.eta_has_validation);
+    return s;
+}
+
+/* The stop signals and the --checkpoint-minutes clock, for the step's sums. */
+static StepRequests trainer_requests(const Trainer *t)
+{
+    return (StepRequests){.usr1 = g_got_usr1, .term = g_got_term,
+                          .ckpt_due = trainer_checkpoint_due(t)};
+}
+
 static int trainer_run(Trainer *t)
 {
-    const Options *o = &t->opt;
-    int have_val = t->have_data && dataset_count(&t->data, SPLIT_VAL) > 0;
-    double t0 = timer_now(), loss_acc = 0, top1_acc = 0;
-    int64_t since_log = 0;
-    t->last_checkpoint_time = t0;
-    report_mllog(t, "run_start", 0, t->step / t->steps_per_epoch);
-    if (t->validation_pending && have_val) {
-        int code = trainer_validate(t, (t->step - 1) / t->steps_per_epoch);
+    const Options *o = &t->cfg.opt;
+    int have_val = t->res.have_data && dataset_count(&t->res.data, SPLIT_VAL) > 0;
+    TrainWindow w;
+    t->state.last_checkpoint_time = timer_now();
+    report_mllog(t, "run_start", 0, t->state.step / t->cfg.steps_per_epoch);
+    if (t->state.validation_pending && have_val) {
+        int code = trainer_validate(t, (t->state.step - 1) / t->cfg.steps_per_epoch);
         if (code >= 0)
             return code;
     }
-    while (t->step < t->total_steps) {
+    window_begin(&w, t->state.times);
+    while (t->state.step < t->cfg.total_steps) {
+        double start = timer_now();
         trainer_update_lr(t);
-        watchdog_phase(WATCHDOG_DATA, t->step + 1);
+        watchdog_phase(WATCHDOG_DATA, t->state.step + 1);
         trainer_read_train(t);
         double g[STEP_NVALUES];
-        trainer_step(t, g);
+        trainer_step(t, trainer_requests(t), g);
         if (g[STEP_NONFINITE] != 0.0 || !isfinite(g[STEP_LOSS])) {
             log_info("error: loss is not finite at step %lld (lr %g); stopping, the last "
-                     "checkpoint is kept", (long long)t->step + 1, t->lr);
+                     "checkpoint is kept", (long long)t->state.step + 1, t->state.lr);
             return EXIT_NONFINITE;
         }
-        t->step++;
-        loss_acc += g[STEP_LOSS] / o->batch_size;
-        top1_acc += g[STEP_TOP1] / o->batch_size;
-        since_log++;
-        report_progress(t, loss_acc / since_log, timer_now() - t0, since_log);
-        if (t->step % o->log_every == 0 || t->step == t->total_steps) {
-            double now = timer_now();
-            report_train(t, loss_acc / since_log, top1_acc / since_log, now - t0, since_log);
-            t0 = now, loss_acc = top1_acc = 0, since_log = 0;
+        t->state.step++;
+        window_add_step(&w, g[STEP_LOSS] / o->batch_size, g[STEP_TOP1] / o->batch_size,
+                        g[STEP_TOP5] / o->batch_size, timer_now() - start);
+        report_progress(t, &w);
+        if (t->state.step % o->log_every == 0 || t->state.step == t->cfg.total_steps) {
+            TrainStats s = trainer_window_stats(t, &w, have_val);
+            report_train(t, &s);
+            window_begin(&w, t->state.times);
         }
+        /* validation and checkpoints fall between windows' steps: not in img/s */
         int code = trainer_after_step(t, g, have_val);
         if (code >= 0)
             return code;
     }
-    report_mllog(t, "run_stop", 1, t->step / t->steps_per_epoch);
+    report_mllog(t, "run_stop", 1, t->state.step / t->cfg.steps_per_epoch);
     return EXIT_OK;
 }
 
 static int trainer_eval_only(Trainer *t)
 {
-    DatasetSplit split = strcmp(t->opt.split, "test") == 0 ? SPLIT_TEST : SPLIT_VAL;
+    DatasetSplit split = strcmp(t->cfg.opt.split, "test") == 0 ? SPLIT_TEST : SPLIT_VAL;
     Status st = {0};
-    if (dataset_count(&t->data, split) == 0)
-        status_set(&st, EXIT_USAGE, "%s has no /%s split to evaluate", t->opt.data, t->opt.split);
+    if (dataset_count(&t->res.data, split) == 0)
+        status_set(&st, EXIT_USAGE, "%s has no /%s split to evaluate", t->cfg.opt.data,
+                   t->cfg.opt.split);
     status_agree(&st);
     EvalTotals e = trainer_evaluate(t, split);
-    report_eval(t, split == SPLIT_TEST ? "test" : "val", t->step / (t->steps_per_epoch ? t->steps_per_epoch : 1), e);
+    report_eval(t, split == SPLIT_TEST ? "test" : "val",
+                t->state.step / (t->cfg.steps_per_epoch ? t->cfg.steps_per_epoch : 1), e);
     return EXIT_OK;
 }
 
@@ -365,51 +355,51 @@ static char *join_argv(int argc, char **argv)
 int train_main(int argc, char **argv)
 {
     Trainer *t = xcalloc(1, sizeof *t);
-    dist_init(&argc, &argv, &t->dist);
+    dist_init(&argc, &argv, &t->cfg.dist);
     h5_quiet();
     Status st = {0};
-    options_defaults(&t->opt);
-    options_parse(&t->opt, argc, argv, &st);
+    options_defaults(&t->cfg.opt);
+    options_parse(&t->cfg.opt, argc, argv, &st);
     char *cmd = join_argv(argc, argv);
-    t->opt.command_line = cmd;
-    if (t->opt.show_help && t->dist.rank == 0)
+    t->cfg.opt.command_line = cmd;
+    if (t->cfg.opt.show_help && t->cfg.dist.rank == 0)
         options_usage(stdout);
-    if (t->opt.show_version && t->dist.rank == 0) {
+    if (t->cfg.opt.show_version && t->cfg.dist.rank == 0) {
         char v[512];
         version_string(v, sizeof v);
         printf("%s\n", v);
     }
-    if (t->opt.show_help || t->opt.show_version)
+    if (t->cfg.opt.show_help || t->cfg.opt.show_version)
         exit_all(EXIT_OK);
     status_agree(&st);
-    if (t->opt.list_archs) {
-        if (t->dist.rank == 0) {
+    if (t->cfg.opt.list_archs) {
+        if (t->cfg.dist.rank == 0) {
             dnn_init();
-            arch_list(stdout, t->opt.crop, t->opt.num_classes, t->opt.small_stem);
+            arch_list(stdout, t->cfg.opt.crop, t->cfg.opt.num_classes, t->cfg.opt.small_stem);
             dnn_free();
         }
         exit_all(EXIT_OK);
     }
-    watchdog_start(t->opt.stall_timeout);
+    watchdog_start(t->cfg.opt.stall_timeout);
     /* The --data path may differ between nodes (a copy staged to each
      * node's disk); what it holds is compared once it is open. */
-    char *compared = join_argv_hiding(argc, argv, t->opt.data);
+    char *compared = join_argv_hiding(argc, argv, t->cfg.opt.data);
     dist_check_same_config(compared);
     free(compared);
 
-    log_set_live(t->opt.progress);
+    log_set_live(t->cfg.opt.progress);
     install_signal_handlers();
     trainer_setup(t);
     int code = EXIT_OK;
-    if (t->opt.dry_run)
+    if (t->cfg.opt.dry_run)
         report_plan(t);
-    else if (t->opt.eval_only)
+    else if (t->cfg.opt.eval_only)
         code = trainer_eval_only(t);
     else {
         trainer_start_inputs(t);
-        code = t->opt.bench ? trainer_bench(t) : trainer_run(t);
+        code = t->cfg.opt.bench ? trainer_bench(t) : trainer_run(t);
     }
-    watchdog_phase(WATCHDOG_SHUTDOWN, t->step);
+    watchdog_phase(WATCHDOG_SHUTDOWN, t->state.step);
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &code, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     trainer_free(t);
     free(cmd);

@@ -35,25 +35,25 @@ static void add_dataset(Settings *s, const Trainer *t)
     /* the same items on every rank, data or not: the comparison gathers a fixed count */
     for (int split = 0; split < SPLIT_COUNT; split++)
         add(s, counts[split],
-            t->have_data ? (long long)dataset_count(&t->data, (DatasetSplit)split) : 0);
-    add(s, "classes", t->num_classes);
-    add(s, "channels", t->channels);
-    add(s, "crop", t->crop);
-    add_text(s, "dataset fingerprint", t->fingerprint);
+            t->res.have_data ? (long long)dataset_count(&t->res.data, (DatasetSplit)split) : 0);
+    add(s, "classes", t->cfg.num_classes);
+    add(s, "channels", t->cfg.channels);
+    add(s, "crop", t->cfg.crop);
+    add_text(s, "dataset fingerprint", t->cfg.fingerprint);
 }
 
 static void add_plan(Settings *s, const Trainer *t)
 {
-    const Options *o = &t->opt;
-    add(s, "world size", t->dist.size);
+    const Options *o = &t->cfg.opt;
+    add(s, "world size", t->cfg.dist.size);
     add(s, "global batch", o->batch_size);
-    add(s, "local batch", t->local_batch);
+    add(s, "local batch", t->cfg.local_batch);
     add(s, "epochs", o->epochs);
     add(s, "max steps", (long long)o->max_steps);
     add(s, "drop-last", o->drop_last);
     add(s, "seed", (long long)o->seed);
-    add(s, "steps per epoch", (long long)t->steps_per_epoch);
-    add(s, "total steps", (long long)t->total_steps);
+    add(s, "steps per epoch", (long long)t->cfg.steps_per_epoch);
+    add(s, "total steps", (long long)t->cfg.total_steps);
     add(s, "val-every", o->val_every);
     add(s, "checkpoint-every", o->checkpoint_every);
     add(s, "check-every", o->check_every);

@@ -33,10 +33,10 @@ int make_dirs(const char *path)
     return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-double trainer_checkpoint_due(const Trainer *t)
+int trainer_checkpoint_due(const Trainer *t)
 {
-    return t->dist.rank == 0 && t->opt.checkpoint_minutes > 0 &&
-           timer_now() - t->last_checkpoint_time >= 60.0 * t->opt.checkpoint_minutes;
+    return t->cfg.dist.rank == 0 && t->cfg.opt.checkpoint_minutes > 0 &&
+           timer_now() - t->state.last_checkpoint_time >= 60.0 * t->cfg.opt.checkpoint_minutes;
 }
 
 /* Whether dir holds a finished checkpoint: a step-*.h5 or best.h5. Names
@@ -88,16 +88,16 @@ static void remove_stale_temporaries(const char *dir, Status *st)
 
 void trainer_prepare_checkpoint_dir(Trainer *t)
 {
-    const Options *o = &t->opt;
+    const Options *o = &t->cfg.opt;
     Status st = {0};
     char found[256];
     if (o->overwrite && o->resume)
         status_set(&st, EXIT_USAGE, "--overwrite and --resume exclude each other");
     int writes = !o->eval_only && !o->bench;
-    if (t->dist.rank == 0 && writes && !st.code && !o->resume &&
+    if (t->cfg.dist.rank == 0 && writes && !st.code && !o->resume &&
         dir_has_checkpoints(o->checkpoint_dir, found, sizeof found)) {
         if (o->overwrite)
-            t->overwrite_pending = 1;
+            t->state.overwrite_pending = 1;
         else
             status_set(&st, EXIT_USAGE,
                        "--checkpoint-dir %s holds the checkpoints of an earlier run (%s): pass "
@@ -109,10 +109,10 @@ void trainer_prepare_checkpoint_dir(Trainer *t)
         st = (Status){0};
     }
     status_agree(&st);
-    if (t->overwrite_pending)
+    if (t->state.overwrite_pending)
         log_info("--overwrite: the checkpoints in %s (%s) are removed when this run writes its "
                  "first one", o->checkpoint_dir, found);
-    if (t->dist.rank == 0 && writes && !o->dry_run)
+    if (t->cfg.dist.rank == 0 && writes && !o->dry_run)
         remove_stale_temporaries(o->checkpoint_dir, &st);
     status_agree(&st);
 }
@@ -148,54 +148,56 @@ static int checkpoint_save(Trainer *t, const char *name, const char *why, Status
 {
     CheckpointMeta m;
     checkpoint_meta_init(&m);
-    snprintf(m.arch, sizeof m.arch, "%s", t->opt.arch);
-    m.num_classes = t->num_classes;
-    m.step = t->step;
-    m.epoch = t->step / t->steps_per_epoch;
-    m.epoch_step = t->step % t->steps_per_epoch;
-    m.lr = lr_schedule_plateau_active(&t->schedule, t->step) ? t->plateau_lr : t->lr;
-    m.global_batch = t->opt.batch_size;
-    m.seed = t->opt.seed;
-    m.world_size = t->dist.size;
-    m.best_metric = t->best_metric;
-    snprintf(m.dataset_fingerprint, sizeof m.dataset_fingerprint, "%s", t->fingerprint);
-    snprintf(m.command_line, sizeof m.command_line, "%s", t->opt.command_line);
+    snprintf(m.arch, sizeof m.arch, "%s", t->cfg.opt.arch);
+    m.num_classes = t->cfg.num_classes;
+    m.step = t->state.step;
+    m.epoch = t->state.step / t->cfg.steps_per_epoch;
+    m.epoch_step = t->state.step % t->cfg.steps_per_epoch;
+    m.lr = lr_schedule_plateau_active(&t->cfg.schedule, t->state.step) ? t->state.plateau_lr
+                                                                         : t->state.lr;
+    m.global_batch = t->cfg.opt.batch_size;
+    m.seed = t->cfg.opt.seed;
+    m.world_size = t->cfg.dist.size;
+    m.best_metric = t->state.best_metric;
+    snprintf(m.dataset_fingerprint, sizeof m.dataset_fingerprint, "%s", t->cfg.fingerprint);
+    snprintf(m.command_line, sizeof m.command_line, "%s", t->cfg.opt.command_line);
     version_string(m.version, sizeof m.version);
     m.has_plateau = 1;
-    m.plateau = t->plateau;
-    m.validation_pending = name ? 0 : t->validation_pending;
+    m.plateau = t->state.plateau;
+    m.validation_pending = name ? 0 : t->state.validation_pending;
     char path[4096], own[CHECKPOINT_NAME_MAX];
     if (name)
         snprintf(own, sizeof own, "%s", name);
     else
-        snprintf(own, sizeof own, "step-%08lld.h5", (long long)t->step);
-    CHECK((size_t)snprintf(path, sizeof path, "%s/%s", t->opt.checkpoint_dir, own) < sizeof path,
-          "checkpoint path too long in %s", t->opt.checkpoint_dir);
-    SYS_CHECK(make_dirs(t->opt.checkpoint_dir));
-    if (checkpoint_write(path, &t->params, &m, st) != 0)
+        snprintf(own, sizeof own, "step-%08lld.h5", (long long)t->state.step);
+    const char *dir = t->cfg.opt.checkpoint_dir;
+    CHECK((size_t)snprintf(path, sizeof path, "%s/%s", dir, own) < sizeof path,
+          "checkpoint path too long in %s", dir);
+    SYS_CHECK(make_dirs(t->cfg.opt.checkpoint_dir));
+    if (checkpoint_write(path, &t->res.params, &m, st) != 0)
         return st->code;
-    if (t->overwrite_pending) {
-        remove_earlier_run(t->opt.checkpoint_dir, own);
-        t->overwrite_pending = 0;
+    if (t->state.overwrite_pending) {
+        remove_earlier_run(t->cfg.opt.checkpoint_dir, own);
+        t->state.overwrite_pending = 0;
     } else if (!name) {
-        checkpoint_prune(t->opt.checkpoint_dir, t->step, t->opt.keep);
+        checkpoint_prune(t->cfg.opt.checkpoint_dir, t->state.step, t->cfg.opt.keep);
     }
     log_info("checkpoint %s (%s)", path, why);
-    metrics_begin(&t->metrics, "checkpoint");
-    metrics_int(&t->metrics, "step", t->step);
-    metrics_num(&t->metrics, "time", timer_unix_now());
-    metrics_str(&t->metrics, "path", path);
-    metrics_str(&t->metrics, "reason", why);
-    metrics_end(&t->metrics);
+    metrics_begin(&t->res.metrics, "checkpoint");
+    metrics_int(&t->res.metrics, "step", t->state.step);
+    metrics_num(&t->res.metrics, "time", timer_unix_now());
+    metrics_str(&t->res.metrics, "path", path);
+    metrics_str(&t->res.metrics, "reason", why);
+    metrics_end(&t->res.metrics);
     return 0;
 }
 
 int trainer_checkpoint(Trainer *t, const char *name, const char *why)
 {
-    t->last_checkpoint_time = timer_now();
-    watchdog_phase(WATCHDOG_CHECKPOINT, t->step);
+    t->state.last_checkpoint_time = timer_now();
+    watchdog_phase(WATCHDOG_CHECKPOINT, t->state.step);
     Status st = {0};
-    int code = t->dist.rank == 0 ? checkpoint_save(t, name, why, &st) : 0;
+    int code = t->cfg.dist.rank == 0 ? checkpoint_save(t, name, why, &st) : 0;
     MPI_CHECK(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (code)
         log_info("error: %s", st.msg);

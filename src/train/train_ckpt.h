@@ -21,6 +21,6 @@ void trainer_prepare_checkpoint_dir(Trainer *t);
  * value is not finite: then nothing is written and rank 0 says which. */
 int trainer_checkpoint(Trainer *t, const char *name, const char *why);
 /* Rank 0's clock decides --checkpoint-minutes; the step reduction tells everyone. */
-double trainer_checkpoint_due(const Trainer *t);
+int trainer_checkpoint_due(const Trainer *t);
 
 #endif

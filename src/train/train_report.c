@@ -1,9 +1,11 @@
 /* train_report.c - log lines, progress, metrics and MLPerf lines of a run. */
 #include "train_report.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "augment.h"
 #include "log.h"
 #include "timer.h"
 #include "version.h"
@@ -12,21 +14,21 @@ void report_eval(Trainer *t, const char *kind, int64_t epoch, EvalTotals e)
 {
     double loss = e.loss_sum / e.count, top1 = e.top1 / e.count, top5 = e.top5 / e.count;
     log_info("%s epoch %lld step %lld: loss %.4f top-1 error %.2f%% top-5 error %.2f%% (%lld images)",
-             kind, (long long)epoch, (long long)t->step, loss, 100.0 * (1.0 - top1),
+             kind, (long long)epoch, (long long)t->state.step, loss, 100.0 * (1.0 - top1),
              100.0 * (1.0 - top5), (long long)e.count);
-    metrics_begin(&t->metrics, kind);
-    metrics_int(&t->metrics, "step", t->step);
-    metrics_int(&t->metrics, "epoch", epoch);
-    metrics_num(&t->metrics, "time", timer_unix_now());
-    metrics_num(&t->metrics, "loss", loss);
-    metrics_num(&t->metrics, "top1", top1);
-    metrics_num(&t->metrics, "top5", top5);
-    metrics_end(&t->metrics);
+    metrics_begin(&t->res.metrics, kind);
+    metrics_int(&t->res.metrics, "step", t->state.step);
+    metrics_int(&t->res.metrics, "epoch", epoch);
+    metrics_num(&t->res.metrics, "time", timer_unix_now());
+    metrics_num(&t->res.metrics, "loss", loss);
+    metrics_num(&t->res.metrics, "top1", top1);
+    metrics_num(&t->res.metrics, "top5", top5);
+    metrics_end(&t->res.metrics);
 }
 
 void report_mllog(const Trainer *t, const char *key, double value, int64_t epoch)
 {
-    if (!t->opt.mllog || t->dist.rank != 0)
+    if (!t->cfg.opt.mllog || t->cfg.dist.rank != 0)
         return;
     printf(":::MLLOG {\"namespace\": \"\", \"time_ms\": %.0f, \"event_type\": \"POINT_IN_TIME\", "
            "\"key\": \"%s\", \"value\": %.6g, \"metadata\": {\"epoch_num\": %lld}}\n",
@@ -36,64 +38,63 @@ void report_mllog(const Trainer *t, const char *key, double value, int64_t epoch
 
 void report_lr_change(Trainer *t, double lr, const char *reason)
 {
-    log_info("lr %g -> %g at step %lld: %s", t->lr, lr, (long long)t->step, reason);
-    metrics_begin(&t->metrics, "lr");
-    metrics_int(&t->metrics, "step", t->step);
-    metrics_int(&t->metrics, "epoch", t->step / t->steps_per_epoch);
-    metrics_num(&t->metrics, "time", timer_unix_now());
-    metrics_num(&t->metrics, "lr", lr);
-    metrics_str(&t->metrics, "reason", reason);
-    metrics_end(&t->metrics);
+    log_info("lr %g -> %g at step %lld: %s", t->state.lr, lr, (long long)t->state.step, reason);
+    metrics_begin(&t->res.metrics, "lr");
+    metrics_int(&t->res.metrics, "step", t->state.step);
+    metrics_int(&t->res.metrics, "epoch", t->state.step / t->cfg.steps_per_epoch);
+    metrics_num(&t->res.metrics, "time", timer_unix_now());
+    metrics_num(&t->res.metrics, "lr", lr);
+    metrics_str(&t->res.metrics, "reason", reason);
+    metrics_end(&t->res.metrics);
 }
 
-void report_progress(Trainer *t, double loss, double seconds, int64_t steps)
+void report_progress(Trainer *t, const TrainWindow *w)
 {
     static double last;
     double now = timer_now();
-    if (!log_is_tty() || steps == 0 || now - last < 0.25)
+    if (!log_is_tty() || w->steps == 0 || now - last < 0.25)
         return;
     last = now;
-    int64_t in_epoch = (t->step - 1) % t->steps_per_epoch + 1;
-    char bar[31];
-    int filled = (int)(30 * in_epoch / t->steps_per_epoch);
+    int64_t in_epoch = (t->state.step - 1) % t->cfg.steps_per_epoch + 1;
+    char bar[31], eta[32];
+    int filled = (int)(30 * in_epoch / t->cfg.steps_per_epoch);
     for (int i = 0; i < 30; i++)
         bar[i] = i < filled ? '=' : ' ';
     bar[30] = '\0';
-    double per_step = seconds / (double)steps;
-    double eta = (double)(t->steps_per_epoch - in_epoch) * per_step;
-    log_live("epoch %lld [%s] %lld/%lld loss %.4f %.1f img/s epoch eta %d:%02d",
-             (long long)((t->step - 1) / t->steps_per_epoch), bar, (long long)in_epoch,
-             (long long)t->steps_per_epoch, loss, t->opt.batch_size / per_step, (int)eta / 60,
-             (int)eta % 60);
+    double per_step = w->seconds / (double)w->steps;
+    format_duration((double)(t->cfg.steps_per_epoch - in_epoch) * per_step, eta, sizeof eta);
+    log_live("epoch %lld [%s] %lld/%lld loss %.4f %.1f img/s epoch eta %s",
+             (long long)((t->state.step - 1) / t->cfg.steps_per_epoch), bar, (long long)in_epoch,
+             (long long)t->cfg.steps_per_epoch, w->loss / (double)w->steps,
+             t->cfg.opt.batch_size / per_step, eta);
 }
 
-void report_train(Trainer *t, double loss, double top1, double seconds, int64_t steps)
+void report_train(Trainer *t, const TrainStats *s)
 {
-    int64_t epoch = (t->step - 1) / t->steps_per_epoch;
-    int64_t in_epoch = (t->step - 1) % t->steps_per_epoch + 1;
-    double img_per_s = (double)steps * t->opt.batch_size / seconds;
-    double busy = t->wait_s + t->step_s;
-    double wait = busy > 0 ? t->wait_s / busy : 0, comm = busy > 0 ? t->exposed_s / busy : 0;
-    double eta_min = (double)(t->total_steps - t->step) * seconds / (double)steps / 60.0;
-    double compute_ms = 1e3 * (t->step_s - t->exposed_s) / (double)steps;
-    log_info("epoch %lld step %lld/%lld loss %.4f top-1 %.3f lr %.5g img/s %.1f (%.1f per rank) "
-             "compute %.0f ms/step data-wait %.1f%% comm %.1f%% eta %.1f min",
-             (long long)epoch, (long long)in_epoch, (long long)t->steps_per_epoch, loss, top1,
-             t->lr, img_per_s, img_per_s / t->dist.size, compute_ms, 100 * wait, 100 * comm,
-             eta_min);
-    metrics_begin(&t->metrics, "train");
-    metrics_int(&t->metrics, "step", t->step);
-    metrics_int(&t->metrics, "epoch", epoch);
-    metrics_num(&t->metrics, "time", timer_unix_now());
-    metrics_num(&t->metrics, "loss", loss);
-    metrics_num(&t->metrics, "top1", top1);
-    metrics_num(&t->metrics, "lr", t->lr);
-    metrics_num(&t->metrics, "img_per_s", img_per_s);
-    metrics_num(&t->metrics, "data_wait", wait);
-    metrics_num(&t->metrics, "comm_exposed", comm);
-    metrics_num(&t->metrics, "compute_ms", compute_ms);
-    metrics_end(&t->metrics);
-    t->wait_s = t->exposed_s = t->step_s = 0;
+    int64_t epoch = (t->state.step - 1) / t->cfg.steps_per_epoch;
+    char eta[32];
+    format_duration(s->eta_s, eta, sizeof eta);
+    log_info("train epoch %lld step %lld/%lld: loss %.4f top-1 error %.2f%% top-5 error %.2f%% "
+             "lr %.5g img/s %.1f (%.1f per rank) compute %.0f ms/step data-wait %.1f%% "
+             "comm %.1f%% eta %s%s",
+             (long long)epoch, (long long)t->state.step, (long long)t->cfg.total_steps, s->loss,
+             100.0 * (1.0 - s->top1), 100.0 * (1.0 - s->top5), t->state.lr, s->img_per_s,
+             s->img_per_s / t->cfg.dist.size, s->compute_ms, 100 * s->data_wait, 100 * s->comm,
+             eta, s->eta_has_validation ? "" : " + validations");
+    Metrics *m = &t->res.metrics;
+    metrics_begin(m, "train");
+    metrics_int(m, "step", t->state.step);
+    metrics_int(m, "epoch", epoch);
+    metrics_num(m, "time", timer_unix_now());
+    metrics_num(m, "loss", s->loss);
+    metrics_num(m, "top1", s->top1);
+    metrics_num(m, "top5", s->top5);
+    metrics_num(m, "lr", t->state.lr);
+    metrics_num(m, "img_per_s", s->img_per_s);
+    metrics_num(m, "data_wait", s->data_wait);
+    metrics_num(m, "comm_exposed", s->comm);
+    metrics_num(m, "compute_ms", s->compute_ms);
+    metrics_end(m);
 }
 
 static const char *schedule_name(ScheduleKind k)
@@ -103,54 +104,183 @@ static const char *schedule_name(ScheduleKind k)
 
 void report_plan(Trainer *t)
 {
-    const LrSchedule *s = &t->schedule;
+    const LrSchedule *s = &t->cfg.schedule;
     log_info("dry run: flags, dataset, checkpoint directory and resume point are fine");
     log_info("plan: %lld steps per epoch of %d images (%d per rank), steps %lld to %lld, "
-             "checkpoints in %s", (long long)t->steps_per_epoch, t->opt.batch_size,
-             t->local_batch, (long long)t->step, (long long)t->total_steps, t->opt.checkpoint_dir);
+             "checkpoints in %s", (long long)t->cfg.steps_per_epoch, t->cfg.opt.batch_size,
+             t->cfg.local_batch, (long long)t->state.step, (long long)t->cfg.total_steps,
+             t->cfg.opt.checkpoint_dir);
     if (s->warmup_steps > 0)
         log_info("plan: warmup steps 0-%lld, lr %g rising linearly to %g",
                  (long long)s->warmup_steps - 1, s->warmup_start_lr, s->lr);
     log_info("plan: then %s schedule from lr %g", schedule_name(s->kind),
-             lr_schedule_at(s, s->warmup_steps, t->plateau_lr));
+             lr_schedule_at(s, s->warmup_steps, t->state.plateau_lr));
     if (s->kind == SCHEDULE_STEP)
         for (int i = 0; i < s->n_milestones; i++) {
-            int64_t step = (int64_t)s->milestones[i] * t->steps_per_epoch;
-            if (step < t->total_steps)
+            int64_t step = (int64_t)s->milestones[i] * t->cfg.steps_per_epoch;
+            if (step < t->cfg.total_steps)
                 log_info("plan: epoch %d (step %lld): lr %g", s->milestones[i], (long long)step,
-                         lr_schedule_at(s, step, t->plateau_lr));
+                         lr_schedule_at(s, step, t->state.plateau_lr));
         }
     if (s->kind == SCHEDULE_COSINE)
-        log_info("plan: cosine down to %g at step %lld", s->min_lr, (long long)t->total_steps);
+        log_info("plan: cosine down to %g at step %lld", s->min_lr, (long long)t->cfg.total_steps);
     if (s->kind == SCHEDULE_PLATEAU)
         log_info("plan: plateau on %s, factor %g, patience %d, threshold %g (%s), cooldown %d, "
-                 "min lr %g", t->plateau.mode == PLATEAU_MIN ? "val_loss" : "val_top1",
-                 t->plateau.factor, t->plateau.patience, t->plateau.threshold,
-                 t->plateau.threshold_mode == THRESHOLD_REL ? "rel" : "abs", t->plateau.cooldown,
-                 t->plateau.min_lr);
+                 "min lr %g", t->state.plateau.mode == PLATEAU_MIN ? "val_loss" : "val_top1",
+                 t->state.plateau.factor, t->state.plateau.patience, t->state.plateau.threshold,
+                 t->state.plateau.threshold_mode == THRESHOLD_REL ? "rel" : "abs",
+                 t->state.plateau.cooldown, t->state.plateau.min_lr);
+}
+
+/* A bounded text buffer: what does not fit is dropped, the length needed
+ * is still counted. */
+typedef struct {
+    char *s;
+    size_t len, used;
+} Text;
+
+static void put(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(Text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = t->used < t->len ? t->len - t->used : 0;
+    int n = vsnprintf(room ? t->s + t->used : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        t->used += (size_t)n;
+}
+
+static void put_model(Text *x, const Options *o)
+{
+    put(x, "config: arch=%s", o->arch);
+    if (!arch_has_fixed_stem(o->arch))
+        put(x, " stem=%s", o->small_stem ? "small" : "imagenet");
+    put(x, " num_classes=%d crop=%d", o->num_classes, o->crop);
+    if (o->synthetic)
+        put(x, " in_channels=%d", o->in_channels);
+    put(x, " zero_init_residual=%d drop_path=%g", o->zero_init_residual, o->drop_path);
+    if (arch_is_wrn(o->arch))
+        put(x, " wrn_dropout=%g", o->wrn_dropout);
+    put(x, " conv_algo=%s sync_bn=%d precision=fp32\n", o->winograd ? "winograd" : "direct",
+        o->sync_bn);
+}
+
+static void put_data(Text *x, const Options *o)
+{
+    if (o->synthetic) {
+        put(x, "config: data=synthetic (one random batch per rank, no augmentation)\n");
+        return;
+    }
+    put(x, "config: data=%s aug=%s drop_last=%d loader_threads=%d\n", o->data,
+        o->aug >= 0 ? augment_name((AugMode)o->aug) : "default", o->drop_last, o->loader_threads);
+}
+
+static void put_optimizer(Text *x, const TrainConfig *c)
+{
+    const Options *o = &c->opt;
+    put(x, "config: batch_size=%d local_batch=%d lr=%g", o->batch_size, c->local_batch, o->lr);
+    if (o->base_lr > 0)
+        put(x, " base_lr=%g", o->base_lr);
+    put(x, " momentum=%g nesterov=%d weight_decay=%g no_bn_decay=%d label_smoothing=%g "
+           "seed=%llu\n", o->momentum, o->nesterov, o->weight_decay, o->no_bn_decay,
+        o->label_smoothing, (unsigned long long)o->seed);
+}
+
+static void put_schedule(Text *x, const TrainConfig *c, const Plateau *p)
+{
+    const Options *o = &c->opt;
+    const LrSchedule *s = &c->schedule;
+    put(x, "config: schedule=%s epochs=%d", schedule_name(s->kind), o->epochs);
+    if (o->max_steps)
+        put(x, " max_steps=%lld", (long long)o->max_steps);
+    put(x, " warmup_epochs=%g", o->warmup_epochs);
+    if (o->warmup_epochs > 0)
+        put(x, " warmup_start_lr=%g", o->warmup_start_lr);
+    if (s->kind == SCHEDULE_PLATEAU)
+        put(x, " plateau_metric=%s plateau_factor=%g plateau_patience=%d plateau_threshold=%g "
+               "plateau_threshold_mode=%s plateau_cooldown=%d min_lr=%g",
+            p->mode == PLATEAU_MIN ? "val_loss" : "val_top1", p->factor, p->patience, p->threshold,
+            p->threshold_mode == THRESHOLD_REL ? "rel" : "abs", p->cooldown, p->min_lr);
+    if (s->kind == SCHEDULE_STEP) {
+        put(x, " lr_steps=");
+        for (int i = 0; i < s->n_milestones; i++)
+            put(x, "%s%d", i ? "," : "", s->milestones[i]);
+        put(x, " lr_gamma=%g", s->gamma);
+    }
+    if (s->kind == SCHEDULE_COSINE)
+        put(x, " min_lr=%g", s->min_lr);
+    put(x, " val_every=%d\n", o->val_every);
+}
+
+static void put_checkpoints(Text *x, const Options *o)
+{
+    put(x, "config: checkpoint_dir=%s checkpoint_every=%d", o->checkpoint_dir,
+        o->checkpoint_every);
+    if (o->checkpoint_minutes > 0)
+        put(x, " checkpoint_minutes=%g", o->checkpoint_minutes);
+    else
+        put(x, " checkpoint_minutes=off");
+    if (o->keep)
+        put(x, " keep=%d", o->keep);
+    else
+        put(x, " keep=all");
+    if (o->resume)
+        put(x, " resume=%s", o->resume);
+    if (o->init_from)
+        put(x, " init_from=%s", o->init_from);
+    put(x, " bucket_mb=%g\n", o->bucket_mb);
+}
+
+size_t report_format_config(const TrainConfig *c, const Plateau *plateau, char *out, size_t len)
+{
+    Text x = {out, len, 0};
+    if (len)
+        out[0] = '\0';
+    put_model(&x, &c->opt);
+    put_data(&x, &c->opt);
+    put_optimizer(&x, c);
+    put_schedule(&x, c, plateau);
+    put_checkpoints(&x, &c->opt);
+    return x.used;
+}
+
+static const char *plural(long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
 }
 
 void report_config(Trainer *t)
 {
-    char version[512];
+    char version[512], config[4096];
     version_string(version, sizeof version);
     log_info("%s", version);
-    if (t->dist.rank == 0)
-        options_print(&t->opt, stdout);
-    log_info("ranks %d x threads %d, %s: %zu parameters, %.3f GMACs per %dx%d image; %lld steps "
-             "per epoch, %lld steps in total",
-             t->dist.size, t->opt.threads, t->opt.arch, params_numel(&t->params),
-             net_macs_per_image(t->net) / 1e9, t->crop, t->crop, (long long)t->steps_per_epoch,
-             (long long)t->total_steps);
-    metrics_begin(&t->metrics, "config");
-    metrics_num(&t->metrics, "time", timer_unix_now());
-    metrics_str(&t->metrics, "arch", t->opt.arch);
-    metrics_int(&t->metrics, "ranks", t->dist.size);
-    metrics_int(&t->metrics, "threads", t->opt.threads);
-    metrics_int(&t->metrics, "global_batch", t->opt.batch_size);
-    metrics_num(&t->metrics, "lr", t->lr);
-    metrics_int(&t->metrics, "steps_per_epoch", t->steps_per_epoch);
-    metrics_int(&t->metrics, "total_steps", t->total_steps);
-    metrics_str(&t->metrics, "command_line", t->opt.command_line);
-    metrics_end(&t->metrics);
+    report_format_config(&t->cfg, &t->state.plateau, config, sizeof config);
+    for (char *line = config, *end; *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (!end)
+            break;
+        *end = '\0';
+        log_info("%s", line);
+    }
+    int ranks = t->cfg.dist.size, threads = t->cfg.opt.threads;
+    long long per_epoch = t->cfg.steps_per_epoch, total = t->cfg.total_steps;
+    log_info("%d %s x %d %s, %s: %zu parameters, %.3f GMACs per %dx%d image; %lld %s per "
+             "epoch, %lld %s in total",
+             ranks, plural(ranks, "rank", "ranks"), threads, plural(threads, "thread", "threads"),
+             t->cfg.opt.arch, params_numel(&t->res.params), net_macs_per_image(t->res.net) / 1e9,
+             t->cfg.crop, t->cfg.crop, per_epoch, plural(per_epoch, "step", "steps"), total,
+             plural(total, "step", "steps"));
+    Metrics *m = &t->res.metrics;
+    metrics_begin(m, "config");
+    metrics_num(m, "time", timer_unix_now());
+    metrics_str(m, "arch", t->cfg.opt.arch);
+    metrics_int(m, "ranks", t->cfg.dist.size);
+    metrics_int(m, "threads", t->cfg.opt.threads);
+    metrics_int(m, "global_batch", t->cfg.opt.batch_size);
+    metrics_num(m, "lr", t->state.lr);
+    metrics_int(m, "steps_per_epoch", t->cfg.steps_per_epoch);
+    metrics_int(m, "total_steps", t->cfg.total_steps);
+    metrics_str(m, "command_line", t->cfg.opt.command_line);
+    metrics_end(m);
 }

@@ -6,19 +6,29 @@
 #ifndef RESNET_TRAIN_REPORT_H
 #define RESNET_TRAIN_REPORT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "trainer.h"
 
+/* The start-up lines: version, the settings that decide the run, the
+ * network's size and the plan. */
 void report_config(Trainer *t);
+/* The settings as "config: key=value ..." lines, each ending in a newline:
+ * model, data, optimizer, schedule, checkpoints. plateau: the rule in
+ * effect (on resume, the checkpoint's). Writes at most len bytes
+ * (terminated when len > 0); returns the length the whole text needs. */
+size_t report_format_config(const TrainConfig *c, const Plateau *plateau, char *out, size_t len);
 /* --dry-run: what the run would do, after every check has passed. */
 void report_plan(Trainer *t);
 void report_eval(Trainer *t, const char *kind, int64_t epoch, EvalTotals e);
 void report_lr_change(Trainer *t, double lr, const char *reason);
 /* On a terminal: a live line for the current epoch, a few times a second. */
-void report_progress(Trainer *t, double loss, double seconds, int64_t steps);
-/* The periodic progress line over the last `steps` steps (`seconds` long). */
-void report_train(Trainer *t, double loss, double top1, double seconds, int64_t steps);
+void report_progress(Trainer *t, const TrainWindow *w);
+/* The training line (and metrics record) of the window that ended at the
+ * current step, in the validation line's terms: epoch, global step,
+ * top-1/top-5 error in percent. */
+void report_train(Trainer *t, const TrainStats *s);
 /* MLPerf logging convention: one JSON object per line behind ":::MLLOG". */
 void report_mllog(const Trainer *t, const char *key, double value, int64_t epoch);
 

@@ -1,8 +1,13 @@
 /*
  * trainer.h - the state of one resnet_dist run, shared by the driver's
- * files: set-up and restore (trainer.c), the step loop (train.c), what the
- * run reports (train_report.h), its checkpoints (train_ckpt.h) and --bench
- * (train_bench.h). Collective: every rank calls these in the same order.
+ * files: set-up and restore (trainer.c), the step functions (train_step.h),
+ * the step loop (train.c), what the run reports (train_report.h), its
+ * checkpoints (train_ckpt.h) and --bench (train_bench.h). A Trainer holds
+ * three parts: what the run was configured to do (fixed once set-up ends),
+ * what it allocated (freed by trainer_free) and what it counts as it goes
+ * (the step, the schedule's state, time spent; saved in checkpoints where it
+ * decides the rest of the run). Collective: every rank calls these in the
+ * same order.
  */
 #ifndef RESNET_TRAINER_H
 #define RESNET_TRAINER_H
@@ -19,34 +24,52 @@
 #include "reducer.h"
 #include "resnet.h"
 #include "sgd.h"
+#include "train_window.h"
 
+/* The flags and what set-up resolved from them, the dataset and the ranks. */
 typedef struct {
     Options opt;
     DistInfo dist;
+    int channels, crop, num_classes, local_batch;
+    char fingerprint[256];
+    int64_t steps_per_epoch, total_steps;
+    LrSchedule schedule; /* step counts filled in from the plan */
+    SgdConfig sgd;
+} TrainConfig;
+
+/* What the run allocated and trainer_free releases. */
+typedef struct {
     Dataset data;
     int have_data;
-    int channels, crop, num_classes, local_batch;
     Params params;
     Net *net;
-    Metrics metrics;
-    SgdConfig sgd;
+    Net *eval_rest; /* for a split's last partial batch on this rank; made once */
     Reducer *reducer;
     Loader *loader; /* training batches, prefetched */
-    Net *eval_rest; /* for a split's last partial batch on this rank; made once */
-    LrSchedule schedule;
+    Metrics metrics;
+    int32_t *labels;       /* (local_batch) of the current step */
+    int64_t *sample_index; /* (local_batch) epoch positions of this step's local samples */
+} TrainResources;
+
+/* Where the run is. Only the step loop and the functions it calls change it. */
+typedef struct {
+    int64_t step;      /* optimizer steps done */
     double lr;         /* rate of the next step */
     double plateau_lr; /* the plateau rule's rate, used after warmup */
-    int64_t step, steps_per_epoch, total_steps;
-    Plateau plateau;
+    Plateau plateau;   /* settings (from the checkpoint on resume) and state */
     double best_metric;
-    double last_checkpoint_time;
-    int overwrite_pending;  /* --overwrite: the earlier run's files go at the first checkpoint */
     int validation_pending; /* the epoch that ended at step has not been validated yet */
-    /* accumulated since the last progress line */
-    double wait_s, exposed_s, step_s;
-    char fingerprint[256];
-    int32_t *labels;
-    int64_t *sample_index; /* epoch positions of this step's local samples */
+    int overwrite_pending;  /* --overwrite: the earlier run's files go at the first checkpoint */
+    double last_checkpoint_time;
+    StepTimes times;        /* since this process started; never reset */
+    int validations;        /* done by this process, and their seconds: for the ETA */
+    double validation_s;
+} TrainState;
+
+typedef struct {
+    TrainConfig cfg;
+    TrainResources res;
+    TrainState state;
 } Trainer;
 
 /* Sums over every rank's share of a split. */
@@ -55,9 +78,6 @@ typedef struct {
     double top1, top5, count;
 } EvalTotals;
 
-/* What trainer_step reduces over the ranks each step. */
-enum { STEP_LOSS, STEP_TOP1, STEP_NONFINITE, STEP_USR1, STEP_TERM, STEP_CKPT_DUE, STEP_NVALUES };
-
 /* From parsed options to a network ready to run: threads, dataset, output
  * folders, metrics file, plan, resume, and the start-up log. Errors in the
  * user's input end the job with the same code on every rank. */
@@ -65,11 +85,5 @@ void trainer_setup(Trainer *t);
 /* Training inputs: the loader thread, or one random batch (--synthetic). */
 void trainer_start_inputs(Trainer *t);
 void trainer_free(Trainer *t);
-
-/* The next training batch into the network input (train.c). */
-void trainer_read_train(Trainer *t);
-/* One optimizer step. out: the global loss sum and top-1 hits, and how many
- * ranks saw a non-finite loss, a SIGUSR1 or a SIGTERM/SIGINT (train.c). */
-void trainer_step(Trainer *t, double out[STEP_NVALUES]);
 
 #endif

@@ -30,6 +30,7 @@ $PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 240 --val 20 ||
     { echo "cannot make dataset"; exit 1; }
 
 # kill_case RANK: a long 3-rank run (100 epochs of 20 steps), one rank killed
+# after the training line of step 10
 kill_case() {
     log="$T/kill$1.log"
     mpirun -np 3 --oversubscribe "$BIN" --arch resnet20 --stem small --batch-size 12 --lr 0.05 \
@@ -37,7 +38,7 @@ kill_case() {
         >"$log" 2>&1 &
     pid=$!
     victim=""
-    if wait_for "step 10/20" "$log" 120; then
+    if wait_for "step 10/2000:" "$log" 120; then
         victim=$(rank_pid "$pid" "$1")
     fi
     if [ -z "$victim" ]; then

@@ -90,12 +90,12 @@ stall_case() {
     fi
 }
 
-stall_case "SIGSTOP of rank 1 while training" "$T/train.log" "step 10/20" \
+stall_case "SIGSTOP of rank 1 while training" "$T/train.log" "step 10/2000:" \
     "step [0-9]* (\(gradient allreduce\|loss and signal sums\))" -- \
     $MPI2 $RUN --data "$T/data.h5" --epochs 100 --log-every 10 --val-every 1000 \
     --stall-timeout "$TIMEOUT"
 # --log-every 4: the line of step 4 is printed just before both ranks validate
-stall_case "SIGSTOP of rank 1 while validating" "$T/val.log" "step 4/4" \
+stall_case "SIGSTOP of rank 1 while validating" "$T/val.log" "step 4/400:" \
     "validation after step 4" -- \
     $MPI2 $RUN --data "$T/bigval.h5" --epochs 100 --log-every 4 --stall-timeout "$TIMEOUT"
 
@@ -105,7 +105,7 @@ stall_case "SIGSTOP of rank 1 while validating" "$T/val.log" "step 4/4" \
 # at once with CODE (mpirun forwards SIGUSR1 to the ranks).
 twice() {
     name="second SIG$2 to $1 while rank 0 waits for a stopped rank"
-    start "$T/twice-$1.log" "step 10/20" -- \
+    start "$T/twice-$1.log" "step 10/2000:" -- \
         $MPI2 $RUN --data "$T/data.h5" --epochs 100 --log-every 10 --val-every 1000 \
         --stall-timeout 600 || return
     [ "$1" = mpirun ] && target=$pid || target=$rank0

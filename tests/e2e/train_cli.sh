@@ -34,6 +34,37 @@ expect 0 "plan: 3 steps per epoch" "no drop last" -- "$BIN" $COMMON --batch-size
 # Training, checkpoints, metrics: 64 images / 16 = 4 steps per epoch.
 expect 0 "val epoch 1" "train two epochs" -- "$BIN" $COMMON --data "$T/good.h5" --epochs 2 \
     --checkpoint-dir "$T/a" --metrics "$T/a.jsonl"
+cp "$T/out" "$T/a.log"
+# lines_say NAME PATTERN...: every pattern (grep -E) matches a line of $T/a.log
+lines_say() {
+    name=$1
+    shift
+    for p in "$@"; do
+        grep -Eq -- "$p" "$T/a.log" || { bad "$name: no line matches '$p'"; show "$T/a.log" 12; return; }
+    done
+    ok "$name"
+}
+# The training and validation lines in the same terms: epoch, global step,
+# top-1/top-5 error in per cent.
+lines_say "training and validation lines alike" \
+    "^train epoch 0 step 4/8: loss [0-9.]+ top-1 error [0-9.]+% top-5 error [0-9.]+% lr " \
+    "^val epoch 0 step 4: loss [0-9.]+ top-1 error [0-9.]+% top-5 error [0-9.]+% \(20 images\)$" \
+    "^train epoch 1 step 8/8: .* eta [0-9]+:[0-9]{2}:[0-9]{2}$" \
+    "^val epoch 1 step 8: "
+# Before the first validation the ETA cannot include validations: it says so.
+lines_say "eta before the first validation" "^train epoch 0 step 2/8: .* eta [0-9:]+ \+ validations$"
+# The settings that decide the run, and none that mislead: resnet20's stem
+# is fixed, --max-steps was not given.
+lines_say "config lines" "^config: arch=resnet20 num_classes=4 crop=16 " \
+    "^config: data=$T/good.h5 aug=cifar drop_last=1 loader_threads=1$" \
+    "^config: schedule=plateau epochs=2 warmup_epochs=0 plateau_metric=val_top1 plateau_factor=0.1 plateau_patience=10 plateau_threshold=0.0001 plateau_threshold_mode=rel plateau_cooldown=0 min_lr=0 val_every=1$" \
+    "^config: checkpoint_dir=$T/a checkpoint_every=1 checkpoint_minutes=off keep=3 bucket_mb=25$" \
+    "^1 rank x 1 thread, resnet20: " "^training data: cifar augmentation, 1 loader thread$"
+if grep -q "stem=\|max_steps" "$T/a.log"; then
+    bad "no misleading settings: $(grep "^config: arch" "$T/a.log")"
+else
+    ok "no misleading settings"
+fi
 [ -f "$T/a/step-00000008.h5" ] && [ -f "$T/a/step-00000004.h5" ] && [ -f "$T/a/best.h5" ] &&
     ok "checkpoints written" || bad "checkpoints written: $(ls "$T/a")"
 $PYTHON - "$T/a.jsonl" <<'PY' && ok "metrics records" || bad "metrics records"
@@ -43,7 +74,9 @@ kinds = {r["kind"] for r in recs}
 assert {"config", "train", "val", "checkpoint"} <= kinds, kinds
 val = [r for r in recs if r["kind"] == "val"]
 assert len(val) == 2 and all(0 <= r["top1"] <= 1 and 0 <= r["top5"] <= 1 for r in val)
-assert [r["step"] for r in recs if r["kind"] == "train"][-1] == 8
+train = [r for r in recs if r["kind"] == "train"]
+assert train[-1]["step"] == 8
+assert all(0 <= r["top1"] <= 1 and 0 <= r["top5"] <= 1 for r in train), train
 PY
 $PYTHON - "$T/a/step-00000008.h5" <<'PY' && ok "checkpoint layout" || bad "checkpoint layout"
 import h5py, sys
@@ -97,8 +130,8 @@ expect 0 "top-1 error" "direct eval of a winograd checkpoint" -- "$BIN" --eval-o
 expect 0 "starting fresh" "resume auto in empty dir" -- "$BIN" $COMMON --data "$T/good.h5" \
     --max-steps 1 --resume auto --checkpoint-dir "$T/empty"
 
-expect 0 "" "two ranks" -- mpirun -np 2 --oversubscribe "$BIN" $COMMON --data "$T/good.h5" \
-    --epochs 1 --checkpoint-dir "$T/c"
+expect 0 "^2 ranks x 1 thread, resnet20: " "two ranks" -- mpirun -np 2 --oversubscribe "$BIN" \
+    $COMMON --data "$T/good.h5" --epochs 1 --checkpoint-dir "$T/c"
 expect 0 "img_per_s" "bench json" -- "$BIN" --synthetic --arch resnet20 --stem small --crop 32 \
     --num-classes 10 --batch-size 8 --bench --bench-steps 2 --bench-warmup 1
 
@@ -149,8 +182,13 @@ expect 5 "loss is not finite at step 1" "non-finite loss" -- "$BIN" $COMMON --da
     bad "checkpoints kept after non-finite loss"
 
 expect 0 ":::MLLOG" "mllog lines" -- "$BIN" $COMMON --data "$T/good.h5" --max-steps 4 --mllog \
-    --checkpoint-dir "$T/mllog"
+    --aug none --loader-threads 2 --lr-schedule step --lr-steps 1 --checkpoint-dir "$T/mllog"
 grep -q '"key": "eval_accuracy"' "$T/out" && ok "mllog eval_accuracy" || bad "mllog eval_accuracy"
+cp "$T/out" "$T/a.log"
+lines_say "config of a step schedule with --max-steps and no augmentation" \
+    "^config: data=$T/good.h5 aug=none drop_last=1 loader_threads=2$" \
+    "^config: schedule=step epochs=90 max_steps=4 warmup_epochs=0 lr_steps=1 lr_gamma=0.1 val_every=1$" \
+    "^training data: no augmentation, 2 loader threads$"
 
 echo "train_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -66,7 +66,8 @@ PY
 pend=$(date -d "$(job_field "$prep" EndTime)" +%s)
 tstart=$(date -d "$(job_field "$train" StartTime)" +%s)
 check "train started after the prep ended" test "$tstart" -ge "$pend"
-check "train: read the prepared file" grep -q "^config: arch=resnet50 .*data=$DATA " "$T/train.out"
+check "train: resnet50" grep -q "^config: arch=resnet50 " "$T/train.out"
+check "train: read the prepared file" grep -q "^config: data=$DATA " "$T/train.out"
 check "train: ImageNet recipe flags" grep -q -- "--base-lr 0.1 --warmup-epochs 5 --lr-schedule plateau --momentum 0.9 --weight-decay 1e-4 --no-bn-decay --zero-init-residual" "$T/train.out"
 check "train: lr = 0.1 x 8 / 256" grep -q "^config: .* lr=0.003125 " "$T/train.out"
 check "train: checkpoint at step 2" test -f "$T/train/step-00000002.h5"

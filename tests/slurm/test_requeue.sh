@@ -31,7 +31,7 @@ check "ref: final checkpoint step-$STEPS" test -f "$T/ref/step-00000$STEPS.h5"
 
 # Warned after a few steps: checkpoint, exit 3, requeue, resume, finish.
 id=$(submit warned)
-if wait_log "$id" "$T/warned.out" "step [0-9]*/16 loss" 120; then
+if wait_log "$id" "$T/warned.out" "train epoch [0-9]* step [0-9]*/[0-9]*: loss" 120; then
     scancel --signal=USR1 --batch "$id"
     expect_job "$id" warned COMPLETED 0:0 1 240
 else
@@ -70,7 +70,7 @@ fi
 # by it): checkpoint, exit 4, no requeue.
 for how in steps batch; do
     id=$(submit "term-$how")
-    if wait_log "$id" "$T/term-$how.out" "step [0-9]*/16 loss" 120; then
+    if wait_log "$id" "$T/term-$how.out" "train epoch [0-9]* step [0-9]*/[0-9]*: loss" 120; then
         if [ "$how" = batch ]; then
             scancel --signal=TERM --batch "$id"
         else
@@ -89,7 +89,7 @@ done
 
 # MAX_RESTARTS=0: the warning stops the job (exit 3) without a requeue.
 id=$(MAX_RESTARTS=0 submit guard)
-if wait_log "$id" "$T/guard.out" "step [0-9]*/16 loss" 120; then
+if wait_log "$id" "$T/guard.out" "train epoch [0-9]* step [0-9]*/[0-9]*: loss" 120; then
     scancel --signal=USR1 --batch "$id"
     expect_job "$id" guard FAILED 3:0 0 120
     check "guard: says MAX_RESTARTS stopped it" grep -q "not requeueing: job $id was restarted 0 times (MAX_RESTARTS=0)" "$T/guard.out"

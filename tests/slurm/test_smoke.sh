@@ -52,14 +52,14 @@ check "smoke: dry run before training" grep -q "^dry run: flags, dataset" "$T/sm
 check "smoke: srun --mpi=pmix, cores bound, resnet_dist from PATH" \
     grep -q "running: srun --mpi=pmix .*--cpu-bind=cores .*--cpus-per-task=1 $bin/resnet_dist " "$T/smoke.out"
 check "smoke: log shows SLURM_RESTART_COUNT" grep -q "SLURM_RESTART_COUNT=0 " "$T/smoke.out"
-check "smoke: OMP_NUM_THREADS from --cpus-per-task" grep -q "^ranks 2 x threads 1" "$T/smoke.out"
+check "smoke: OMP_NUM_THREADS from --cpus-per-task" grep -q "^2 ranks x 1 thread," "$T/smoke.out"
 rm -f "$T"/smoke/*.h5 # ResNet-18 with 1000 classes: 90 MB
 
 # mpirun, staged data, warned once: requeue through mpirun's forwarding.
 # 48 epochs of 8 steps: long enough to be warned mid-training on a fast machine.
 id=$(LAUNCHER=mpirun STAGE_DIR="$T/stage" DATA="$T/data.h5" ARCH=resnet20 STEM=small BATCH=16 \
     EPOCHS=48 LOG_EVERY=2 submit mpirun jobs/resnet18-smoke.slurm)
-if wait_log "$id" "$T/mpirun.out" "step [0-9]*/8 loss" 120; then
+if wait_log "$id" "$T/mpirun.out" "train epoch [0-9]* step [0-9]*/[0-9]*: loss" 120; then
     scancel --signal=USR1 --batch "$id"
     expect_job "$id" mpirun COMPLETED 0:0 1 240
 else
@@ -81,7 +81,7 @@ check "mpirun: ranks read the staged copy" grep -q "data=$T/stage/data.h5 " "$T/
 # ranks checkpoint, and the job stops with exit 4 without a requeue.
 id=$(LAUNCHER=mpirun DATA="$T/data.h5" ARCH=resnet20 STEM=small BATCH=16 EPOCHS=48 LOG_EVERY=2 \
     submit mpirun-term jobs/resnet18-smoke.slurm)
-if wait_log "$id" "$T/mpirun-term.out" "step [0-9]*/8 loss" 120; then
+if wait_log "$id" "$T/mpirun-term.out" "train epoch [0-9]* step [0-9]*/[0-9]*: loss" 120; then
     scancel --batch --signal=TERM "$id"
     expect_job "$id" mpirun-term FAILED 4:0 0 120
     check "mpirun-term: checkpoint on the way out" \

@@ -1,0 +1,59 @@
+/* train_step.c - one training step: batch in, forward, backward, sums, update. */
+#include "train_step.h"
+
+#include <math.h>
+#include <mpi.h>
+#include <string.h>
+
+#include "timer.h"
+#include "watchdog.h"
+
+void trainer_read_train(Trainer *t)
+{
+    if (!t->res.loader)
+        return; /* synthetic: the batch made at start stays */
+    float *images;
+    int32_t *labels;
+    t->state.times.wait_s += loader_next(t->res.loader, &images, &labels);
+    size_t pixels = (size_t)t->cfg.channels * t->cfg.crop * t->cfg.crop;
+    memcpy(net_input(t->res.net), images, (size_t)t->cfg.local_batch * pixels * sizeof(float));
+    memcpy(t->res.labels, labels, (size_t)t->cfg.local_batch * sizeof *labels);
+}
+
+/* Drop-path and dropout choices of step t->state.step derive from the epoch
+ * and each sample's epoch position (sampler_position: the same for any
+ * number of ranks). */
+static void trainer_set_sample_keys(Trainer *t)
+{
+    int64_t first = t->state.step % t->cfg.steps_per_epoch * t->cfg.opt.batch_size +
+                    (int64_t)t->cfg.dist.rank * t->cfg.local_batch;
+    for (int i = 0; i < t->cfg.local_batch; i++)
+        t->res.sample_index[i] = first + i;
+    net_set_sample_keys(t->res.net, t->cfg.opt.seed, t->state.step / t->cfg.steps_per_epoch,
+                        t->res.sample_index);
+}
+
+void trainer_step(Trainer *t, StepRequests req, double out[STEP_NVALUES])
+{
+    double start = timer_now();
+    watchdog_phase(WATCHDOG_COMPUTE, t->state.step + 1);
+    trainer_set_sample_keys(t);
+    net_forward(t->res.net, 1);
+    LossStats ls = net_loss(t->res.net, t->res.labels, (float)t->cfg.opt.label_smoothing, 1,
+                            t->cfg.opt.batch_size);
+    reducer_begin_step(t->res.reducer);
+    net_backward(t->res.net);
+    watchdog_phase(WATCHDOG_ALLREDUCE, t->state.step + 1);
+    ReducerTimes rt = reducer_finish(t->res.reducer);
+    t->state.times.exposed_s += rt.exposed_s;
+    double local[STEP_NVALUES] = {
+        [STEP_LOSS] = ls.loss_sum,          [STEP_TOP1] = (double)ls.top1,
+        [STEP_TOP5] = (double)ls.top5,      [STEP_NONFINITE] = ls.nonfinite ? 1.0 : 0.0,
+        [STEP_USR1] = req.usr1 ? 1.0 : 0.0, [STEP_TERM] = req.term ? 1.0 : 0.0,
+        [STEP_CKPT_DUE] = req.ckpt_due ? 1.0 : 0.0};
+    watchdog_phase(WATCHDOG_STEP_SUMS, t->state.step + 1);
+    dist_allreduce(local, out, STEP_NVALUES, MPI_DOUBLE, MPI_SUM);
+    if (out[STEP_NONFINITE] == 0.0 && isfinite(out[STEP_LOSS]))
+        sgd_step(&t->cfg.sgd, &t->res.params, t->state.lr);
+    t->state.times.step_s += timer_now() - start;
+}
