@@ -1,6 +1,6 @@
 /*
- * dnn.h - the oneDNN engine and stream, tensors (a memory descriptor, its
- * data and a dnnl_memory_t over it), argument lists and reorders.
+ * dnn.h - the oneDNN engine and stream, memory and primitive descriptors,
+ * primitives, argument lists and reorders (tensors are in tensor.h).
  * Every layer in src/nn uses it. Local: nothing here talks to other ranks.
  */
 #ifndef RESNET_DNN_H
@@ -9,12 +9,7 @@
 #include <stddef.h>
 #include <oneapi/dnnl/dnnl.h>
 
-typedef struct {
-    dnnl_memory_desc_t md;
-    float *data;
-    dnnl_memory_t mem;
-    int owned; /* data was allocated by tensor_alloc */
-} Tensor;
+#include "tensor.h"
 
 /* Up to DNN_MAX_ARGS (argument kind, memory) pairs for one execution. */
 #define DNN_MAX_ARGS 12
@@ -52,11 +47,6 @@ dnnl_primitive_desc_t dnn_pd(const void *op_desc, const_dnnl_primitive_attr_t at
 dnnl_primitive_desc_t dnn_pd_try(const void *op_desc, const_dnnl_primitive_attr_t attr,
                                  const_dnnl_primitive_desc_t hint);
 dnnl_primitive_t dnn_primitive(const_dnnl_primitive_desc_t pd);
-
-void tensor_alloc(Tensor *t, const dnnl_memory_desc_t *md);
-void tensor_view(Tensor *t, const dnnl_memory_desc_t *md, float *data);
-void tensor_set_data(Tensor *t, float *data);
-void tensor_free(Tensor *t);
 
 void args_clear(DnnArgs *a);
 void args_add(DnnArgs *a, int arg, dnnl_memory_t mem);

@@ -1,7 +1,6 @@
-/* dnn.c - oneDNN engine, stream, tensors and reorders. */
+/* dnn.c - oneDNN engine, stream, descriptors, primitives and reorders. */
 #include "dnn.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -97,35 +96,6 @@ dnnl_primitive_t dnn_primitive(const_dnnl_primitive_desc_t pd)
     dnnl_primitive_t p = NULL;
     DNNL_CHECK(dnnl_primitive_create(&p, pd));
     return p;
-}
-
-void tensor_view(Tensor *t, const dnnl_memory_desc_t *md, float *data)
-{
-    t->md = *md;
-    t->data = data;
-    t->owned = 0;
-    DNNL_CHECK(dnnl_memory_create(&t->mem, &t->md, g_engine, data ? (void *)data : DNNL_MEMORY_NONE));
-}
-
-void tensor_alloc(Tensor *t, const dnnl_memory_desc_t *md)
-{
-    tensor_view(t, md, xaligned_alloc(md_bytes(md)));
-    t->owned = 1;
-}
-
-void tensor_set_data(Tensor *t, float *data)
-{
-    t->data = data;
-    DNNL_CHECK(dnnl_memory_set_data_handle(t->mem, data));
-}
-
-void tensor_free(Tensor *t)
-{
-    if (t->mem)
-        DNNL_CHECK(dnnl_memory_destroy(t->mem));
-    if (t->owned)
-        free(t->data);
-    memset(t, 0, sizeof *t);
 }
 
 void args_clear(DnnArgs *a)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dnn.h"
 #include "error.h"
 #include "rng.h"
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dnn.h"
 #include "error.h"
 
 static int linear_param(Params *p, const char *name, const char *suffix, ParamKind kind,
