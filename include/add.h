@@ -31,8 +31,8 @@ typedef struct {
     dnnl_primitive_t prim;
 } SumOp;
 
-void sum_init(SumOp *s, const dnnl_memory_desc_t *md);
-void sum_run(SumOp *s, const Tensor *a, const Tensor *b, Tensor *dst);
-void sum_free(SumOp *s);
+void add_sum_init(SumOp *s, const dnnl_memory_desc_t *md);
+void add_sum_run(SumOp *s, const Tensor *a, const Tensor *b, Tensor *dst);
+void add_sum_free(SumOp *s);
 
 #endif

@@ -18,7 +18,7 @@ void tensor_view(Tensor *t, const dnnl_memory_desc_t *md, float *data)
 
 void tensor_alloc(Tensor *t, const dnnl_memory_desc_t *md)
 {
-    tensor_view(t, md, xaligned_alloc(md_bytes(md)));
+    tensor_view(t, md, xaligned_alloc(dnn_md_bytes(md)));
     t->owned = 1;
 }
 

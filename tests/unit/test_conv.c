@@ -49,7 +49,7 @@ static void fixture_init_algo(ConvFixture *f, const ConvCase *c, ConvAlgo algo, 
     ref_fill_normal(f->w, nw, seed + 1, sqrt(2.0 / fan_in));
 
     dnnl_dims_t dims = {c->n, c->ic, c->h, c->w};
-    dnnl_memory_desc_t md = md_make(4, dims, c->src_tag);
+    dnnl_memory_desc_t md = dnn_md_make(4, dims, c->src_tag);
     ref_tensor_make(&f->src, &md, f->x);
     params_init(&f->p);
     ConvSpec spec = {c->oc, c->k, c->stride, c->pad, c->groups, c->need_diff_src, algo};
@@ -115,7 +115,7 @@ static void run_case_algo(const ConvCase *c, ConvAlgo algo, uint64_t seed)
     ref_tensor_make(&diff_dst, &f.l.dst.md, dy);
     if (c->need_diff_src) {
         tensor_alloc(&diff_src, &f.src.md);
-        memset(diff_src.data, 0x7f, md_bytes(&diff_src.md)); /* must be overwritten */
+        memset(diff_src.data, 0x7f, dnn_md_bytes(&diff_src.md)); /* must be overwritten */
     }
     memset(params_buffer(&f.p, BUF_GRAD), 0x7f, f.p.total * sizeof(float));
     conv_backward(&f.l, &diff_dst, c->need_diff_src ? &diff_src : NULL);
@@ -258,8 +258,8 @@ static void test_conv_grouped_keeps_layout(void **state)
     run_case(&c, 800);
     ConvFixture f;
     fixture_init(&f, &c, 800);
-    dnnl_memory_desc_t want = md_make(4, f.l.dst.md.dims, dnnl_aBcd16b);
-    assert_true(md_equal(&f.l.dst.md, &want));
+    dnnl_memory_desc_t want = dnn_md_make(4, f.l.dst.md.dims, dnnl_aBcd16b);
+    assert_true(dnn_md_equal(&f.l.dst.md, &want));
     fixture_free(&f);
 }
 
@@ -450,7 +450,7 @@ static void test_conv_shared_weights(void **state)
     ConvFixture f;
     fixture_init(&f, &TINY, 50);
     dnnl_dims_t dims = {1, TINY.ic, TINY.h, TINY.w};
-    dnnl_memory_desc_t md = md_make(4, dims, dnnl_nchw);
+    dnnl_memory_desc_t md = dnn_md_make(4, dims, dnnl_nchw);
     Tensor src1;
     ref_tensor_make(&src1, &md, f.x); /* the first image of the batch */
     ConvLayer l1;
