@@ -47,8 +47,8 @@ int params_add(Params *p, const char *name, ParamKind kind, int ndims, const int
 {
     int found = params_find(p, name);
     if (found >= 0) {
-        CHECK(dnn_md_equal(&p->info[found].md, md), "tensor %s registered twice with different layouts",
-              name);
+        CHECK(dnn_md_equal(&p->info[found].md, md),
+              "tensor %s registered twice with different layouts", name);
         return found;
     }
     CHECK(!p->allocated, "tensor %s registered after the buffers were allocated", name);
@@ -68,7 +68,8 @@ int params_add(Params *p, const char *name, ParamKind kind, int ndims, const int
         info->numel *= (size_t)dims[d];
     }
     info->md = *md;
-    info->span = (dnn_md_floats(md) + PARAM_ALIGN_FLOATS - 1) / PARAM_ALIGN_FLOATS * PARAM_ALIGN_FLOATS;
+    info->span =
+        (dnn_md_floats(md) + PARAM_ALIGN_FLOATS - 1) / PARAM_ALIGN_FLOATS * PARAM_ALIGN_FLOATS;
     info->offset = p->total;
     p->total += info->span;
     return p->count++;
@@ -80,7 +81,7 @@ static void binding_add(Params *p, int index, int state, ParamBuffer buf, Tensor
         p->bind_cap = p->bind_cap ? 2 * p->bind_cap : 128;
         p->bind = xrealloc(p->bind, (size_t)p->bind_cap * sizeof *p->bind);
     }
-    p->bind[p->bind_count++] = (ParamBinding){index, state, buf, t};
+    p->bind[p->bind_count++] = (ParamBinding){.index = index, .state = state, .buf = buf, .t = t};
 }
 
 float *params_buffer(const Params *p, ParamBuffer buf)

@@ -359,7 +359,8 @@ static void test_bn_inference(void **state)
         BnFixture f;
         fixture_init(&f, 2, 32, 7, 7, relu ? dnnl_nChw16c : dnnl_nchw, relu, 4000 + relu);
         int c = f.c, hw = f.h * f.w;
-        float *rm = params_bn_running_mean(&f.p, f.l.state), *rv = params_bn_running_var(&f.p, f.l.state);
+        float *rm = params_bn_running_mean(&f.p, f.l.state);
+        float *rv = params_bn_running_var(&f.p, f.l.state);
         ref_fill_uniform(rm, (size_t)c, 4010, -1.0, 1.0);
         ref_fill_uniform(rv, (size_t)c, 4011, 0.25, 4.0);
         float *rm0 = xmalloc((size_t)c * sizeof(float)), *rv0 = xmalloc((size_t)c * sizeof(float));
@@ -475,7 +476,8 @@ static void test_bn_ref_finite_differences(void **state)
             free(pre);
         }
         ref_bn_backward(x, r, g, mean, var, ycopy, n, c, hw, BN_EPS, dx, dg, db);
-        RefBnLoss loss = {x, g, b, r, y, n, c, hw, relu};
+        RefBnLoss loss = {.x = x, .g = g, .b = b, .r = r, .y = y, .n = n, .c = c, .hw = hw,
+                          .relu = relu};
         for (size_t i = 0; i < total; i++) {
             fd[i] = (float)testutil_central_difference(ref_bn_loss, &loss, x, i, h);
             an[i] = (float)dx[i];

@@ -204,9 +204,11 @@ static void test_linear_finite_differences(void **state)
         int param; /* -1: the input, else the registry index to write back */
         const float *grad;
         int outputs;
-    } groups[] = {{f.x, (size_t)n * in, -1, diff_src.data, out},
-                  {f.w, (size_t)out * in, f.widx, dw, n},
-                  {f.b, (size_t)out, f.bidx, db, n}};
+    } groups[] = {
+        {.v = f.x, .count = (size_t)n * in, .param = -1, .grad = diff_src.data, .outputs = out},
+        {.v = f.w, .count = (size_t)out * in, .param = f.widx, .grad = dw, .outputs = n},
+        {.v = f.b, .count = (size_t)out, .param = f.bidx, .grad = db, .outputs = n},
+    };
     const char *names[] = {"diff_src vs fd", "diff_weights vs fd", "diff_bias vs fd"};
     for (int g = 0; g < 3; g++) {
         float fd[20];
