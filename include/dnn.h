@@ -19,7 +19,8 @@ typedef struct {
 } DnnArgs;
 
 /* A reorder between two layouts where two primitives disagree. When the
- * layouts already match, prim is NULL and running it passes the input on. */
+ * layouts already match, prim is NULL: dnn_reorder_run passes the input on
+ * and dnn_reorder_run_into copies it. */
 typedef struct {
     dnnl_primitive_t prim;
     Tensor out; /* owned output buffer (only when allocated at init) */
@@ -40,7 +41,7 @@ int dnn_md_equal(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b);
 dnnl_memory_desc_t dnn_pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int index);
 
 /* Creates the primitive descriptor for an op descriptor (hint: the forward
- * pd for backward ops, or NULL) and the primitive itself. */
+ * pd for backward ops, or NULL); dnn_primitive_create makes the primitive. */
 dnnl_primitive_desc_t dnn_pd_create(const void *op_desc, const_dnnl_primitive_attr_t attr,
                              const_dnnl_primitive_desc_t hint);
 /* Like dnn_pd_create but returns NULL when oneDNN has no implementation. */
@@ -57,8 +58,8 @@ void dnn_reorder_init(Reorder *r, const dnnl_memory_desc_t *from, const dnnl_mem
                   int alloc_out);
 /* Returns in itself when no reorder is needed, else the reordered copy. */
 const Tensor *dnn_reorder_run(Reorder *r, const Tensor *in);
-/* Reorders in into out (a plain copy-free pass when no reorder is needed
- * and both are the same memory). */
+/* Reorders in into out; when no reorder is needed, copies in to out, or does
+ * nothing when both are the same memory. */
 void dnn_reorder_run_into(Reorder *r, const Tensor *in, const Tensor *out);
 void dnn_reorder_free(Reorder *r);
 

@@ -93,11 +93,14 @@ float *params_buffer(const Params *p, ParamBuffer buf);
 size_t params_numel(const Params *p);
 
 /* Copies between a buffer slice and a plain PyTorch-layout array (numel
- * floats). Start-up and checkpoint I/O only: these create a reorder. */
+ * floats). Start-up and checkpoint I/O only: a blocked layout needs a
+ * reorder created for the one copy. */
 void params_get_plain(const Params *p, int index, ParamBuffer buf, float *out);
 void params_set_plain(Params *p, int index, ParamBuffer buf, const float *in);
 
-/* Whether weight decay applies when BN and bias parameters are excluded. */
+/* Whether the tensor is a BN weight or bias or the classifier's bias: the
+ * tensors that get no weight decay when BN and bias parameters are excluded
+ * (--no-bn-decay). */
 int params_is_bn_or_bias(const ParamInfo *info);
 
 #endif

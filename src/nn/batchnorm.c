@@ -212,8 +212,9 @@ static void batchnorm_forward_sync(BatchNormLayer *l)
 
 /* This rank's S1 = sum dy and S2' = sum dy (x - mean) per channel, in double
  * (S2 = S2' / sigma). With the ReLU fused, dy counts only where the output is
- * positive, as in oneDNN's backward: the output is still intact, as nothing
- * writes into a BN's output after the forward. */
+ * positive, as in oneDNN's backward: the output is still intact, as what
+ * writes over a block's branch output after the forward (drop-path and the
+ * in-place residual add) is given only BNs without a fused ReLU. */
 static void local_grad_sums(const BatchNormLayer *l, const Tensor *diff_dst, double *s1,
                             double *s2)
 {

@@ -289,9 +289,10 @@ static void conv_backward_data(ConvLayer *l, const Tensor *diff_dst, Tensor *dif
 
 void conv_backward(ConvLayer *l, const Tensor *diff_dst, Tensor *diff_src)
 {
-    /* Data first: the layer below can start while the weights are computed
-     * only if streams ran asynchronously; on CPU the order is free, and
-     * computing the weight gradient last lets its bucket launch sooner. */
+    /* The order is free: the CPU stream runs the two one after the other,
+     * and the network hands gradients to the reducer only after a whole
+     * block's backward has returned, so neither order starts a bucket
+     * sooner. */
     if (l->need_diff_src)
         conv_backward_data(l, diff_dst, diff_src);
     conv_backward_weights(l, diff_dst);

@@ -43,7 +43,8 @@ void pool_max_init(PoolLayer *l, const Tensor *src, int kernel, int stride, int 
     const dnnl_dim_t *s = src->md.dims;
     dnnl_dims_t dims = {s[0], s[1], (s[2] + 2 * pad - kernel) / stride + 1,
                         (s[3] + 2 * pad - kernel) / stride + 1};
-    /* Same layout as the input: pooling does not reorder well. */
+    /* Format any: oneDNN gives the output the input's layout, so nothing
+     * around the pooling needs a reorder. */
     dnnl_memory_desc_t dst_any = dnn_md_any(4, dims);
     pool_create(l, dnnl_pooling_max, &dst_any);
 }

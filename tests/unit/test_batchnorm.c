@@ -398,7 +398,7 @@ static void test_bn_inference(void **state)
     }
 }
 
-/* skip_running_update: the caller (sync-BN) owns the running statistics. */
+/* skip_running_update: a training forward leaves the running statistics alone. */
 static void test_bn_skip_running_update(void **state)
 {
     (void)state;
