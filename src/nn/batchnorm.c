@@ -92,6 +92,20 @@ static dnnl_primitive_t bn_primitive(const BatchNormLayer *l, dnnl_prop_kind_t k
     return p;
 }
 
+/* The arguments of a BN forward that normalises src into dst with the given
+ * statistics, then scales and shifts; the caller adds the workspace. */
+static void bn_forward_args(DnnArgs *a, const Tensor *src, const Tensor *dst, const Tensor *scale,
+                            const Tensor *shift, const Tensor *mean, const Tensor *var)
+{
+    dnn_args_clear(a);
+    dnn_args_add(a, DNNL_ARG_SRC, src->mem);
+    dnn_args_add(a, DNNL_ARG_DST, dst->mem);
+    dnn_args_add(a, DNNL_ARG_SCALE, scale->mem);
+    dnn_args_add(a, DNNL_ARG_SHIFT, shift->mem);
+    dnn_args_add(a, DNNL_ARG_MEAN, mean->mem);
+    dnn_args_add(a, DNNL_ARG_VARIANCE, var->mem);
+}
+
 /* Where channel c of pixel (n, h, w) is: data + n*stride[0] +
  * (c / block)*stride[1] + h*stride[2] + w*stride[3] + c % block. Covers the
  * plain layouts (nchw: block 1; nhwc: one block of all channels) and those
@@ -195,13 +209,7 @@ static void batchnorm_forward_sync(BatchNormLayer *l)
         l->var.data[c] = (float)(m2[c] / l->global_count);
     }
     DnnArgs a;
-    dnn_args_clear(&a);
-    dnn_args_add(&a, DNNL_ARG_SRC, l->src->mem);
-    dnn_args_add(&a, DNNL_ARG_DST, l->dst.mem);
-    dnn_args_add(&a, DNNL_ARG_SCALE, l->scale.mem);
-    dnn_args_add(&a, DNNL_ARG_SHIFT, l->shift.mem);
-    dnn_args_add(&a, DNNL_ARG_MEAN, l->mean.mem);
-    dnn_args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
+    bn_forward_args(&a, l->src, &l->dst, &l->scale, &l->shift, &l->mean, &l->var);
     if (l->fuse_relu)
         dnn_args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
     dnn_execute(l->fwd_global, &a);
@@ -287,13 +295,7 @@ static void batchnorm_backward_sync(BatchNormLayer *l, const Tensor *diff_dst, T
         l->alpha.data[c] = (float)(k * s2[c]);
         l->beta.data[c] = (float)(k * s1[c]);
     }
-    dnn_args_clear(&a);
-    dnn_args_add(&a, DNNL_ARG_SRC, l->src->mem);
-    dnn_args_add(&a, DNNL_ARG_DST, l->correction.mem);
-    dnn_args_add(&a, DNNL_ARG_SCALE, l->alpha.mem);
-    dnn_args_add(&a, DNNL_ARG_SHIFT, l->beta.mem);
-    dnn_args_add(&a, DNNL_ARG_MEAN, l->mean.mem);
-    dnn_args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
+    bn_forward_args(&a, l->src, &l->correction, &l->alpha, &l->beta, &l->mean, &l->var);
     dnn_execute(l->affine, &a);
     dnn_args_clear(&a);
     dnn_args_add(&a, DNNL_ARG_SRC_0, diff_src->mem);
@@ -309,19 +311,13 @@ void batchnorm_forward(BatchNormLayer *l, int training)
         return;
     }
     DnnArgs a;
-    dnn_args_clear(&a);
-    dnn_args_add(&a, DNNL_ARG_SRC, l->src->mem);
-    dnn_args_add(&a, DNNL_ARG_DST, l->dst.mem);
-    dnn_args_add(&a, DNNL_ARG_SCALE, l->scale.mem);
-    dnn_args_add(&a, DNNL_ARG_SHIFT, l->shift.mem);
     if (!training) {
-        dnn_args_add(&a, DNNL_ARG_MEAN, l->running_mean.mem);
-        dnn_args_add(&a, DNNL_ARG_VARIANCE, l->running_var.mem);
+        bn_forward_args(&a, l->src, &l->dst, &l->scale, &l->shift, &l->running_mean,
+                        &l->running_var);
         dnn_execute(l->fwd_infer, &a);
         return;
     }
-    dnn_args_add(&a, DNNL_ARG_MEAN, l->mean.mem);
-    dnn_args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
+    bn_forward_args(&a, l->src, &l->dst, &l->scale, &l->shift, &l->mean, &l->var);
     if (l->fuse_relu)
         dnn_args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
     dnn_execute(l->fwd_train, &a);
