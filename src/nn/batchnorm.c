@@ -106,6 +106,25 @@ static void bn_forward_args(DnnArgs *a, const Tensor *src, const Tensor *dst, co
     dnn_args_add(a, DNNL_ARG_VARIANCE, var->mem);
 }
 
+/* The arguments of the layer's backward over its batch statistics, local
+ * or synchronised. */
+static void bn_backward_args(const BatchNormLayer *l, const Tensor *diff_dst,
+                             const Tensor *diff_src, DnnArgs *a)
+{
+    dnn_args_clear(a);
+    dnn_args_add(a, DNNL_ARG_SRC, l->src->mem);
+    dnn_args_add(a, DNNL_ARG_MEAN, l->mean.mem);
+    dnn_args_add(a, DNNL_ARG_VARIANCE, l->var.mem);
+    dnn_args_add(a, DNNL_ARG_DIFF_DST, diff_dst->mem);
+    dnn_args_add(a, DNNL_ARG_SCALE, l->scale.mem);
+    dnn_args_add(a, DNNL_ARG_SHIFT, l->shift.mem); /* oneDNN 2.6 requires it, unused */
+    dnn_args_add(a, DNNL_ARG_DIFF_SRC, diff_src->mem);
+    dnn_args_add(a, DNNL_ARG_DIFF_SCALE, l->diff_scale.mem);
+    dnn_args_add(a, DNNL_ARG_DIFF_SHIFT, l->diff_shift.mem);
+    if (l->fuse_relu)
+        dnn_args_add(a, DNNL_ARG_WORKSPACE, l->workspace.mem);
+}
+
 /* Where channel c of pixel (n, h, w) is: data + n*stride[0] +
  * (c / block)*stride[1] + h*stride[2] + w*stride[3] + c % block. Covers the
  * plain layouts (nchw: block 1; nhwc: one block of all channels) and those
@@ -269,18 +288,7 @@ static void batchnorm_backward_sync(BatchNormLayer *l, const Tensor *diff_dst, T
     for (int c = 0; c < channels; c++)
         s2[c] /= sqrt((double)l->var.data[c] + BN_EPS);
     DnnArgs a;
-    dnn_args_clear(&a);
-    dnn_args_add(&a, DNNL_ARG_SRC, l->src->mem);
-    dnn_args_add(&a, DNNL_ARG_MEAN, l->mean.mem);
-    dnn_args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
-    dnn_args_add(&a, DNNL_ARG_DIFF_DST, diff_dst->mem);
-    dnn_args_add(&a, DNNL_ARG_SCALE, l->scale.mem);
-    dnn_args_add(&a, DNNL_ARG_SHIFT, l->shift.mem);
-    dnn_args_add(&a, DNNL_ARG_DIFF_SRC, diff_src->mem);
-    dnn_args_add(&a, DNNL_ARG_DIFF_SCALE, l->diff_scale.mem);
-    dnn_args_add(&a, DNNL_ARG_DIFF_SHIFT, l->diff_shift.mem);
-    if (l->fuse_relu)
-        dnn_args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
+    bn_backward_args(l, diff_dst, diff_src, &a);
     dnn_execute(l->bwd_global, &a);
     dnn_wait();
     /* The gradient buffers keep this rank's sums: the gradient allreduce adds them up. */
@@ -333,18 +341,7 @@ void batchnorm_backward(BatchNormLayer *l, const Tensor *diff_dst, Tensor *diff_
         return;
     }
     DnnArgs a;
-    dnn_args_clear(&a);
-    dnn_args_add(&a, DNNL_ARG_SRC, l->src->mem);
-    dnn_args_add(&a, DNNL_ARG_MEAN, l->mean.mem);
-    dnn_args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
-    dnn_args_add(&a, DNNL_ARG_DIFF_DST, diff_dst->mem);
-    dnn_args_add(&a, DNNL_ARG_SCALE, l->scale.mem);
-    dnn_args_add(&a, DNNL_ARG_SHIFT, l->shift.mem); /* oneDNN 2.6 requires it, unused */
-    dnn_args_add(&a, DNNL_ARG_DIFF_SRC, diff_src->mem);
-    dnn_args_add(&a, DNNL_ARG_DIFF_SCALE, l->diff_scale.mem);
-    dnn_args_add(&a, DNNL_ARG_DIFF_SHIFT, l->diff_shift.mem);
-    if (l->fuse_relu)
-        dnn_args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
+    bn_backward_args(l, diff_dst, diff_src, &a);
     dnn_execute(l->bwd, &a);
 }
 
