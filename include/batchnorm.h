@@ -4,6 +4,12 @@
  * updates the running statistics with momentum 0.1 and the unbiased
  * variance; inference uses the running statistics. A following ReLU can be
  * fused (oneDNN keeps its mask in a workspace). Local.
+ *
+ * Where the ReLU is: with fuse_relu the BN forward itself writes relu(y)
+ * (oneDNN's fuse_norm_relu flag, not a post-op) and keeps where y > 0 in
+ * the workspace; the BN backward zeroes the gradient outside that mask.
+ * Synchronised BN does the same, and its gradient sums skip the values the
+ * ReLU cut. The ReLU after a residual add is the add's (add.h).
  */
 #ifndef RESNET_BATCHNORM_H
 #define RESNET_BATCHNORM_H
@@ -41,8 +47,8 @@ typedef struct {
     Tensor workspace;             /* ReLU mask when fused */
     int state;                    /* index of the running statistics in Params */
     dnnl_primitive_t fwd_train, fwd_infer, bwd;
-    /* When set, training forward leaves the running statistics alone: the
-     * caller (sync-BN, or tests) updates them. */
+    /* When set, a training forward (local or synchronised) leaves the
+     * running statistics alone; the network never sets it, tests do. */
     int skip_running_update;
     /* Synchronised mode (batchnorm_enable_sync); NULL otherwise. */
     const BnSync *sync;

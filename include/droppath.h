@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dnn.h"
+#include "tensor.h"
 
 typedef struct {
     double p;             /* drop probability of this branch */

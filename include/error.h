@@ -38,11 +38,13 @@ void status_set(Status *st, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Collective over MPI_COMM_WORLD: if any rank's status is set, rank 0 prints
- * the message of the lowest failing rank and every rank exits with its code.
- * Returns only when no rank failed. */
+ * the message of the lowest failing rank and every rank exits with that
+ * rank's code. Returns only when no rank failed. */
 void status_agree(const Status *st);
 
-/* Collective exit with one code after printing msg on rank 0 (msg may be NULL). */
+/* Collective: every rank calls it with the same code. Flushes stdout and
+ * stderr, finalises MPI (when it is running) and exits; prints nothing, so
+ * whatever should be said is said before. */
 _Noreturn void exit_all(int code);
 
 const char *dnnl_error_string(int status);

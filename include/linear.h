@@ -5,7 +5,7 @@
 #ifndef RESNET_LINEAR_H
 #define RESNET_LINEAR_H
 
-#include "dnn.h"
+#include "tensor.h"
 #include "params.h"
 
 typedef struct {

@@ -79,12 +79,12 @@ int params_find(const Params *p, const char *name);
 /* Creates t over the tensor's slice of buf (now or when allocated). */
 void params_bind(Params *p, int index, ParamBuffer buf, Tensor *t);
 
-int bn_state_add(Params *p, const char *prefix, size_t channels);
-int bn_state_find(const Params *p, const char *prefix);
+int params_bn_state_add(Params *p, const char *prefix, size_t channels);
+int params_bn_state_find(const Params *p, const char *prefix);
 /* t_mean, t_var: 1-D (C) tensors over the running statistics. */
-void bn_state_bind(Params *p, int index, Tensor *t_mean, Tensor *t_var);
-float *bn_running_mean(const Params *p, int index);
-float *bn_running_var(const Params *p, int index);
+void params_bn_state_bind(Params *p, int index, Tensor *t_mean, Tensor *t_var);
+float *params_bn_running_mean(const Params *p, int index);
+float *params_bn_running_var(const Params *p, int index);
 
 void params_allocate(Params *p);
 float *params_buffer(const Params *p, ParamBuffer buf);
@@ -93,11 +93,14 @@ float *params_buffer(const Params *p, ParamBuffer buf);
 size_t params_numel(const Params *p);
 
 /* Copies between a buffer slice and a plain PyTorch-layout array (numel
- * floats). Start-up and checkpoint I/O only: these create a reorder. */
+ * floats). Start-up and checkpoint I/O only: a blocked layout needs a
+ * reorder created for the one copy. */
 void params_get_plain(const Params *p, int index, ParamBuffer buf, float *out);
 void params_set_plain(Params *p, int index, ParamBuffer buf, const float *in);
 
-/* Whether weight decay applies when BN and bias parameters are excluded. */
-int param_is_bn_or_bias(const ParamInfo *info);
+/* Whether the tensor is a BN weight or bias or the classifier's bias: the
+ * tensors that get no weight decay when BN and bias parameters are excluded
+ * (--no-bn-decay). */
+int params_is_bn_or_bias(const ParamInfo *info);
 
 #endif

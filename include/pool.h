@@ -19,8 +19,8 @@ typedef struct {
     Reorder to_flat, from_flat;
 } PoolLayer;
 
-void maxpool_init(PoolLayer *l, const Tensor *src, int kernel, int stride, int pad);
-void avgpool_global_init(PoolLayer *l, const Tensor *src);
+void pool_max_init(PoolLayer *l, const Tensor *src, int kernel, int stride, int pad);
+void pool_avg_global_init(PoolLayer *l, const Tensor *src);
 void pool_forward(PoolLayer *l);
 /* diff_dst in the dst layout (global: (N, C) plain, like flat);
  * diff_src in the src layout. */

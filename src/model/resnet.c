@@ -235,7 +235,7 @@ static void stage_channels(const ArchSpec *s, int stage, int *width, int *out)
 
 static void track_scratch(Net *net, const Tensor *t)
 {
-    size_t b = md_bytes(&t->md);
+    size_t b = dnn_md_bytes(&t->md);
     if (b > net->scratch_bytes)
         net->scratch_bytes = b;
 }
@@ -315,9 +315,9 @@ static void block_init(Net *net, Block *b, const Tensor *in, int stage, int stri
         }
     }
     b->short_out = shortcut;
-    if (!md_equal(&shortcut->md, &b->branch->md)) {
-        reorder_init(&b->short_fwd, &shortcut->md, &b->branch->md, 1);
-        reorder_init(&b->short_bwd, &b->branch->md, &shortcut->md, 1);
+    if (!dnn_md_equal(&shortcut->md, &b->branch->md)) {
+        dnn_reorder_init(&b->short_fwd, &shortcut->md, &b->branch->md, 1);
+        dnn_reorder_init(&b->short_bwd, &b->branch->md, &shortcut->md, 1);
         shortcut = &b->short_fwd.out;
     }
     if (c->drop_path > 0) {
@@ -328,7 +328,7 @@ static void block_init(Net *net, Block *b, const Tensor *in, int stage, int stri
     /* the branch output (a BN's or a conv's) feeds only the add, whose
      * backward needs neither: the sum can overwrite it */
     add_init_in_place(&b->add, b->branch, shortcut, !b->preact);
-    sum_init(&b->sum, &in->md);
+    add_sum_init(&b->sum, &in->md);
     track_scratch(net, in);
     for (int i = 0; i < b->nconv; i++) {
         track_scratch(net, &b->conv[i].dst);
@@ -397,7 +397,7 @@ static void block_forward(Net *net, Block *b, int training)
         shortcut_a_forward(&b->short_a);
     }
     if (b->short_fwd.prim)
-        reorder_run_into(&b->short_fwd, b->short_out, &b->short_fwd.out);
+        dnn_reorder_run_into(&b->short_fwd, b->short_out, &b->short_fwd.out);
     add_forward(&b->add);
 }
 
@@ -406,7 +406,7 @@ static Tensor *shortcut_grad(Block *b)
 {
     if (!b->short_bwd.prim)
         return &b->d_out;
-    reorder_run_into(&b->short_bwd, &b->d_out, &b->short_bwd.out);
+    dnn_reorder_run_into(&b->short_bwd, &b->d_out, &b->short_bwd.out);
     return &b->short_bwd.out;
 }
 
@@ -430,16 +430,16 @@ static void block_backward_post(Block *b)
     Tensor *g = shortcut_grad(b);
     switch (b->shortcut) {
     case SHORTCUT_IDENTITY:
-        sum_run(&b->sum, &b->d_main, g, &b->d_in);
+        add_sum_run(&b->sum, &b->d_main, g, &b->d_in);
         break;
     case SHORTCUT_CONV:
         batchnorm_backward(&b->down_bn, g, g);
         conv_backward(&b->down_conv, g, &b->d_short);
-        sum_run(&b->sum, &b->d_main, &b->d_short, &b->d_in);
+        add_sum_run(&b->sum, &b->d_main, &b->d_short, &b->d_in);
         break;
     case SHORTCUT_A:
         shortcut_a_backward(&b->short_a, g, &b->d_short);
-        sum_run(&b->sum, &b->d_main, &b->d_short, &b->d_in);
+        add_sum_run(&b->sum, &b->d_main, &b->d_short, &b->d_in);
         break;
     }
 }
@@ -464,11 +464,11 @@ static void block_backward_pre(Block *b)
     Tensor *g = shortcut_grad(b);
     if (b->shortcut == SHORTCUT_CONV) {
         conv_backward(&b->down_conv, g, &b->d_short);
-        sum_run(&b->sum, &b->d_main, &b->d_short, &b->d_main);
+        add_sum_run(&b->sum, &b->d_main, &b->d_short, &b->d_main);
         batchnorm_backward(&b->bn[0], &b->d_main, &b->d_in);
     } else {
         batchnorm_backward(&b->bn[0], &b->d_main, &b->d_main);
-        sum_run(&b->sum, &b->d_main, g, &b->d_in);
+        add_sum_run(&b->sum, &b->d_main, g, &b->d_in);
     }
 }
 
@@ -489,10 +489,10 @@ static void block_free(Block *b)
     } else if (b->shortcut == SHORTCUT_A) {
         shortcut_a_free(&b->short_a);
     }
-    reorder_free(&b->short_fwd);
-    reorder_free(&b->short_bwd);
+    dnn_reorder_free(&b->short_fwd);
+    dnn_reorder_free(&b->short_bwd);
     add_free(&b->add);
-    sum_free(&b->sum);
+    add_sum_free(&b->sum);
     Tensor *ts[] = {&b->d_out,    &b->d_in,     &b->d_branch[0], &b->d_branch[1],
                     &b->d_branch[2], &b->d_src[0], &b->d_src[1], &b->d_src[2],
                     &b->d_scaled, &b->d_main,   &b->d_short};
@@ -521,7 +521,7 @@ static const Tensor *stem_init(Net *net)
     }
     net->use_maxpool = !small;
     if (net->use_maxpool) {
-        maxpool_init(&net->maxpool, x, 3, 2, 1);
+        pool_max_init(&net->maxpool, x, 3, 2, 1);
         x = &net->maxpool.dst;
     }
     return x;
@@ -543,7 +543,7 @@ static void head_init(Net *net, const Tensor *features)
         features = &net->bn_final.dst;
     }
     int channels = (int)features->md.dims[1];
-    avgpool_global_init(&net->gap, features);
+    pool_avg_global_init(&net->gap, features);
     linear_init(&net->fc, net->gap.flat.data, n, channels, k, p, "fc");
     net->head_first_param =
         p->info[params_find(p, net->has_bn_final ? "bn_final.weight" : "fc.weight")].offset;
@@ -585,7 +585,7 @@ Net *net_create(const NetConfig *cfg, Params *params)
     net->random = cfg->drop_path > 0 || cfg->dropout > 0;
     net->key_index = xcalloc((size_t)cfg->batch, sizeof *net->key_index);
     dnnl_dims_t in_dims = {cfg->batch, cfg->in_channels, cfg->image_size, cfg->image_size};
-    dnnl_memory_desc_t in_md = md_make(4, in_dims, dnnl_nchw);
+    dnnl_memory_desc_t in_md = dnn_md_make(4, in_dims, dnnl_nchw);
     tensor_alloc(&net->input, &in_md);
 
     const Tensor *x = stem_init(net);
@@ -678,7 +678,7 @@ void net_init_weights(Net *net, uint64_t seed)
     for (int i = 0; i < net->nblocks; i++) {
         Block *b = &net->blocks[i];
         Tensor *t = b->preact ? &b->conv[b->nconv - 1].weights : &b->bn[b->nconv - 1].scale;
-        memset(t->data, 0, md_bytes(&t->md));
+        memset(t->data, 0, dnn_md_bytes(&t->md));
     }
 }
 

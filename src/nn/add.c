@@ -18,9 +18,9 @@ static dnnl_primitive_t binary_add(const dnnl_memory_desc_t *md, int relu)
         DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, ops));
         DNNL_CHECK(dnnl_post_ops_destroy(ops));
     }
-    dnnl_primitive_desc_t pd = dnn_pd(&d, attr, NULL);
-    dnnl_primitive_t p = dnn_primitive(pd);
-    pd_destroy(&pd);
+    dnnl_primitive_desc_t pd = dnn_pd_create(&d, attr, NULL);
+    dnnl_primitive_t p = dnn_primitive_create(pd);
+    dnn_pd_destroy(&pd);
     if (attr)
         DNNL_CHECK(dnnl_primitive_attr_destroy(attr));
     return p;
@@ -29,7 +29,7 @@ static dnnl_primitive_t binary_add(const dnnl_memory_desc_t *md, int relu)
 static void add_setup(AddLayer *l, const Tensor *a, const Tensor *b, int relu, int in_place)
 {
     memset(l, 0, sizeof *l);
-    CHECK(md_equal(&a->md, &b->md), "residual add of tensors with different layouts");
+    CHECK(dnn_md_equal(&a->md, &b->md), "residual add of tensors with different layouts");
     l->a = a;
     l->b = b;
     l->relu = relu;
@@ -43,13 +43,13 @@ static void add_setup(AddLayer *l, const Tensor *a, const Tensor *b, int relu, i
     dnnl_eltwise_desc_t fd, bd;
     DNNL_CHECK(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training,
                                               dnnl_eltwise_relu_use_dst_for_bwd, &a->md, 0.f, 0.f));
-    dnnl_primitive_desc_t fwd_pd = dnn_pd(&fd, NULL, NULL);
+    dnnl_primitive_desc_t fwd_pd = dnn_pd_create(&fd, NULL, NULL);
     DNNL_CHECK(dnnl_eltwise_backward_desc_init(&bd, dnnl_eltwise_relu_use_dst_for_bwd, &a->md,
                                                &a->md, 0.f, 0.f));
-    dnnl_primitive_desc_t bwd_pd = dnn_pd(&bd, NULL, fwd_pd);
-    l->relu_bwd = dnn_primitive(bwd_pd);
-    pd_destroy(&bwd_pd);
-    pd_destroy(&fwd_pd);
+    dnnl_primitive_desc_t bwd_pd = dnn_pd_create(&bd, NULL, fwd_pd);
+    l->relu_bwd = dnn_primitive_create(bwd_pd);
+    dnn_pd_destroy(&bwd_pd);
+    dnn_pd_destroy(&fwd_pd);
 }
 
 void add_init(AddLayer *l, const Tensor *a, const Tensor *b, int relu)
@@ -65,10 +65,10 @@ void add_init_in_place(AddLayer *l, Tensor *a, const Tensor *b, int relu)
 void add_forward(AddLayer *l)
 {
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC_0, l->a->mem);
-    args_add(&a, DNNL_ARG_SRC_1, l->b->mem);
-    args_add(&a, DNNL_ARG_DST, l->dst.mem);
+    dnn_args_clear(&a);
+    dnn_args_add(&a, DNNL_ARG_SRC_0, l->a->mem);
+    dnn_args_add(&a, DNNL_ARG_SRC_1, l->b->mem);
+    dnn_args_add(&a, DNNL_ARG_DST, l->dst.mem);
     dnn_execute(l->fwd, &a);
 }
 
@@ -76,41 +76,41 @@ void add_backward(AddLayer *l, const Tensor *diff_dst, Tensor *diff_sum)
 {
     if (!l->relu) {
         if (diff_sum->data != diff_dst->data)
-            memcpy(diff_sum->data, diff_dst->data, md_bytes(&diff_dst->md));
+            memcpy(diff_sum->data, diff_dst->data, dnn_md_bytes(&diff_dst->md));
         return;
     }
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_DST, l->dst.mem);
-    args_add(&a, DNNL_ARG_DIFF_DST, diff_dst->mem);
-    args_add(&a, DNNL_ARG_DIFF_SRC, diff_sum->mem);
+    dnn_args_clear(&a);
+    dnn_args_add(&a, DNNL_ARG_DST, l->dst.mem);
+    dnn_args_add(&a, DNNL_ARG_DIFF_DST, diff_dst->mem);
+    dnn_args_add(&a, DNNL_ARG_DIFF_SRC, diff_sum->mem);
     dnn_execute(l->relu_bwd, &a);
 }
 
 void add_free(AddLayer *l)
 {
-    primitive_destroy(&l->fwd);
-    primitive_destroy(&l->relu_bwd);
+    dnn_primitive_destroy(&l->fwd);
+    dnn_primitive_destroy(&l->relu_bwd);
     if (l->dst.mem)
         tensor_free(&l->dst);
 }
 
-void sum_init(SumOp *s, const dnnl_memory_desc_t *md)
+void add_sum_init(SumOp *s, const dnnl_memory_desc_t *md)
 {
     s->prim = binary_add(md, 0);
 }
 
-void sum_run(SumOp *s, const Tensor *a, const Tensor *b, Tensor *dst)
+void add_sum_run(SumOp *s, const Tensor *a, const Tensor *b, Tensor *dst)
 {
     DnnArgs args;
-    args_clear(&args);
-    args_add(&args, DNNL_ARG_SRC_0, a->mem);
-    args_add(&args, DNNL_ARG_SRC_1, b->mem);
-    args_add(&args, DNNL_ARG_DST, dst->mem);
+    dnn_args_clear(&args);
+    dnn_args_add(&args, DNNL_ARG_SRC_0, a->mem);
+    dnn_args_add(&args, DNNL_ARG_SRC_1, b->mem);
+    dnn_args_add(&args, DNNL_ARG_DST, dst->mem);
     dnn_execute(s->prim, &args);
 }
 
-void sum_free(SumOp *s)
+void add_sum_free(SumOp *s)
 {
-    primitive_destroy(&s->prim);
+    dnn_primitive_destroy(&s->prim);
 }

@@ -14,7 +14,7 @@ static int bn_param(Params *p, const char *name, const char *suffix, ParamKind k
     snprintf(key, sizeof key, "%s.%s", name, suffix);
     int64_t dims[1] = {c};
     dnnl_dim_t d = c;
-    dnnl_memory_desc_t md = md_make(1, &d, dnnl_x);
+    dnnl_memory_desc_t md = dnn_md_make(1, &d, dnnl_x);
     return params_add(p, key, kind, 1, dims, &md);
 }
 
@@ -33,36 +33,36 @@ void batchnorm_init(BatchNormLayer *l, const Tensor *src, int fuse_relu, Params 
     params_bind(p, b, BUF_VALUE, &l->shift);
     params_bind(p, w, BUF_GRAD, &l->diff_scale);
     params_bind(p, b, BUF_GRAD, &l->diff_shift);
-    l->state = bn_state_add(p, name, (size_t)l->channels);
-    bn_state_bind(p, l->state, &l->running_mean, &l->running_var);
+    l->state = params_bn_state_add(p, name, (size_t)l->channels);
+    params_bn_state_bind(p, l->state, &l->running_mean, &l->running_var);
 
     unsigned base = dnnl_use_scale | dnnl_use_shift | (fuse_relu ? dnnl_fuse_norm_relu : 0);
     dnnl_batch_normalization_desc_t d;
     DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&d, dnnl_forward_training, &src->md,
                                                           BN_EPS, base));
-    dnnl_primitive_desc_t train_pd = dnn_pd(&d, NULL, NULL);
-    l->fwd_train = dnn_primitive(train_pd);
-    dnnl_memory_desc_t stat_md = pd_md(train_pd, dnnl_query_dst_md, 1);
+    dnnl_primitive_desc_t train_pd = dnn_pd_create(&d, NULL, NULL);
+    l->fwd_train = dnn_primitive_create(train_pd);
+    dnnl_memory_desc_t stat_md = dnn_pd_md(train_pd, dnnl_query_dst_md, 1);
     tensor_alloc(&l->mean, &stat_md);
     tensor_alloc(&l->var, &stat_md);
     tensor_alloc(&l->dst, &src->md);
     if (fuse_relu) {
-        dnnl_memory_desc_t ws = pd_md(train_pd, dnnl_query_workspace_md, 0);
+        dnnl_memory_desc_t ws = dnn_pd_md(train_pd, dnnl_query_workspace_md, 0);
         tensor_alloc(&l->workspace, &ws);
     }
 
     DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&d, dnnl_forward_inference, &src->md,
                                                           BN_EPS, base | dnnl_use_global_stats));
-    dnnl_primitive_desc_t infer_pd = dnn_pd(&d, NULL, NULL);
-    l->fwd_infer = dnn_primitive(infer_pd);
-    pd_destroy(&infer_pd);
+    dnnl_primitive_desc_t infer_pd = dnn_pd_create(&d, NULL, NULL);
+    l->fwd_infer = dnn_primitive_create(infer_pd);
+    dnn_pd_destroy(&infer_pd);
 
     DNNL_CHECK(dnnl_batch_normalization_backward_desc_init(&d, dnnl_backward, &src->md,
                                                            &src->md, BN_EPS, base));
-    dnnl_primitive_desc_t bwd_pd = dnn_pd(&d, NULL, train_pd);
-    l->bwd = dnn_primitive(bwd_pd);
-    pd_destroy(&bwd_pd);
-    pd_destroy(&train_pd);
+    dnnl_primitive_desc_t bwd_pd = dnn_pd_create(&d, NULL, train_pd);
+    l->bwd = dnn_primitive_create(bwd_pd);
+    dnn_pd_destroy(&bwd_pd);
+    dnn_pd_destroy(&train_pd);
 }
 
 void batchnorm_update_running(float *running_mean, float *running_var, const float *mean,
@@ -86,10 +86,43 @@ static dnnl_primitive_t bn_primitive(const BatchNormLayer *l, dnnl_prop_kind_t k
     else
         DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&d, kind, &l->src->md, BN_EPS,
                                                               flags));
-    dnnl_primitive_desc_t pd = dnn_pd(&d, NULL, hint);
-    dnnl_primitive_t p = dnn_primitive(pd);
-    pd_destroy(&pd);
+    dnnl_primitive_desc_t pd = dnn_pd_create(&d, NULL, hint);
+    dnnl_primitive_t p = dnn_primitive_create(pd);
+    dnn_pd_destroy(&pd);
     return p;
+}
+
+/* The arguments of a BN forward that normalises src into dst with the given
+ * statistics, then scales and shifts; the caller adds the workspace. */
+static void bn_forward_args(DnnArgs *a, const Tensor *src, const Tensor *dst, const Tensor *scale,
+                            const Tensor *shift, const Tensor *mean, const Tensor *var)
+{
+    dnn_args_clear(a);
+    dnn_args_add(a, DNNL_ARG_SRC, src->mem);
+    dnn_args_add(a, DNNL_ARG_DST, dst->mem);
+    dnn_args_add(a, DNNL_ARG_SCALE, scale->mem);
+    dnn_args_add(a, DNNL_ARG_SHIFT, shift->mem);
+    dnn_args_add(a, DNNL_ARG_MEAN, mean->mem);
+    dnn_args_add(a, DNNL_ARG_VARIANCE, var->mem);
+}
+
+/* The arguments of the layer's backward over its batch statistics, local
+ * or synchronised. */
+static void bn_backward_args(const BatchNormLayer *l, const Tensor *diff_dst,
+                             const Tensor *diff_src, DnnArgs *a)
+{
+    dnn_args_clear(a);
+    dnn_args_add(a, DNNL_ARG_SRC, l->src->mem);
+    dnn_args_add(a, DNNL_ARG_MEAN, l->mean.mem);
+    dnn_args_add(a, DNNL_ARG_VARIANCE, l->var.mem);
+    dnn_args_add(a, DNNL_ARG_DIFF_DST, diff_dst->mem);
+    dnn_args_add(a, DNNL_ARG_SCALE, l->scale.mem);
+    dnn_args_add(a, DNNL_ARG_SHIFT, l->shift.mem); /* oneDNN 2.6 requires it, unused */
+    dnn_args_add(a, DNNL_ARG_DIFF_SRC, diff_src->mem);
+    dnn_args_add(a, DNNL_ARG_DIFF_SCALE, l->diff_scale.mem);
+    dnn_args_add(a, DNNL_ARG_DIFF_SHIFT, l->diff_shift.mem);
+    if (l->fuse_relu)
+        dnn_args_add(a, DNNL_ARG_WORKSPACE, l->workspace.mem);
 }
 
 /* Where channel c of pixel (n, h, w) is: data + n*stride[0] +
@@ -130,18 +163,18 @@ void batchnorm_enable_sync(BatchNormLayer *l, const BnSync *sync)
     dnnl_batch_normalization_desc_t d;
     DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&d, dnnl_forward_training,
                                                           &l->src->md, BN_EPS, base | relu));
-    dnnl_primitive_desc_t fwd_pd = dnn_pd(&d, NULL, NULL);
-    l->fwd_global = dnn_primitive(fwd_pd);
+    dnnl_primitive_desc_t fwd_pd = dnn_pd_create(&d, NULL, NULL);
+    l->fwd_global = dnn_primitive_create(fwd_pd);
     l->bwd_global = bn_primitive(l, dnnl_backward, base | relu, fwd_pd);
-    pd_destroy(&fwd_pd);
+    dnn_pd_destroy(&fwd_pd);
     /* correction = alpha xhat + beta: a BN with the batch statistics */
     l->affine = bn_primitive(l, dnnl_forward_inference, base, NULL);
     dnnl_binary_desc_t bd;
     DNNL_CHECK(dnnl_binary_desc_init(&bd, dnnl_binary_sub, &l->src->md, &l->src->md,
                                      &l->src->md));
-    dnnl_primitive_desc_t sub_pd = dnn_pd(&bd, NULL, NULL);
-    l->subtract = dnn_primitive(sub_pd);
-    pd_destroy(&sub_pd);
+    dnnl_primitive_desc_t sub_pd = dnn_pd_create(&bd, NULL, NULL);
+    l->subtract = dnn_primitive_create(sub_pd);
+    dnn_pd_destroy(&sub_pd);
     tensor_alloc(&l->correction, &l->src->md);
     tensor_alloc(&l->alpha, &l->mean.md);
     tensor_alloc(&l->beta, &l->mean.md);
@@ -195,15 +228,9 @@ static void batchnorm_forward_sync(BatchNormLayer *l)
         l->var.data[c] = (float)(m2[c] / l->global_count);
     }
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC, l->src->mem);
-    args_add(&a, DNNL_ARG_DST, l->dst.mem);
-    args_add(&a, DNNL_ARG_SCALE, l->scale.mem);
-    args_add(&a, DNNL_ARG_SHIFT, l->shift.mem);
-    args_add(&a, DNNL_ARG_MEAN, l->mean.mem);
-    args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
+    bn_forward_args(&a, l->src, &l->dst, &l->scale, &l->shift, &l->mean, &l->var);
     if (l->fuse_relu)
-        args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
+        dnn_args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
     dnn_execute(l->fwd_global, &a);
     if (!l->skip_running_update)
         batchnorm_update_running(l->running_mean.data, l->running_var.data, l->mean.data,
@@ -212,8 +239,9 @@ static void batchnorm_forward_sync(BatchNormLayer *l)
 
 /* This rank's S1 = sum dy and S2' = sum dy (x - mean) per channel, in double
  * (S2 = S2' / sigma). With the ReLU fused, dy counts only where the output is
- * positive, as in oneDNN's backward: the output is still intact, as nothing
- * writes into a BN's output after the forward. */
+ * positive, as in oneDNN's backward: the output is still intact, as what
+ * writes over a block's branch output after the forward (drop-path and the
+ * in-place residual add) is given only BNs without a fused ReLU. */
 static void local_grad_sums(const BatchNormLayer *l, const Tensor *diff_dst, double *s1,
                             double *s2)
 {
@@ -260,18 +288,7 @@ static void batchnorm_backward_sync(BatchNormLayer *l, const Tensor *diff_dst, T
     for (int c = 0; c < channels; c++)
         s2[c] /= sqrt((double)l->var.data[c] + BN_EPS);
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC, l->src->mem);
-    args_add(&a, DNNL_ARG_MEAN, l->mean.mem);
-    args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
-    args_add(&a, DNNL_ARG_DIFF_DST, diff_dst->mem);
-    args_add(&a, DNNL_ARG_SCALE, l->scale.mem);
-    args_add(&a, DNNL_ARG_SHIFT, l->shift.mem);
-    args_add(&a, DNNL_ARG_DIFF_SRC, diff_src->mem);
-    args_add(&a, DNNL_ARG_DIFF_SCALE, l->diff_scale.mem);
-    args_add(&a, DNNL_ARG_DIFF_SHIFT, l->diff_shift.mem);
-    if (l->fuse_relu)
-        args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
+    bn_backward_args(l, diff_dst, diff_src, &a);
     dnn_execute(l->bwd_global, &a);
     dnn_wait();
     /* The gradient buffers keep this rank's sums: the gradient allreduce adds them up. */
@@ -286,18 +303,12 @@ static void batchnorm_backward_sync(BatchNormLayer *l, const Tensor *diff_dst, T
         l->alpha.data[c] = (float)(k * s2[c]);
         l->beta.data[c] = (float)(k * s1[c]);
     }
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC, l->src->mem);
-    args_add(&a, DNNL_ARG_DST, l->correction.mem);
-    args_add(&a, DNNL_ARG_SCALE, l->alpha.mem);
-    args_add(&a, DNNL_ARG_SHIFT, l->beta.mem);
-    args_add(&a, DNNL_ARG_MEAN, l->mean.mem);
-    args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
+    bn_forward_args(&a, l->src, &l->correction, &l->alpha, &l->beta, &l->mean, &l->var);
     dnn_execute(l->affine, &a);
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC_0, diff_src->mem);
-    args_add(&a, DNNL_ARG_SRC_1, l->correction.mem);
-    args_add(&a, DNNL_ARG_DST, diff_src->mem);
+    dnn_args_clear(&a);
+    dnn_args_add(&a, DNNL_ARG_SRC_0, diff_src->mem);
+    dnn_args_add(&a, DNNL_ARG_SRC_1, l->correction.mem);
+    dnn_args_add(&a, DNNL_ARG_DST, diff_src->mem);
     dnn_execute(l->subtract, &a);
 }
 
@@ -308,21 +319,15 @@ void batchnorm_forward(BatchNormLayer *l, int training)
         return;
     }
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC, l->src->mem);
-    args_add(&a, DNNL_ARG_DST, l->dst.mem);
-    args_add(&a, DNNL_ARG_SCALE, l->scale.mem);
-    args_add(&a, DNNL_ARG_SHIFT, l->shift.mem);
     if (!training) {
-        args_add(&a, DNNL_ARG_MEAN, l->running_mean.mem);
-        args_add(&a, DNNL_ARG_VARIANCE, l->running_var.mem);
+        bn_forward_args(&a, l->src, &l->dst, &l->scale, &l->shift, &l->running_mean,
+                        &l->running_var);
         dnn_execute(l->fwd_infer, &a);
         return;
     }
-    args_add(&a, DNNL_ARG_MEAN, l->mean.mem);
-    args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
+    bn_forward_args(&a, l->src, &l->dst, &l->scale, &l->shift, &l->mean, &l->var);
     if (l->fuse_relu)
-        args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
+        dnn_args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
     dnn_execute(l->fwd_train, &a);
     if (!l->skip_running_update)
         batchnorm_update_running(l->running_mean.data, l->running_var.data, l->mean.data,
@@ -336,30 +341,19 @@ void batchnorm_backward(BatchNormLayer *l, const Tensor *diff_dst, Tensor *diff_
         return;
     }
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC, l->src->mem);
-    args_add(&a, DNNL_ARG_MEAN, l->mean.mem);
-    args_add(&a, DNNL_ARG_VARIANCE, l->var.mem);
-    args_add(&a, DNNL_ARG_DIFF_DST, diff_dst->mem);
-    args_add(&a, DNNL_ARG_SCALE, l->scale.mem);
-    args_add(&a, DNNL_ARG_SHIFT, l->shift.mem); /* oneDNN 2.6 requires it, unused */
-    args_add(&a, DNNL_ARG_DIFF_SRC, diff_src->mem);
-    args_add(&a, DNNL_ARG_DIFF_SCALE, l->diff_scale.mem);
-    args_add(&a, DNNL_ARG_DIFF_SHIFT, l->diff_shift.mem);
-    if (l->fuse_relu)
-        args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
+    bn_backward_args(l, diff_dst, diff_src, &a);
     dnn_execute(l->bwd, &a);
 }
 
 void batchnorm_free(BatchNormLayer *l)
 {
-    primitive_destroy(&l->fwd_train);
-    primitive_destroy(&l->fwd_infer);
-    primitive_destroy(&l->bwd);
-    primitive_destroy(&l->fwd_global);
-    primitive_destroy(&l->bwd_global);
-    primitive_destroy(&l->affine);
-    primitive_destroy(&l->subtract);
+    dnn_primitive_destroy(&l->fwd_train);
+    dnn_primitive_destroy(&l->fwd_infer);
+    dnn_primitive_destroy(&l->bwd);
+    dnn_primitive_destroy(&l->fwd_global);
+    dnn_primitive_destroy(&l->bwd_global);
+    dnn_primitive_destroy(&l->affine);
+    dnn_primitive_destroy(&l->subtract);
     free(l->moments);
     Tensor *ts[] = {&l->dst, &l->scale, &l->shift, &l->diff_scale, &l->diff_shift, &l->mean,
                     &l->var, &l->running_mean, &l->running_var, &l->workspace, &l->correction,

@@ -23,7 +23,7 @@ static struct {
 /* t becomes a view of role r's buffer (bound when used: it may still grow). */
 static void scratch_view(Role r, Tensor *t, const dnnl_memory_desc_t *md)
 {
-    size_t bytes = md_bytes(md);
+    size_t bytes = dnn_md_bytes(md);
     if (bytes > g_scratch[r].bytes) {
         free(g_scratch[r].data);
         g_scratch[r].data = xaligned_alloc(bytes);
@@ -56,7 +56,7 @@ static void scratch_free(Role r, Tensor *t)
 static void reorder_init_scratch(Reorder *o, const dnnl_memory_desc_t *from,
                                  const dnnl_memory_desc_t *to, Role r)
 {
-    reorder_init(o, from, to, 0);
+    dnn_reorder_init(o, from, to, 0);
     if (o->prim)
         scratch_view(r, &o->out, to);
 }
@@ -65,13 +65,13 @@ static const Tensor *reorder_run_scratch(Reorder *o, Role r, const Tensor *in)
 {
     if (o->prim)
         scratch_bind(r, &o->out);
-    return reorder_run(o, in);
+    return dnn_reorder_run(o, in);
 }
 
 static void reorder_free_scratch(Reorder *o, Role r)
 {
     scratch_free(r, &o->out);
-    reorder_free(o);
+    dnn_reorder_free(o);
 }
 
 static void conv_geometry(const ConvLayer *l, dnnl_dims_t strides, dnnl_dims_t pad)
@@ -116,9 +116,9 @@ static dnnl_primitive_desc_t conv_forward_pd(ConvLayer *l, const dnnl_memory_des
     dnnl_dims_t strides, pad, wdims;
     conv_geometry(l, strides, pad);
     int wnd = conv_weights_dims(l, wdims);
-    dnnl_memory_desc_t w_any = md_any(wnd, wdims);
+    dnnl_memory_desc_t w_any = dnn_md_any(wnd, wdims);
     const dnnl_memory_desc_t *w = weights_md ? weights_md : &w_any;
-    dnnl_memory_desc_t src_any = md_any(4, l->src->md.dims);
+    dnnl_memory_desc_t src_any = dnn_md_any(4, l->src->md.dims);
     dnnl_convolution_desc_t d_explicit, d_any;
     DNNL_CHECK(dnnl_convolution_forward_desc_init(&d_explicit, dnnl_forward_training, l->alg,
                                                   &l->src->md, w, NULL, dst_any, strides, pad,
@@ -135,9 +135,9 @@ static void conv_init_backward(ConvLayer *l, const_dnnl_primitive_desc_t fwd_pd)
     dnnl_dims_t strides, pad, wdims;
     conv_geometry(l, strides, pad);
     int wnd = conv_weights_dims(l, wdims);
-    dnnl_memory_desc_t w_any = md_any(wnd, wdims);
-    dnnl_memory_desc_t src_any = md_any(4, l->src->md.dims);
-    dnnl_memory_desc_t dst_any = md_any(4, l->dst.md.dims);
+    dnnl_memory_desc_t w_any = dnn_md_any(wnd, wdims);
+    dnnl_memory_desc_t src_any = dnn_md_any(4, l->src->md.dims);
+    dnnl_memory_desc_t dst_any = dnn_md_any(4, l->dst.md.dims);
     dnnl_convolution_desc_t d_explicit, d_any;
 
     DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(&d_explicit, l->alg, &l->src->md,
@@ -146,16 +146,16 @@ static void conv_init_backward(ConvLayer *l, const_dnnl_primitive_desc_t fwd_pd)
     DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(&d_any, l->alg, &src_any, &w_any, NULL,
                                                            &dst_any, strides, pad, pad));
     dnnl_primitive_desc_t pd = conv_pd(&d_explicit, &d_any, fwd_pd);
-    l->bwd_weights = dnn_primitive(pd);
-    dnnl_memory_desc_t bsrc = pd_md(pd, dnnl_query_src_md, 0);
-    dnnl_memory_desc_t bdiff_dst = pd_md(pd, dnnl_query_diff_dst_md, 0);
-    dnnl_memory_desc_t bdiff_w = pd_md(pd, dnnl_query_diff_weights_md, 0);
+    l->bwd_weights = dnn_primitive_create(pd);
+    dnnl_memory_desc_t bsrc = dnn_pd_md(pd, dnnl_query_src_md, 0);
+    dnnl_memory_desc_t bdiff_dst = dnn_pd_md(pd, dnnl_query_diff_dst_md, 0);
+    dnnl_memory_desc_t bdiff_w = dnn_pd_md(pd, dnnl_query_diff_weights_md, 0);
     reorder_init_scratch(&l->src_bwd, &l->src->md, &bsrc, SCRATCH_SRC);
     reorder_init_scratch(&l->diff_dst_weights, &l->dst.md, &bdiff_dst, SCRATCH_DIFF_DST);
-    reorder_init(&l->diff_weights_out, &bdiff_w, &l->weights.md, 0);
+    dnn_reorder_init(&l->diff_weights_out, &bdiff_w, &l->weights.md, 0);
     if (l->diff_weights_out.prim)
         tensor_alloc(&l->diff_weights_inner, &bdiff_w);
-    pd_destroy(&pd);
+    dnn_pd_destroy(&pd);
 
     if (!l->need_diff_src)
         return;
@@ -165,16 +165,16 @@ static void conv_init_backward(ConvLayer *l, const_dnnl_primitive_desc_t fwd_pd)
     DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&d_any, l->alg, &src_any, &w_any,
                                                         &dst_any, strides, pad, pad));
     pd = conv_pd(&d_explicit, &d_any, fwd_pd);
-    l->bwd_data = dnn_primitive(pd);
-    dnnl_memory_desc_t bw = pd_md(pd, dnnl_query_weights_md, 0);
-    dnnl_memory_desc_t bdst = pd_md(pd, dnnl_query_diff_dst_md, 0);
-    dnnl_memory_desc_t bdiff_src = pd_md(pd, dnnl_query_diff_src_md, 0);
+    l->bwd_data = dnn_primitive_create(pd);
+    dnnl_memory_desc_t bw = dnn_pd_md(pd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t bdst = dnn_pd_md(pd, dnnl_query_diff_dst_md, 0);
+    dnnl_memory_desc_t bdiff_src = dnn_pd_md(pd, dnnl_query_diff_src_md, 0);
     reorder_init_scratch(&l->weights_bwd, &l->weights.md, &bw, SCRATCH_WEIGHTS);
     reorder_init_scratch(&l->diff_dst_data, &l->dst.md, &bdst, SCRATCH_DIFF_DST);
-    reorder_init(&l->diff_src_out, &bdiff_src, &l->src->md, 0);
+    dnn_reorder_init(&l->diff_src_out, &bdiff_src, &l->src->md, 0);
     if (l->diff_src_out.prim)
         scratch_view(SCRATCH_OUT, &l->diff_src_inner, &bdiff_src);
-    pd_destroy(&pd);
+    dnn_pd_destroy(&pd);
 }
 
 /* Grouped convolutions with few channels per group run in a narrow
@@ -188,9 +188,9 @@ static dnnl_memory_desc_t conv_output_md(const ConvLayer *l, const dnnl_memory_d
     if (l->groups == 1)
         return *dst_md;
     for (size_t i = 0; i < sizeof tags / sizeof *tags; i++) {
-        dnnl_memory_desc_t in = md_make(4, l->src->md.dims, tags[i]);
-        if (md_equal(&in, &l->src->md))
-            return md_make(4, dst_dims, tags[i]);
+        dnnl_memory_desc_t in = dnn_md_make(4, l->src->md.dims, tags[i]);
+        if (dnn_md_equal(&in, &l->src->md))
+            return dnn_md_make(4, dst_dims, tags[i]);
     }
     return *dst_md;
 }
@@ -218,57 +218,57 @@ void conv_init(ConvLayer *l, const Tensor *src, const ConvSpec *spec, Params *p,
     dnnl_dim_t n = src->md.dims[0], h = src->md.dims[2], w = src->md.dims[3];
     dnnl_dims_t dst_dims = {n, oc, (h + 2 * pad - kernel) / stride + 1,
                             (w + 2 * pad - kernel) / stride + 1};
-    dnnl_memory_desc_t dst_any = md_any(4, dst_dims);
+    dnnl_memory_desc_t dst_any = dnn_md_any(4, dst_dims);
 
     char key[PARAM_NAME_MAX];
     snprintf(key, sizeof key, "%s.weight", name);
     int existing = params_find(p, key);
     dnnl_primitive_desc_t pd =
         conv_forward_pd(l, &dst_any, existing >= 0 ? &p->info[existing].md : NULL);
-    dnnl_memory_desc_t wmd = pd_md(pd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t wmd = dnn_pd_md(pd, dnnl_query_weights_md, 0);
     int64_t pt_dims[4] = {oc, l->ic / groups, kernel, kernel};
     int index = params_add(p, key, PARAM_CONV_WEIGHT, 4, pt_dims, &wmd);
     params_bind(p, index, BUF_VALUE, &l->weights);
     params_bind(p, index, BUF_GRAD, &l->diff_weights);
 
-    l->fwd = dnn_primitive(pd);
-    dnnl_memory_desc_t fsrc = pd_md(pd, dnnl_query_src_md, 0);
+    l->fwd = dnn_primitive_create(pd);
+    dnnl_memory_desc_t fsrc = dnn_pd_md(pd, dnnl_query_src_md, 0);
     reorder_init_scratch(&l->src_fwd, &src->md, &fsrc, SCRATCH_SRC);
-    dnnl_memory_desc_t dst_md = pd_md(pd, dnnl_query_dst_md, 0);
+    dnnl_memory_desc_t dst_md = dnn_pd_md(pd, dnnl_query_dst_md, 0);
     dnnl_memory_desc_t out_md = conv_output_md(l, &dst_md, dst_dims);
     tensor_alloc(&l->dst, &out_md);
-    reorder_init(&l->dst_out, &dst_md, &out_md, 0);
+    dnn_reorder_init(&l->dst_out, &dst_md, &out_md, 0);
     if (l->dst_out.prim)
         scratch_view(SCRATCH_OUT, &l->dst_inner, &dst_md);
     conv_init_backward(l, pd);
-    pd_destroy(&pd);
+    dnn_pd_destroy(&pd);
 }
 
 void conv_forward(ConvLayer *l)
 {
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC, reorder_run_scratch(&l->src_fwd, SCRATCH_SRC, l->src)->mem);
-    args_add(&a, DNNL_ARG_WEIGHTS, l->weights.mem);
-    args_add(&a, DNNL_ARG_DST,
+    dnn_args_clear(&a);
+    dnn_args_add(&a, DNNL_ARG_SRC, reorder_run_scratch(&l->src_fwd, SCRATCH_SRC, l->src)->mem);
+    dnn_args_add(&a, DNNL_ARG_WEIGHTS, l->weights.mem);
+    dnn_args_add(&a, DNNL_ARG_DST,
              (l->dst_out.prim ? scratch_bind(SCRATCH_OUT, &l->dst_inner) : &l->dst)->mem);
     dnn_execute(l->fwd, &a);
     if (l->dst_out.prim)
-        reorder_run_into(&l->dst_out, &l->dst_inner, &l->dst);
+        dnn_reorder_run_into(&l->dst_out, &l->dst_inner, &l->dst);
 }
 
 static void conv_backward_weights(ConvLayer *l, const Tensor *diff_dst)
 {
     const Tensor *diff_w = l->diff_weights_out.prim ? &l->diff_weights_inner : &l->diff_weights;
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC, reorder_run_scratch(&l->src_bwd, SCRATCH_SRC, l->src)->mem);
-    args_add(&a, DNNL_ARG_DIFF_DST,
+    dnn_args_clear(&a);
+    dnn_args_add(&a, DNNL_ARG_SRC, reorder_run_scratch(&l->src_bwd, SCRATCH_SRC, l->src)->mem);
+    dnn_args_add(&a, DNNL_ARG_DIFF_DST,
              reorder_run_scratch(&l->diff_dst_weights, SCRATCH_DIFF_DST, diff_dst)->mem);
-    args_add(&a, DNNL_ARG_DIFF_WEIGHTS, diff_w->mem);
+    dnn_args_add(&a, DNNL_ARG_DIFF_WEIGHTS, diff_w->mem);
     dnn_execute(l->bwd_weights, &a);
     if (l->diff_weights_out.prim)
-        reorder_run_into(&l->diff_weights_out, diff_w, &l->diff_weights);
+        dnn_reorder_run_into(&l->diff_weights_out, diff_w, &l->diff_weights);
 }
 
 static void conv_backward_data(ConvLayer *l, const Tensor *diff_dst, Tensor *diff_src)
@@ -276,22 +276,23 @@ static void conv_backward_data(ConvLayer *l, const Tensor *diff_dst, Tensor *dif
     const Tensor *out =
         l->diff_src_out.prim ? scratch_bind(SCRATCH_OUT, &l->diff_src_inner) : diff_src;
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_DIFF_DST,
+    dnn_args_clear(&a);
+    dnn_args_add(&a, DNNL_ARG_DIFF_DST,
              reorder_run_scratch(&l->diff_dst_data, SCRATCH_DIFF_DST, diff_dst)->mem);
-    args_add(&a, DNNL_ARG_WEIGHTS,
+    dnn_args_add(&a, DNNL_ARG_WEIGHTS,
              reorder_run_scratch(&l->weights_bwd, SCRATCH_WEIGHTS, &l->weights)->mem);
-    args_add(&a, DNNL_ARG_DIFF_SRC, out->mem);
+    dnn_args_add(&a, DNNL_ARG_DIFF_SRC, out->mem);
     dnn_execute(l->bwd_data, &a);
     if (l->diff_src_out.prim)
-        reorder_run_into(&l->diff_src_out, out, diff_src);
+        dnn_reorder_run_into(&l->diff_src_out, out, diff_src);
 }
 
 void conv_backward(ConvLayer *l, const Tensor *diff_dst, Tensor *diff_src)
 {
-    /* Data first: the layer below can start while the weights are computed
-     * only if streams ran asynchronously; on CPU the order is free, and
-     * computing the weight gradient last lets its bucket launch sooner. */
+    /* The order is free: the CPU stream runs the two one after the other,
+     * and the network hands gradients to the reducer only after a whole
+     * block's backward has returned, so neither order starts a bucket
+     * sooner. */
     if (l->need_diff_src)
         conv_backward_data(l, diff_dst, diff_src);
     conv_backward_weights(l, diff_dst);
@@ -299,17 +300,17 @@ void conv_backward(ConvLayer *l, const Tensor *diff_dst, Tensor *diff_src)
 
 void conv_free(ConvLayer *l)
 {
-    primitive_destroy(&l->fwd);
-    primitive_destroy(&l->bwd_data);
-    primitive_destroy(&l->bwd_weights);
+    dnn_primitive_destroy(&l->fwd);
+    dnn_primitive_destroy(&l->bwd_data);
+    dnn_primitive_destroy(&l->bwd_weights);
     reorder_free_scratch(&l->src_fwd, SCRATCH_SRC);
     reorder_free_scratch(&l->src_bwd, SCRATCH_SRC);
     reorder_free_scratch(&l->weights_bwd, SCRATCH_WEIGHTS);
     reorder_free_scratch(&l->diff_dst_data, SCRATCH_DIFF_DST);
     reorder_free_scratch(&l->diff_dst_weights, SCRATCH_DIFF_DST);
-    reorder_free(&l->diff_src_out);
-    reorder_free(&l->diff_weights_out);
-    reorder_free(&l->dst_out);
+    dnn_reorder_free(&l->diff_src_out);
+    dnn_reorder_free(&l->diff_weights_out);
+    dnn_reorder_free(&l->dst_out);
     scratch_free(SCRATCH_OUT, &l->dst_inner);
     scratch_free(SCRATCH_OUT, &l->diff_src_inner);
     if (l->diff_weights_inner.mem)

@@ -1,7 +1,6 @@
-/* dnn.c - oneDNN engine, stream, tensors and reorders. */
+/* dnn.c - oneDNN engine, stream, descriptors, primitives and reorders. */
 #include "dnn.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -37,34 +36,34 @@ void dnn_wait(void)
     DNNL_CHECK(dnnl_stream_wait(g_stream));
 }
 
-dnnl_memory_desc_t md_make(int ndims, const dnnl_dim_t *dims, dnnl_format_tag_t tag)
+dnnl_memory_desc_t dnn_md_make(int ndims, const dnnl_dim_t *dims, dnnl_format_tag_t tag)
 {
     dnnl_memory_desc_t md;
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(&md, ndims, dims, dnnl_f32, tag));
     return md;
 }
 
-dnnl_memory_desc_t md_any(int ndims, const dnnl_dim_t *dims)
+dnnl_memory_desc_t dnn_md_any(int ndims, const dnnl_dim_t *dims)
 {
-    return md_make(ndims, dims, dnnl_format_tag_any);
+    return dnn_md_make(ndims, dims, dnnl_format_tag_any);
 }
 
-size_t md_bytes(const dnnl_memory_desc_t *md)
+size_t dnn_md_bytes(const dnnl_memory_desc_t *md)
 {
     return dnnl_memory_desc_get_size(md);
 }
 
-size_t md_floats(const dnnl_memory_desc_t *md)
+size_t dnn_md_floats(const dnnl_memory_desc_t *md)
 {
-    return md_bytes(md) / sizeof(float);
+    return dnn_md_bytes(md) / sizeof(float);
 }
 
-int md_equal(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b)
+int dnn_md_equal(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b)
 {
     return dnnl_memory_desc_equal(a, b);
 }
 
-dnnl_memory_desc_t pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int index)
+dnnl_memory_desc_t dnn_pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int index)
 {
     const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, what, index);
     CHECK(md != NULL, "primitive has no memory descriptor for query %d", (int)what);
@@ -83,7 +82,7 @@ dnnl_primitive_desc_t dnn_pd_try(const void *op_desc, const_dnnl_primitive_attr_
     return pd;
 }
 
-dnnl_primitive_desc_t dnn_pd(const void *op_desc, const_dnnl_primitive_attr_t attr,
+dnnl_primitive_desc_t dnn_pd_create(const void *op_desc, const_dnnl_primitive_attr_t attr,
                              const_dnnl_primitive_desc_t hint)
 {
     dnnl_primitive_desc_t pd = NULL;
@@ -92,48 +91,19 @@ dnnl_primitive_desc_t dnn_pd(const void *op_desc, const_dnnl_primitive_attr_t at
     return pd;
 }
 
-dnnl_primitive_t dnn_primitive(const_dnnl_primitive_desc_t pd)
+dnnl_primitive_t dnn_primitive_create(const_dnnl_primitive_desc_t pd)
 {
     dnnl_primitive_t p = NULL;
     DNNL_CHECK(dnnl_primitive_create(&p, pd));
     return p;
 }
 
-void tensor_view(Tensor *t, const dnnl_memory_desc_t *md, float *data)
-{
-    t->md = *md;
-    t->data = data;
-    t->owned = 0;
-    DNNL_CHECK(dnnl_memory_create(&t->mem, &t->md, g_engine, data ? (void *)data : DNNL_MEMORY_NONE));
-}
-
-void tensor_alloc(Tensor *t, const dnnl_memory_desc_t *md)
-{
-    tensor_view(t, md, xaligned_alloc(md_bytes(md)));
-    t->owned = 1;
-}
-
-void tensor_set_data(Tensor *t, float *data)
-{
-    t->data = data;
-    DNNL_CHECK(dnnl_memory_set_data_handle(t->mem, data));
-}
-
-void tensor_free(Tensor *t)
-{
-    if (t->mem)
-        DNNL_CHECK(dnnl_memory_destroy(t->mem));
-    if (t->owned)
-        free(t->data);
-    memset(t, 0, sizeof *t);
-}
-
-void args_clear(DnnArgs *a)
+void dnn_args_clear(DnnArgs *a)
 {
     a->n = 0;
 }
 
-void args_add(DnnArgs *a, int arg, dnnl_memory_t mem)
+void dnn_args_add(DnnArgs *a, int arg, dnnl_memory_t mem)
 {
     CHECK(a->n < DNN_MAX_ARGS, "too many arguments for one primitive");
     a->a[a->n].arg = arg;
@@ -168,50 +138,50 @@ void dnn_execute(dnnl_primitive_t prim, const DnnArgs *a)
                    dnnl_status2str(st), mismatched_arg(prim, a));
 }
 
-void reorder_init(Reorder *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+void dnn_reorder_init(Reorder *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
                   int alloc_out)
 {
     memset(r, 0, sizeof *r);
-    if (md_equal(from, to))
+    if (dnn_md_equal(from, to))
         return;
     dnnl_primitive_desc_t pd = NULL;
     DNNL_CHECK(dnnl_reorder_primitive_desc_create(&pd, from, g_engine, to, g_engine, NULL));
-    r->prim = dnn_primitive(pd);
-    pd_destroy(&pd);
+    r->prim = dnn_primitive_create(pd);
+    dnn_pd_destroy(&pd);
     if (alloc_out)
         tensor_alloc(&r->out, to);
 }
 
-void reorder_run_into(Reorder *r, const Tensor *in, const Tensor *out)
+void dnn_reorder_run_into(Reorder *r, const Tensor *in, const Tensor *out)
 {
     if (!r->prim) {
         if (in->data != out->data)
-            memcpy(out->data, in->data, md_bytes(&in->md));
+            memcpy(out->data, in->data, dnn_md_bytes(&in->md));
         return;
     }
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_FROM, in->mem);
-    args_add(&a, DNNL_ARG_TO, out->mem);
+    dnn_args_clear(&a);
+    dnn_args_add(&a, DNNL_ARG_FROM, in->mem);
+    dnn_args_add(&a, DNNL_ARG_TO, out->mem);
     dnn_execute(r->prim, &a);
 }
 
-const Tensor *reorder_run(Reorder *r, const Tensor *in)
+const Tensor *dnn_reorder_run(Reorder *r, const Tensor *in)
 {
     if (!r->prim)
         return in;
-    reorder_run_into(r, in, &r->out);
+    dnn_reorder_run_into(r, in, &r->out);
     return &r->out;
 }
 
-void reorder_free(Reorder *r)
+void dnn_reorder_free(Reorder *r)
 {
-    primitive_destroy(&r->prim);
+    dnn_primitive_destroy(&r->prim);
     if (r->out.mem)
         tensor_free(&r->out);
 }
 
-const char *pd_impl_name(const_dnnl_primitive_desc_t pd)
+const char *dnn_pd_impl_name(const_dnnl_primitive_desc_t pd)
 {
     const char *name = "";
     DNNL_CHECK(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name));
@@ -223,7 +193,7 @@ dnnl_primitive_desc_t dnn_pd_prefer(const void *explicit_desc, const void *any_d
                                     const_dnnl_primitive_desc_t hint)
 {
     dnnl_primitive_desc_t pd = explicit_desc ? dnn_pd_try(explicit_desc, attr, hint) : NULL;
-    if (pd && (!any_desc || strncmp(pd_impl_name(pd), "ref", 3) != 0))
+    if (pd && (!any_desc || strncmp(dnn_pd_impl_name(pd), "ref", 3) != 0))
         return pd;
     if (!any_desc) {
         CHECK(pd != NULL, "oneDNN has no implementation for this operation");
@@ -234,7 +204,7 @@ dnnl_primitive_desc_t dnn_pd_prefer(const void *explicit_desc, const void *any_d
         CHECK(pd != NULL, "oneDNN has no implementation for this operation");
         return pd;
     }
-    pd_destroy(&pd);
+    dnn_pd_destroy(&pd);
     return alt;
 }
 
@@ -245,25 +215,25 @@ void dnn_copy(dnnl_memory_t from, dnnl_memory_t to)
     DNNL_CHECK(dnnl_memory_get_memory_desc(to, &dst_md));
     dnnl_primitive_desc_t pd = NULL;
     DNNL_CHECK(dnnl_reorder_primitive_desc_create(&pd, src_md, g_engine, dst_md, g_engine, NULL));
-    dnnl_primitive_t p = dnn_primitive(pd);
+    dnnl_primitive_t p = dnn_primitive_create(pd);
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_FROM, from);
-    args_add(&a, DNNL_ARG_TO, to);
+    dnn_args_clear(&a);
+    dnn_args_add(&a, DNNL_ARG_FROM, from);
+    dnn_args_add(&a, DNNL_ARG_TO, to);
     dnn_execute(p, &a);
     dnn_wait();
-    primitive_destroy(&p);
-    pd_destroy(&pd);
+    dnn_primitive_destroy(&p);
+    dnn_pd_destroy(&pd);
 }
 
-void primitive_destroy(dnnl_primitive_t *p)
+void dnn_primitive_destroy(dnnl_primitive_t *p)
 {
     if (*p)
         DNNL_CHECK(dnnl_primitive_destroy(*p));
     *p = NULL;
 }
 
-void pd_destroy(dnnl_primitive_desc_t *pd)
+void dnn_pd_destroy(dnnl_primitive_desc_t *pd)
 {
     if (*pd)
         DNNL_CHECK(dnnl_primitive_desc_destroy(*pd));

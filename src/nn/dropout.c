@@ -13,9 +13,9 @@ static dnnl_primitive_t binary_mul(const dnnl_memory_desc_t *md)
 {
     dnnl_binary_desc_t d;
     DNNL_CHECK(dnnl_binary_desc_init(&d, dnnl_binary_mul, md, md, md));
-    dnnl_primitive_desc_t pd = dnn_pd(&d, NULL, NULL);
-    dnnl_primitive_t p = dnn_primitive(pd);
-    pd_destroy(&pd);
+    dnnl_primitive_desc_t pd = dnn_pd_create(&d, NULL, NULL);
+    dnnl_primitive_t p = dnn_primitive_create(pd);
+    dnn_pd_destroy(&pd);
     return p;
 }
 
@@ -27,9 +27,9 @@ void dropout_init(DropoutLayer *l, const Tensor *src, double p, int key)
     l->key = key;
     l->src = src;
     tensor_alloc(&l->dst, &src->md);
-    dnnl_memory_desc_t plain = md_make(4, src->md.dims, dnnl_nchw);
+    dnnl_memory_desc_t plain = dnn_md_make(4, src->md.dims, dnnl_nchw);
     tensor_alloc(&l->mask_plain, &plain);
-    reorder_init(&l->to_layout, &plain, &src->md, 1);
+    dnn_reorder_init(&l->to_layout, &plain, &src->md, 1);
     l->mul = binary_mul(&src->md);
 }
 
@@ -51,10 +51,10 @@ void dropout_fill_mask(float *mask, int n, size_t per_sample, double p, uint64_t
 static void multiply(DropoutLayer *l, const Tensor *a, const Tensor *mask, Tensor *dst)
 {
     DnnArgs args;
-    args_clear(&args);
-    args_add(&args, DNNL_ARG_SRC_0, a->mem);
-    args_add(&args, DNNL_ARG_SRC_1, mask->mem);
-    args_add(&args, DNNL_ARG_DST, dst->mem);
+    dnn_args_clear(&args);
+    dnn_args_add(&args, DNNL_ARG_SRC_0, a->mem);
+    dnn_args_add(&args, DNNL_ARG_SRC_1, mask->mem);
+    dnn_args_add(&args, DNNL_ARG_DST, dst->mem);
     dnn_execute(l->mul, &args);
 }
 
@@ -63,13 +63,13 @@ void dropout_forward(DropoutLayer *l, int training, uint64_t seed, int64_t epoch
 {
     if (!training) {
         dnn_wait();
-        memcpy(l->dst.data, l->src->data, md_bytes(&l->src->md));
+        memcpy(l->dst.data, l->src->data, dnn_md_bytes(&l->src->md));
         return;
     }
     const dnnl_dim_t *d = l->src->md.dims;
     dropout_fill_mask(l->mask_plain.data, (int)d[0], (size_t)(d[1] * d[2] * d[3]), l->p, seed,
                       epoch, global_index, l->key);
-    l->mask = reorder_run(&l->to_layout, &l->mask_plain);
+    l->mask = dnn_reorder_run(&l->to_layout, &l->mask_plain);
     multiply(l, l->src, l->mask, &l->dst);
 }
 
@@ -81,8 +81,8 @@ void dropout_backward(DropoutLayer *l, const Tensor *diff_dst, Tensor *diff_src)
 
 void dropout_free(DropoutLayer *l)
 {
-    primitive_destroy(&l->mul);
-    reorder_free(&l->to_layout);
+    dnn_primitive_destroy(&l->mul);
+    dnn_reorder_free(&l->to_layout);
     if (l->mask_plain.mem)
         tensor_free(&l->mask_plain);
     if (l->dst.mem)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dnn.h"
 #include "error.h"
 #include "rng.h"
 
@@ -15,7 +16,7 @@ void droppath_init(DropPath *d, const dnnl_memory_desc_t *md, double p, int bloc
     memset(d, 0, sizeof *d);
     CHECK(p >= 0.0 && p < 1.0, "drop-path probability %g is not in [0, 1)", p);
     const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
-    size_t total = md_floats(md);
+    size_t total = dnn_md_floats(md);
     d->p = p;
     d->block = block;
     d->n = (int)md->dims[0];

@@ -17,9 +17,9 @@ static void pool_create(PoolLayer *l, dnnl_alg_kind_t alg, const dnnl_memory_des
     dnnl_pooling_desc_t d;
     DNNL_CHECK(dnnl_pooling_forward_desc_init(&d, dnnl_forward_training, alg, &l->src->md,
                                               dst_md, strides, kernel, pad, pad));
-    dnnl_primitive_desc_t fwd_pd = dnn_pd(&d, NULL, NULL);
-    l->fwd = dnn_primitive(fwd_pd);
-    dnnl_memory_desc_t dst = pd_md(fwd_pd, dnnl_query_dst_md, 0);
+    dnnl_primitive_desc_t fwd_pd = dnn_pd_create(&d, NULL, NULL);
+    l->fwd = dnn_primitive_create(fwd_pd);
+    dnnl_memory_desc_t dst = dnn_pd_md(fwd_pd, dnnl_query_dst_md, 0);
     tensor_alloc(&l->dst, &dst);
     const dnnl_memory_desc_t *ws = dnnl_primitive_desc_query_md(fwd_pd, dnnl_query_workspace_md, 0);
     if (ws && ws->ndims > 0)
@@ -27,13 +27,13 @@ static void pool_create(PoolLayer *l, dnnl_alg_kind_t alg, const dnnl_memory_des
 
     DNNL_CHECK(dnnl_pooling_backward_desc_init(&d, alg, &l->src->md, &dst, strides, kernel, pad,
                                                pad));
-    dnnl_primitive_desc_t bwd_pd = dnn_pd(&d, NULL, fwd_pd);
-    l->bwd = dnn_primitive(bwd_pd);
-    pd_destroy(&bwd_pd);
-    pd_destroy(&fwd_pd);
+    dnnl_primitive_desc_t bwd_pd = dnn_pd_create(&d, NULL, fwd_pd);
+    l->bwd = dnn_primitive_create(bwd_pd);
+    dnn_pd_destroy(&bwd_pd);
+    dnn_pd_destroy(&fwd_pd);
 }
 
-void maxpool_init(PoolLayer *l, const Tensor *src, int kernel, int stride, int pad)
+void pool_max_init(PoolLayer *l, const Tensor *src, int kernel, int stride, int pad)
 {
     memset(l, 0, sizeof *l);
     l->src = src;
@@ -43,39 +43,40 @@ void maxpool_init(PoolLayer *l, const Tensor *src, int kernel, int stride, int p
     const dnnl_dim_t *s = src->md.dims;
     dnnl_dims_t dims = {s[0], s[1], (s[2] + 2 * pad - kernel) / stride + 1,
                         (s[3] + 2 * pad - kernel) / stride + 1};
-    /* Same layout as the input: pooling does not reorder well. */
-    dnnl_memory_desc_t dst_any = md_any(4, dims);
+    /* Format any: oneDNN gives the output the input's layout, so nothing
+     * around the pooling needs a reorder. */
+    dnnl_memory_desc_t dst_any = dnn_md_any(4, dims);
     pool_create(l, dnnl_pooling_max, &dst_any);
 }
 
-void avgpool_global_init(PoolLayer *l, const Tensor *src)
+void pool_avg_global_init(PoolLayer *l, const Tensor *src)
 {
     memset(l, 0, sizeof *l);
     l->src = src;
     l->global = 1;
     dnnl_dims_t dims = {src->md.dims[0], src->md.dims[1], 1, 1};
-    dnnl_memory_desc_t dst_any = md_any(4, dims);
+    dnnl_memory_desc_t dst_any = dnn_md_any(4, dims);
     pool_create(l, dnnl_pooling_avg_exclude_padding, &dst_any);
     /* Plain (N, C, 1, 1) is the (N, C) matrix the classifier reads. */
-    dnnl_memory_desc_t flat = md_make(4, dims, dnnl_nchw);
+    dnnl_memory_desc_t flat = dnn_md_make(4, dims, dnnl_nchw);
     tensor_alloc(&l->flat, &flat);
     tensor_view(&l->diff_flat_view, &flat, NULL);
     tensor_alloc(&l->diff_dst_blocked, &l->dst.md);
-    reorder_init(&l->to_flat, &l->dst.md, &flat, 0);
-    reorder_init(&l->from_flat, &flat, &l->dst.md, 0);
+    dnn_reorder_init(&l->to_flat, &l->dst.md, &flat, 0);
+    dnn_reorder_init(&l->from_flat, &flat, &l->dst.md, 0);
 }
 
 void pool_forward(PoolLayer *l)
 {
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_SRC, l->src->mem);
-    args_add(&a, DNNL_ARG_DST, l->dst.mem);
+    dnn_args_clear(&a);
+    dnn_args_add(&a, DNNL_ARG_SRC, l->src->mem);
+    dnn_args_add(&a, DNNL_ARG_DST, l->dst.mem);
     if (l->workspace.mem)
-        args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
+        dnn_args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
     dnn_execute(l->fwd, &a);
     if (l->global)
-        reorder_run_into(&l->to_flat, &l->dst, &l->flat);
+        dnn_reorder_run_into(&l->to_flat, &l->dst, &l->flat);
 }
 
 void pool_backward(PoolLayer *l, const Tensor *diff_dst, Tensor *diff_src)
@@ -83,24 +84,24 @@ void pool_backward(PoolLayer *l, const Tensor *diff_dst, Tensor *diff_src)
     dnnl_memory_t dd = diff_dst->mem;
     if (l->global) {
         tensor_set_data(&l->diff_flat_view, diff_dst->data);
-        reorder_run_into(&l->from_flat, &l->diff_flat_view, &l->diff_dst_blocked);
+        dnn_reorder_run_into(&l->from_flat, &l->diff_flat_view, &l->diff_dst_blocked);
         dd = l->diff_dst_blocked.mem;
     }
     DnnArgs a;
-    args_clear(&a);
-    args_add(&a, DNNL_ARG_DIFF_DST, dd);
-    args_add(&a, DNNL_ARG_DIFF_SRC, diff_src->mem);
+    dnn_args_clear(&a);
+    dnn_args_add(&a, DNNL_ARG_DIFF_DST, dd);
+    dnn_args_add(&a, DNNL_ARG_DIFF_SRC, diff_src->mem);
     if (l->workspace.mem)
-        args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
+        dnn_args_add(&a, DNNL_ARG_WORKSPACE, l->workspace.mem);
     dnn_execute(l->bwd, &a);
 }
 
 void pool_free(PoolLayer *l)
 {
-    primitive_destroy(&l->fwd);
-    primitive_destroy(&l->bwd);
-    reorder_free(&l->to_flat);
-    reorder_free(&l->from_flat);
+    dnn_primitive_destroy(&l->fwd);
+    dnn_primitive_destroy(&l->bwd);
+    dnn_reorder_free(&l->to_flat);
+    dnn_reorder_free(&l->from_flat);
     Tensor *ts[] = {&l->dst, &l->workspace, &l->flat, &l->diff_flat_view, &l->diff_dst_blocked};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
         if (ts[i]->mem)

@@ -15,15 +15,15 @@ void shortcut_a_init(ShortcutA *l, const Tensor *src, const dnnl_memory_desc_t *
     CHECK(c_out >= c_in && (c_out - c_in) % 2 == 0, "shortcut from %d to %d channels", c_in,
           c_out);
     l->pad_before = (c_out - c_in) / 2;
-    dnnl_memory_desc_t in_plain = md_make(4, src->md.dims, dnnl_nchw);
-    dnnl_memory_desc_t out_plain = md_make(4, out_md->dims, dnnl_nchw);
+    dnnl_memory_desc_t in_plain = dnn_md_make(4, src->md.dims, dnnl_nchw);
+    dnnl_memory_desc_t out_plain = dnn_md_make(4, out_md->dims, dnnl_nchw);
     tensor_alloc(&l->plain_in, &in_plain);
     tensor_alloc(&l->plain_out, &out_plain);
     tensor_alloc(&l->dst, out_md);
-    reorder_init(&l->to_plain_in, &src->md, &in_plain, 0);
-    reorder_init(&l->from_plain_out, &out_plain, out_md, 0);
-    reorder_init(&l->to_plain_out, out_md, &out_plain, 0);
-    reorder_init(&l->from_plain_in, &in_plain, &src->md, 0);
+    dnn_reorder_init(&l->to_plain_in, &src->md, &in_plain, 0);
+    dnn_reorder_init(&l->from_plain_out, &out_plain, out_md, 0);
+    dnn_reorder_init(&l->to_plain_out, out_md, &out_plain, 0);
+    dnn_reorder_init(&l->from_plain_in, &in_plain, &src->md, 0);
 }
 
 /* forward: gather=1 copies in -> out; backward: gather=0 copies out -> in. */
@@ -33,9 +33,9 @@ static void shortcut_a_map(ShortcutA *l, int gather)
     dnnl_dim_t n = d[0], c_out = d[1], h = d[2], w = d[3], c_in = di[1], hi = di[2], wi = di[3];
     float *in = l->plain_in.data, *out = l->plain_out.data;
     if (gather)
-        memset(out, 0, md_bytes(&l->plain_out.md));
+        memset(out, 0, dnn_md_bytes(&l->plain_out.md));
     else
-        memset(in, 0, md_bytes(&l->plain_in.md));
+        memset(in, 0, dnn_md_bytes(&l->plain_in.md));
 #pragma omp parallel for collapse(2)
     for (dnnl_dim_t i = 0; i < n; i++)
         for (dnnl_dim_t c = 0; c < c_in; c++)
@@ -52,24 +52,24 @@ static void shortcut_a_map(ShortcutA *l, int gather)
 
 void shortcut_a_forward(ShortcutA *l)
 {
-    reorder_run_into(&l->to_plain_in, l->src, &l->plain_in);
+    dnn_reorder_run_into(&l->to_plain_in, l->src, &l->plain_in);
     shortcut_a_map(l, 1);
-    reorder_run_into(&l->from_plain_out, &l->plain_out, &l->dst);
+    dnn_reorder_run_into(&l->from_plain_out, &l->plain_out, &l->dst);
 }
 
 void shortcut_a_backward(ShortcutA *l, const Tensor *diff_dst, Tensor *diff_src)
 {
-    reorder_run_into(&l->to_plain_out, diff_dst, &l->plain_out);
+    dnn_reorder_run_into(&l->to_plain_out, diff_dst, &l->plain_out);
     shortcut_a_map(l, 0);
-    reorder_run_into(&l->from_plain_in, &l->plain_in, diff_src);
+    dnn_reorder_run_into(&l->from_plain_in, &l->plain_in, diff_src);
 }
 
 void shortcut_a_free(ShortcutA *l)
 {
-    reorder_free(&l->to_plain_in);
-    reorder_free(&l->from_plain_out);
-    reorder_free(&l->to_plain_out);
-    reorder_free(&l->from_plain_in);
+    dnn_reorder_free(&l->to_plain_in);
+    dnn_reorder_free(&l->from_plain_out);
+    dnn_reorder_free(&l->to_plain_out);
+    dnn_reorder_free(&l->from_plain_in);
     Tensor *ts[] = {&l->dst, &l->plain_in, &l->plain_out};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
         if (ts[i]->mem)

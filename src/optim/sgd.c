@@ -17,7 +17,7 @@ void sgd_step(const SgdConfig *cfg, Params *p, double lr)
 {
     for (int i = 0; i < p->count; i++) {
         const ParamInfo *info = &p->info[i];
-        float wd = (cfg->no_bn_decay && param_is_bn_or_bias(info)) ? 0.0f
+        float wd = (cfg->no_bn_decay && params_is_bn_or_bias(info)) ? 0.0f
                                                                      : (float)cfg->weight_decay;
         size_t off = info->offset;
         sgd_update_slice(p->value + off, p->grad + off, p->momentum + off, info->span, (float)lr,

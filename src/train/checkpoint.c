@@ -167,10 +167,10 @@ static void model_write(hid_t file, const Params *p, const Target *w)
     for (int i = 0; i < p->bn_count; i++) {
         int64_t c = (int64_t)p->bn[i].channels; /* (C) */
         snprintf(name, sizeof name, "%s.running_mean", p->bn[i].name);
-        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, bn_running_mean(p, i),
+        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, params_bn_running_mean(p, i),
                       w);
         snprintf(name, sizeof name, "%s.running_var", p->bn[i].name);
-        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, bn_running_var(p, i),
+        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, params_bn_running_var(p, i),
                       w);
         snprintf(name, sizeof name, "%s.num_batches_tracked", p->bn[i].name);
         dataset_write(g, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 0, NULL,
@@ -332,7 +332,7 @@ static int params_nonfinite(const Params *p, char *what, size_t len)
     }
     for (int i = 0; i < p->bn_count && !found; i++) {
         for (int v = 0; v < 2 && !found; v++) {
-            const float *x = v ? bn_running_var(p, i) : bn_running_mean(p, i);
+            const float *x = v ? params_bn_running_var(p, i) : params_bn_running_mean(p, i);
             size_t at = first_nonfinite(x, p->bn[i].channels);
             if ((found = at < p->bn[i].channels))
                 snprintf(what, len, "/model/%s.%s holds %s at index %zu", p->bn[i].name,
@@ -822,15 +822,15 @@ static int bn_io(Reader *r, Params *p, int i, int nbt_optional, int load, int *n
     int64_t c = (int64_t)bn->channels;
     char name[TENSOR_PATH_MAX];
     snprintf(name, sizeof name, "/model/%s.running_mean", bn->name);
-    if (tensor_io(r, name, 1, &c, 0, 0, load ? bn_running_mean(p, i) : NULL) < 0)
+    if (tensor_io(r, name, 1, &c, 0, 0, load ? params_bn_running_mean(p, i) : NULL) < 0)
         return -1;
     snprintf(name, sizeof name, "/model/%s.running_var", bn->name);
-    if (tensor_io(r, name, 1, &c, 0, 0, load ? bn_running_var(p, i) : NULL) < 0)
+    if (tensor_io(r, name, 1, &c, 0, 0, load ? params_bn_running_var(p, i) : NULL) < 0)
         return -1;
     for (int64_t k = 0; load && k < c; k++)
-        if (bn_running_var(p, i)[k] < 0) {
+        if (params_bn_running_var(p, i)[k] < 0) {
             status_set(r->st, EXIT_USAGE, "%s: %s holds the negative variance %g at index %lld",
-                       r->path, name, bn_running_var(p, i)[k], (long long)k);
+                       r->path, name, params_bn_running_var(p, i)[k], (long long)k);
             return -1;
         }
     snprintf(name, sizeof name, "/model/%s.num_batches_tracked", bn->name);
@@ -887,7 +887,7 @@ static int model_has_key(const Params *p, const char *key)
         if (ends_with(key, suffixes[s], &stem) && stem < sizeof prefix) {
             memcpy(prefix, key, stem);
             prefix[stem] = '\0';
-            if (bn_state_find(p, prefix) >= 0)
+            if (params_bn_state_find(p, prefix) >= 0)
                 return 1;
         }
     }

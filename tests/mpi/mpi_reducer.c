@@ -189,12 +189,12 @@ static void make_odd(Params *p)
         if (i == 5) {
             int64_t d4[4] = {20, 24, 3, 3};
             dnnl_dims_t dd = {20, 24, 3, 3};
-            dnnl_memory_desc_t md = md_make(4, dd, dnnl_OIhw16i16o);
+            dnnl_memory_desc_t md = dnn_md_make(4, dd, dnnl_OIhw16i16o);
             params_add(p, "layer1.0.conv1.weight", PARAM_CONV_WEIGHT, 4, d4, &md);
         }
         if (i % 4 == 0) {
             snprintf(name, sizeof name, "layer1.%zu.bn1", i);
-            bn_state_add(p, name, (size_t)(3 + k++ * 5));
+            params_bn_state_add(p, name, (size_t)(3 + k++ * 5));
         }
     }
     int64_t fcw[2] = {10, 17}, fcb[1] = {10};

@@ -29,7 +29,7 @@ static void init_layer(BatchNormLayer *l, Params *p, Tensor *src, int n, const f
                        const float *beta)
 {
     dnnl_dims_t dims = {n, C, H, W};
-    dnnl_memory_desc_t md = md_make(4, dims, dnnl_nchw);
+    dnnl_memory_desc_t md = dnn_md_make(4, dims, dnnl_nchw);
     tensor_alloc(src, &md);
     params_init(p);
     batchnorm_init(l, src, 1, p, "bn");

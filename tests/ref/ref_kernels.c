@@ -458,7 +458,7 @@ dnnl_memory_desc_t ref_plain_md(int ndims, const dnnl_dim_t *dims)
     static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc,
                                              dnnl_abcd, dnnl_abcde};
     CHECK(ndims >= 1 && ndims <= 5, "no plain tag for %d dimensions", ndims);
-    return md_make(ndims, dims, tags[ndims]);
+    return dnn_md_make(ndims, dims, tags[ndims]);
 }
 
 static void plain_copy(const Tensor *t, float *plain, int to_plain)
@@ -468,14 +468,14 @@ static void plain_copy(const Tensor *t, float *plain, int to_plain)
     tensor_view(&p, &pmd, plain);
     Reorder r;
     if (to_plain) {
-        reorder_init(&r, &t->md, &pmd, 0);
-        reorder_run_into(&r, t, &p);
+        dnn_reorder_init(&r, &t->md, &pmd, 0);
+        dnn_reorder_run_into(&r, t, &p);
     } else {
-        reorder_init(&r, &pmd, &t->md, 0);
-        reorder_run_into(&r, &p, t);
+        dnn_reorder_init(&r, &pmd, &t->md, 0);
+        dnn_reorder_run_into(&r, &p, t);
     }
     dnn_wait();
-    reorder_free(&r);
+    dnn_reorder_free(&r);
     tensor_free(&p);
 }
 

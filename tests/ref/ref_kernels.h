@@ -157,7 +157,7 @@ void ref_tensor_to_plain(const Tensor *t, float *out);
 void ref_tensor_from_plain(Tensor *t, const float *in);
 /* A tensor of md's dims in md's layout, filled from plain values. */
 void ref_tensor_make(Tensor *t, const dnnl_memory_desc_t *md, const float *plain);
-/* md_make with the plain row-major tag for ndims (1-5). */
+/* dnn_md_make with the plain row-major tag for ndims (1-5). */
 dnnl_memory_desc_t ref_plain_md(int ndims, const dnnl_dim_t *dims);
 
 #endif

@@ -38,13 +38,13 @@ static void run_add(int n, int c, int h, int w, dnnl_format_tag_t tag, int relu,
     float *a = xmalloc(total * sizeof(float)), *b = xmalloc(total * sizeof(float));
     make_inputs(a, b, total, seed);
     dnnl_dims_t dims = {n, c, h, w};
-    dnnl_memory_desc_t md = md_make(4, dims, tag);
+    dnnl_memory_desc_t md = dnn_md_make(4, dims, tag);
     Tensor ta, tb;
     ref_tensor_make(&ta, &md, a);
     ref_tensor_make(&tb, &md, b);
     AddLayer l;
     add_init(&l, &ta, &tb, relu);
-    assert_true(md_equal(&l.dst.md, &md));
+    assert_true(dnn_md_equal(&l.dst.md, &md));
 
     add_forward(&l);
     dnn_wait();
@@ -76,7 +76,7 @@ static void run_add(int n, int c, int h, int w, dnnl_format_tag_t tag, int relu,
     Tensor diff_dst, diff_sum;
     ref_tensor_make(&diff_dst, &md, dy);
     tensor_alloc(&diff_sum, &md);
-    memset(diff_sum.data, 0x7f, md_bytes(&md));
+    memset(diff_sum.data, 0x7f, dnn_md_bytes(&md));
     add_backward(&l, &diff_dst, &diff_sum);
     dnn_wait();
     ref_tensor_to_plain(&diff_sum, ds);
@@ -119,7 +119,7 @@ static void test_add_no_relu(void **state)
     run_add(2, 32, 8, 8, dnnl_nChw16c, 0, 30, "add 2x32x8x8");
 }
 
-/* sum_run merges two branches' gradients, also into one of its inputs. */
+/* add_sum_run merges two branches' gradients, also into one of its inputs. */
 static void test_sum_run(void **state)
 {
     (void)state;
@@ -134,24 +134,24 @@ static void test_sum_run(void **state)
     float *sr = ref_to_float(sd, total);
     dnnl_format_tag_t tags[] = {dnnl_nchw, dnnl_nChw16c};
     for (int t = 0; t < 2; t++) {
-        dnnl_memory_desc_t md = md_make(4, dims, tags[t]);
+        dnnl_memory_desc_t md = dnn_md_make(4, dims, tags[t]);
         Tensor ta, tb, td;
         ref_tensor_make(&ta, &md, a);
         ref_tensor_make(&tb, &md, b);
         tensor_alloc(&td, &md);
         SumOp op;
-        sum_init(&op, &md);
-        sum_run(&op, &ta, &tb, &td);
+        add_sum_init(&op, &md);
+        add_sum_run(&op, &ta, &tb, &td);
         dnn_wait();
         ref_tensor_to_plain(&td, s);
         assert_close(s, sr, total, 0.0, 0.0, t ? "sum blocked" : "sum plain");
-        sum_run(&op, &ta, &tb, &ta); /* dst aliases a */
+        add_sum_run(&op, &ta, &tb, &ta); /* dst aliases a */
         dnn_wait();
         ref_tensor_to_plain(&ta, s);
         assert_close(s, sr, total, 0.0, 0.0, t ? "sum in place blocked" : "sum in place plain");
         ref_tensor_to_plain(&tb, s);
         assert_close(s, b, total, 0.0, 0.0, "sum leaves b alone");
-        sum_free(&op);
+        add_sum_free(&op);
         tensor_free(&ta);
         tensor_free(&tb);
         tensor_free(&td);

@@ -77,7 +77,7 @@ static void fixture_init(BnFixture *f, int n, int c, int h, int w, dnnl_format_t
     f->gamma[0] = -f->gamma[0]; /* a negative scale flips the ReLU mask */
 
     dnnl_dims_t dims = {n, c, h, w};
-    dnnl_memory_desc_t md = md_make(4, dims, tag);
+    dnnl_memory_desc_t md = dnn_md_make(4, dims, tag);
     ref_tensor_make(&f->src, &md, f->x);
     params_init(&f->p);
     batchnorm_init(&f->l, &f->src, relu, &f->p, "bn");
@@ -89,7 +89,7 @@ static void fixture_init(BnFixture *f, int n, int c, int h, int w, dnnl_format_t
     assert_int_equal(f->p.info[f->bidx].kind, PARAM_BN_BIAS);
     params_set_plain(&f->p, f->gidx, BUF_VALUE, f->gamma);
     params_set_plain(&f->p, f->bidx, BUF_VALUE, f->beta);
-    assert_true(md_equal(&f->l.dst.md, &f->src.md));
+    assert_true(dnn_md_equal(&f->l.dst.md, &f->src.md));
     assert_int_equal(f->l.count, f->m);
 }
 
@@ -193,8 +193,8 @@ static void run_case(int n, int c, int h, int w, dnnl_format_tag_t tag, int relu
     float *fc = xmalloc(cs * sizeof(float));
     for (int ch = 0; ch < c; ch++) {
         rvar[ch] = 1.0; /* PyTorch's initial running_var */
-        assert_true(bn_running_var(&f.p, f.l.state)[ch] == 1.0f);
-        assert_true(bn_running_mean(&f.p, f.l.state)[ch] == 0.0f);
+        assert_true(params_bn_running_var(&f.p, f.l.state)[ch] == 1.0f);
+        assert_true(params_bn_running_mean(&f.p, f.l.state)[ch] == 0.0f);
     }
     double *xd = NULL, *lmean = NULL, *lvar = NULL;
 
@@ -240,10 +240,10 @@ static void run_case(int n, int c, int h, int w, dnnl_format_tag_t tag, int relu
         float *rmr = ref_to_float(rmean, cs), *rvr = ref_to_float(rvar, cs);
         double unbias = (double)m / (double)(m - 1);
         snprintf(what, sizeof what, "%s step %d running_mean", name, step);
-        assert_close(bn_running_mean(&f.p, f.l.state), rmr, cs,
+        assert_close(params_bn_running_mean(&f.p, f.l.state), rmr, cs,
                      4 * U * (rm_before + 0.1 * max_abs(lmean, cs)), 0.0, what);
         snprintf(what, sizeof what, "%s step %d running_var", name, step);
-        assert_close(bn_running_var(&f.p, f.l.state), rvr, cs,
+        assert_close(params_bn_running_var(&f.p, f.l.state), rvr, cs,
                      4 * U * (rv_before + 0.1 * unbias * max_abs(lvar, cs)), 0.0, what);
         free(rmr), free(rvr);
     }
@@ -359,7 +359,8 @@ static void test_bn_inference(void **state)
         BnFixture f;
         fixture_init(&f, 2, 32, 7, 7, relu ? dnnl_nChw16c : dnnl_nchw, relu, 4000 + relu);
         int c = f.c, hw = f.h * f.w;
-        float *rm = bn_running_mean(&f.p, f.l.state), *rv = bn_running_var(&f.p, f.l.state);
+        float *rm = params_bn_running_mean(&f.p, f.l.state);
+        float *rv = params_bn_running_var(&f.p, f.l.state);
         ref_fill_uniform(rm, (size_t)c, 4010, -1.0, 1.0);
         ref_fill_uniform(rv, (size_t)c, 4011, 0.25, 4.0);
         float *rm0 = xmalloc((size_t)c * sizeof(float)), *rv0 = xmalloc((size_t)c * sizeof(float));
@@ -397,7 +398,7 @@ static void test_bn_inference(void **state)
     }
 }
 
-/* skip_running_update: the caller (sync-BN) owns the running statistics. */
+/* skip_running_update: a training forward leaves the running statistics alone. */
 static void test_bn_skip_running_update(void **state)
 {
     (void)state;
@@ -407,8 +408,8 @@ static void test_bn_skip_running_update(void **state)
     batchnorm_forward(&f.l, 1);
     dnn_wait();
     for (int ch = 0; ch < f.c; ch++) {
-        assert_true(bn_running_mean(&f.p, f.l.state)[ch] == 0.0f);
-        assert_true(bn_running_var(&f.p, f.l.state)[ch] == 1.0f);
+        assert_true(params_bn_running_mean(&f.p, f.l.state)[ch] == 0.0f);
+        assert_true(params_bn_running_var(&f.p, f.l.state)[ch] == 1.0f);
     }
     /* batchnorm_update_running is the rule the layer applies */
     float rm[3] = {1.0f, -2.0f, 0.5f}, rv[3] = {1.0f, 2.0f, 3.0f};
@@ -475,7 +476,8 @@ static void test_bn_ref_finite_differences(void **state)
             free(pre);
         }
         ref_bn_backward(x, r, g, mean, var, ycopy, n, c, hw, BN_EPS, dx, dg, db);
-        RefBnLoss loss = {x, g, b, r, y, n, c, hw, relu};
+        RefBnLoss loss = {.x = x, .g = g, .b = b, .r = r, .y = y, .n = n, .c = c, .hw = hw,
+                          .relu = relu};
         for (size_t i = 0; i < total; i++) {
             fd[i] = (float)testutil_central_difference(ref_bn_loss, &loss, x, i, h);
             an[i] = (float)dx[i];

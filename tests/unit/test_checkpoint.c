@@ -217,8 +217,8 @@ static void params_compare(const Params *a, const Params *b)
     assert_int_equal(a->bn_count, b->bn_count);
     for (int i = 0; i < a->bn_count; i++) {
         size_t c = a->bn[i].channels;
-        assert_close(bn_running_mean(b, i), bn_running_mean(a, i), c, 0, 0, "running_mean");
-        assert_close(bn_running_var(b, i), bn_running_var(a, i), c, 0, 0, "running_var");
+        assert_close(params_bn_running_mean(b, i), params_bn_running_mean(a, i), c, 0, 0, "running_mean");
+        assert_close(params_bn_running_var(b, i), params_bn_running_var(a, i), c, 0, 0, "running_var");
     }
     assert_int_equal(a->num_batches_tracked, b->num_batches_tracked);
 }
@@ -362,7 +362,7 @@ static void test_wrong_shape(void **state)
 
     /* a BN layer of another width: the 1-D shapes read like Python's */
     params_init(&p);
-    bn_state_add(&p, "bn1", 12);
+    params_bn_state_add(&p, "bn1", 12);
     params_allocate(&p);
     expect_error(path, &p, CKPT_WEIGHTS_ONLY, "/model/bn1.running_mean has shape (8,)",
                  "expects (12,)");
@@ -661,7 +661,7 @@ static void test_nonfinite_not_written(void **state)
     assert_int_not_equal(access(tmp, F_OK), 0);
 
     p.momentum[p.info[params_find(&p, "fc.bias")].offset + 1] = 0;
-    bn_running_mean(&p, 0)[0] = INFINITY;
+    params_bn_running_mean(&p, 0)[0] = INFINITY;
     Status st2 = {0};
     assert_int_equal(checkpoint_write(path, &p, &m, &st2), EXIT_NONFINITE);
     assert_non_null(strstr(st2.msg, "/model/bn1.running_mean holds inf at index 0"));
@@ -938,7 +938,7 @@ static herr_t registry_visit(hid_t group, const char *name, const H5L_info_t *in
         hid_t space = H5Dget_space(ds);
         hsize_t c;
         H5Sget_simple_extent_dims(space, &c, NULL);
-        bn_state_add(rb->p, prefix, (size_t)c);
+        params_bn_state_add(rb->p, prefix, (size_t)c);
         H5Sclose(space);
         H5Dclose(ds);
         return 0;
@@ -954,7 +954,7 @@ static herr_t registry_visit(hid_t group, const char *name, const H5L_info_t *in
     for (int d = 0; d < nd; d++)
         dims[d] = dd[d] = (int64_t)hd[d];
     if (nd == 4) {
-        dnnl_memory_desc_t md = md_make(4, dd, dnnl_OIhw16i16o);
+        dnnl_memory_desc_t md = dnn_md_make(4, dd, dnnl_OIhw16i16o);
         params_add(rb->p, name, PARAM_CONV_WEIGHT, 4, dims, &md);
     } else {
         ParamKind kind = strncmp(name, "fc.", 3) == 0

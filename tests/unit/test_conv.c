@@ -49,10 +49,11 @@ static void fixture_init_algo(ConvFixture *f, const ConvCase *c, ConvAlgo algo, 
     ref_fill_normal(f->w, nw, seed + 1, sqrt(2.0 / fan_in));
 
     dnnl_dims_t dims = {c->n, c->ic, c->h, c->w};
-    dnnl_memory_desc_t md = md_make(4, dims, c->src_tag);
+    dnnl_memory_desc_t md = dnn_md_make(4, dims, c->src_tag);
     ref_tensor_make(&f->src, &md, f->x);
     params_init(&f->p);
-    ConvSpec spec = {c->oc, c->k, c->stride, c->pad, c->groups, c->need_diff_src, algo};
+    ConvSpec spec = {.oc = c->oc, .kernel = c->k, .stride = c->stride, .pad = c->pad,
+                     .groups = c->groups, .need_diff_src = c->need_diff_src, .algo = algo};
     conv_init(&f->l, &f->src, &spec, &f->p, "c");
     params_allocate(&f->p);
     f->widx = params_find(&f->p, "c.weight");
@@ -115,7 +116,7 @@ static void run_case_algo(const ConvCase *c, ConvAlgo algo, uint64_t seed)
     ref_tensor_make(&diff_dst, &f.l.dst.md, dy);
     if (c->need_diff_src) {
         tensor_alloc(&diff_src, &f.src.md);
-        memset(diff_src.data, 0x7f, md_bytes(&diff_src.md)); /* must be overwritten */
+        memset(diff_src.data, 0x7f, dnn_md_bytes(&diff_src.md)); /* must be overwritten */
     }
     memset(params_buffer(&f.p, BUF_GRAD), 0x7f, f.p.total * sizeof(float));
     conv_backward(&f.l, &diff_dst, c->need_diff_src ? &diff_src : NULL);
@@ -172,7 +173,8 @@ static void run_case(const ConvCase *c, uint64_t seed)
 static void test_conv_1x1_expand(void **state)
 {
     (void)state;
-    ConvCase c = {"1x1 64->256 @56", 2, 64, 56, 56, 256, 1, 1, 0, 1, 1, dnnl_nchw};
+    ConvCase c = {.name = "1x1 64->256 @56", .n = 2, .ic = 64, .h = 56, .w = 56, .oc = 256, .k = 1,
+                  .stride = 1, .pad = 0, .groups = 1, .need_diff_src = 1, .src_tag = dnnl_nchw};
     run_case(&c, 100);
 }
 
@@ -181,7 +183,9 @@ static void test_conv_1x1_expand(void **state)
 static void test_conv_3x3_stride2(void **state)
 {
     (void)state;
-    ConvCase c = {"3x3/2 128->128 @56", 1, 128, 56, 56, 128, 3, 2, 1, 1, 1, dnnl_nChw16c};
+    ConvCase c = {.name = "3x3/2 128->128 @56", .n = 1, .ic = 128, .h = 56, .w = 56, .oc = 128,
+                  .k = 3, .stride = 2, .pad = 1, .groups = 1, .need_diff_src = 1,
+                  .src_tag = dnnl_nChw16c};
     run_case(&c, 200);
 }
 
@@ -189,7 +193,9 @@ static void test_conv_3x3_stride2(void **state)
 static void test_conv_stem(void **state)
 {
     (void)state;
-    ConvCase c = {"stem 7x7/2 3->64 @224", 1, 3, 224, 224, 64, 7, 2, 3, 1, 0, dnnl_nchw};
+    ConvCase c = {.name = "stem 7x7/2 3->64 @224", .n = 1, .ic = 3, .h = 224, .w = 224, .oc = 64,
+                  .k = 7, .stride = 2, .pad = 3, .groups = 1, .need_diff_src = 0,
+                  .src_tag = dnnl_nchw};
     run_case(&c, 300);
 }
 
@@ -197,7 +203,9 @@ static void test_conv_stem(void **state)
 static void test_conv_downsample(void **state)
 {
     (void)state;
-    ConvCase c = {"1x1/2 256->512 @56", 2, 256, 56, 56, 512, 1, 2, 0, 1, 1, dnnl_nChw16c};
+    ConvCase c = {.name = "1x1/2 256->512 @56", .n = 2, .ic = 256, .h = 56, .w = 56, .oc = 512,
+                  .k = 1, .stride = 2, .pad = 0, .groups = 1, .need_diff_src = 1,
+                  .src_tag = dnnl_nChw16c};
     run_case(&c, 400);
 }
 
@@ -206,7 +214,8 @@ static void test_conv_downsample(void **state)
 static void test_conv_3x3_basic(void **state)
 {
     (void)state;
-    ConvCase c = {"3x3 64->64 @15", 2, 64, 15, 15, 64, 3, 1, 1, 1, 1, dnnl_nchw};
+    ConvCase c = {.name = "3x3 64->64 @15", .n = 2, .ic = 64, .h = 15, .w = 15, .oc = 64, .k = 3,
+                  .stride = 1, .pad = 1, .groups = 1, .need_diff_src = 1, .src_tag = dnnl_nchw};
     run_case(&c, 500);
 }
 
@@ -222,7 +231,9 @@ static void test_conv_3x3_winograd(void **state)
         print_message("skipped: oneDNN has no Winograd convolution below AVX-512\n");
         skip();
     }
-    ConvCase c = {"3x3 64->64 @15, winograd", 2, 64, 15, 15, 64, 3, 1, 1, 1, 1, dnnl_aBcd16b};
+    ConvCase c = {.name = "3x3 64->64 @15, winograd", .n = 2, .ic = 64, .h = 15, .w = 15, .oc = 64,
+                  .k = 3, .stride = 1, .pad = 1, .groups = 1, .need_diff_src = 1,
+                  .src_tag = dnnl_aBcd16b};
     run_case_algo(&c, CONV_WINOGRAD, 550);
     ConvFixture f;
     fixture_init_algo(&f, &c, CONV_WINOGRAD, 550);
@@ -235,15 +246,18 @@ static void test_conv_3x3_winograd(void **state)
 static void test_conv_grouped32(void **state)
 {
     (void)state;
-    ConvCase c = {"grouped 32 3x3/2 128->128 @14", 2, 128, 14, 14, 128, 3, 2, 1, 32, 1,
-                  dnnl_nchw};
+    ConvCase c = {.name = "grouped 32 3x3/2 128->128 @14", .n = 2, .ic = 128, .h = 14, .w = 14,
+                  .oc = 128, .k = 3, .stride = 2, .pad = 1, .groups = 32, .need_diff_src = 1,
+                  .src_tag = dnnl_nchw};
     run_case(&c, 600);
 }
 
 static void test_conv_grouped4(void **state)
 {
     (void)state;
-    ConvCase c = {"grouped 4 3x3 16->32 @9", 2, 16, 9, 9, 32, 3, 1, 1, 4, 1, dnnl_nchw};
+    ConvCase c = {.name = "grouped 4 3x3 16->32 @9", .n = 2, .ic = 16, .h = 9, .w = 9, .oc = 32,
+                  .k = 3, .stride = 1, .pad = 1, .groups = 4, .need_diff_src = 1,
+                  .src_tag = dnnl_nchw};
     run_case(&c, 700);
 }
 
@@ -253,19 +267,22 @@ static void test_conv_grouped4(void **state)
 static void test_conv_grouped_keeps_layout(void **state)
 {
     (void)state;
-    ConvCase c = {"grouped 32 3x3 128->128 @8, blocked", 2, 128, 8, 8, 128, 3, 1, 1, 32, 1,
-                  dnnl_aBcd16b};
+    ConvCase c = {.name = "grouped 32 3x3 128->128 @8, blocked", .n = 2, .ic = 128, .h = 8, .w = 8,
+                  .oc = 128, .k = 3, .stride = 1, .pad = 1, .groups = 32, .need_diff_src = 1,
+                  .src_tag = dnnl_aBcd16b};
     run_case(&c, 800);
     ConvFixture f;
     fixture_init(&f, &c, 800);
-    dnnl_memory_desc_t want = md_make(4, f.l.dst.md.dims, dnnl_aBcd16b);
-    assert_true(md_equal(&f.l.dst.md, &want));
+    dnnl_memory_desc_t want = dnn_md_make(4, f.l.dst.md.dims, dnnl_aBcd16b);
+    assert_true(dnn_md_equal(&f.l.dst.md, &want));
     fixture_free(&f);
 }
 
 /* ---- finite differences on a tiny shape -------------------------------- */
 
-static const ConvCase TINY = {"tiny", 2, 4, 5, 5, 6, 3, 2, 1, 2, 1, dnnl_nchw};
+static const ConvCase TINY = {.name = "tiny", .n = 2, .ic = 4, .h = 5, .w = 5, .oc = 6, .k = 3,
+                               .stride = 2, .pad = 1, .groups = 2, .need_diff_src = 1,
+                               .src_tag = dnnl_nchw};
 
 /* L = sum r * dst in double. */
 static double dot(const float *a, const float *b, size_t n)
@@ -312,7 +329,7 @@ static void test_conv_ref_finite_differences(void **state)
     float *fd = xmalloc((nx > nw ? nx : nw) * sizeof(float));
     float *an = xmalloc((nx > nw ? nx : nw) * sizeof(float));
     const double h = 0.5;
-    RefConvLoss loss = {&s, x, w, r, y};
+    RefConvLoss loss = {.s = &s, .x = x, .w = w, .r = r, .y = y};
     int nonzero = 0;
     for (size_t i = 0; i < nx; i++) {
         fd[i] = (float)testutil_central_difference(ref_conv_loss, &loss, x, i, h);
@@ -450,12 +467,13 @@ static void test_conv_shared_weights(void **state)
     ConvFixture f;
     fixture_init(&f, &TINY, 50);
     dnnl_dims_t dims = {1, TINY.ic, TINY.h, TINY.w};
-    dnnl_memory_desc_t md = md_make(4, dims, dnnl_nchw);
+    dnnl_memory_desc_t md = dnn_md_make(4, dims, dnnl_nchw);
     Tensor src1;
     ref_tensor_make(&src1, &md, f.x); /* the first image of the batch */
     ConvLayer l1;
     int before = f.p.count;
-    ConvSpec spec = {TINY.oc, TINY.k, TINY.stride, TINY.pad, TINY.groups, 1, CONV_DIRECT};
+    ConvSpec spec = {.oc = TINY.oc, .kernel = TINY.k, .stride = TINY.stride, .pad = TINY.pad,
+                     .groups = TINY.groups, .need_diff_src = 1, .algo = CONV_DIRECT};
     conv_init(&l1, &src1, &spec, &f.p, "c");
     assert_int_equal(f.p.count, before);
     assert_ptr_equal(l1.weights.data, f.l.weights.data);

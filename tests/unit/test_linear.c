@@ -67,7 +67,7 @@ static void fixture_diffs(const LinFixture *f, const float *dy, Tensor *diff_dst
                           Tensor *diff_src)
 {
     dnnl_dims_t dd = {f->n, f->out}, sd = {f->n, f->in};
-    dnnl_memory_desc_t dmd = md_make(2, dd, dnnl_nc), smd = md_make(2, sd, dnnl_nc);
+    dnnl_memory_desc_t dmd = dnn_md_make(2, dd, dnnl_nc), smd = dnn_md_make(2, sd, dnnl_nc);
     tensor_alloc(diff_dst, &dmd);
     memcpy(diff_dst->data, dy, (size_t)f->n * f->out * sizeof(float));
     tensor_alloc(diff_src, &smd);
@@ -158,8 +158,8 @@ static void test_linear_registry(void **state)
     assert_int_equal(b->kind, PARAM_FC_BIAS);
     assert_int_equal(b->ndims, 1);
     assert_int_equal(b->dims[0], 4);
-    assert_false(param_is_bn_or_bias(w));
-    assert_true(param_is_bn_or_bias(b));
+    assert_false(params_is_bn_or_bias(w));
+    assert_true(params_is_bn_or_bias(b));
     /* plain: the weights sit in the buffer exactly as PyTorch lays them out */
     assert_memory_equal(f.p.value + w->offset, f.w, 24 * sizeof(float));
     assert_ptr_equal(f.l.weights.data, f.p.value + w->offset);
@@ -204,9 +204,11 @@ static void test_linear_finite_differences(void **state)
         int param; /* -1: the input, else the registry index to write back */
         const float *grad;
         int outputs;
-    } groups[] = {{f.x, (size_t)n * in, -1, diff_src.data, out},
-                  {f.w, (size_t)out * in, f.widx, dw, n},
-                  {f.b, (size_t)out, f.bidx, db, n}};
+    } groups[] = {
+        {.v = f.x, .count = (size_t)n * in, .param = -1, .grad = diff_src.data, .outputs = out},
+        {.v = f.w, .count = (size_t)out * in, .param = f.widx, .grad = dw, .outputs = n},
+        {.v = f.b, .count = (size_t)out, .param = f.bidx, .grad = db, .outputs = n},
+    };
     const char *names[] = {"diff_src vs fd", "diff_weights vs fd", "diff_bias vs fd"};
     for (int g = 0; g < 3; g++) {
         float fd[20];

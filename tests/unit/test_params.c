@@ -33,7 +33,7 @@ static int add_blocked(Params *p, const char *name, int64_t o, int64_t i, int64_
 {
     int64_t dims[4] = {o, i, k, k};
     dnnl_dims_t d = {o, i, k, k};
-    dnnl_memory_desc_t md = md_make(4, d, tag);
+    dnnl_memory_desc_t md = dnn_md_make(4, d, tag);
     return params_add(p, name, PARAM_CONV_WEIGHT, 4, dims, &md);
 }
 
@@ -59,15 +59,15 @@ static void test_params_layout(void **state)
         assert_int_equal(info->offset, expect_offset);
         assert_int_equal(info->offset % ALIGN_FLOATS, 0);
         assert_int_equal(info->span % ALIGN_FLOATS, 0);
-        assert_true(info->span >= md_floats(&info->md));
-        assert_true(info->span < md_floats(&info->md) + ALIGN_FLOATS);
+        assert_true(info->span >= dnn_md_floats(&info->md));
+        assert_true(info->span < dnn_md_floats(&info->md) + ALIGN_FLOATS);
         expect_offset += info->span;
         total_numel += info->numel;
     }
     assert_int_equal(p.total, expect_offset);
     assert_int_equal(params_numel(&p), total_numel);
     /* the blocked tensor is padded to 32 x 32 channels */
-    assert_int_equal(md_floats(&p.info[3].md), 32 * 32 * 9);
+    assert_int_equal(dnn_md_floats(&p.info[3].md), 32 * 32 * 9);
     assert_int_equal(p.info[3].dims[0], 20);
     assert_int_equal(p.info[3].dims[1], 24);
 
@@ -82,7 +82,7 @@ static void test_params_layout(void **state)
     /* which tensors weight decay may skip */
     const int bn_or_bias[6] = {0, 1, 1, 0, 0, 1};
     for (int i = 0; i < p.count; i++)
-        assert_int_equal(param_is_bn_or_bias(&p.info[i]), bn_or_bias[i]);
+        assert_int_equal(params_is_bn_or_bias(&p.info[i]), bn_or_bias[i]);
 
     params_allocate(&p);
     ParamBuffer bufs[3] = {BUF_VALUE, BUF_GRAD, BUF_MOMENTUM};
@@ -157,8 +157,8 @@ static void test_params_grouped(void **state)
     const int64_t g = 4, oc = 32, icg = 8, k = 3;
     int64_t pt[4] = {oc, icg, k, k};
     dnnl_dims_t d5 = {g, oc / g, icg, k, k};
-    dnnl_memory_desc_t plain = md_make(5, d5, dnnl_goihw);
-    dnnl_memory_desc_t blocked = md_make(5, d5, dnnl_gOIhw16i16o);
+    dnnl_memory_desc_t plain = dnn_md_make(5, d5, dnnl_goihw);
+    dnnl_memory_desc_t blocked = dnn_md_make(5, d5, dnnl_gOIhw16i16o);
     int a = params_add(&p, "plain.weight", PARAM_CONV_WEIGHT, 4, pt, &plain);
     int b = params_add(&p, "blocked.weight", PARAM_CONV_WEIGHT, 4, pt, &blocked);
     params_allocate(&p);
@@ -194,12 +194,12 @@ static void test_params_binding(void **state)
     int w = testutil_param_plain(&p, "conv.weight", PARAM_CONV_WEIGHT, 4, d);
     int64_t c[1] = {16};
     int gamma = testutil_param_plain(&p, "bn.weight", PARAM_BN_WEIGHT, 1, c);
-    int s0 = bn_state_add(&p, "bn0", 4);
-    int s1 = bn_state_add(&p, "bn", 16);
-    assert_int_equal(bn_state_add(&p, "bn", 16), s1); /* found again */
-    assert_int_equal(bn_state_find(&p, "bn"), s1);
-    assert_int_equal(bn_state_find(&p, "bn0"), s0);
-    assert_int_equal(bn_state_find(&p, "b"), -1);
+    int s0 = params_bn_state_add(&p, "bn0", 4);
+    int s1 = params_bn_state_add(&p, "bn", 16);
+    assert_int_equal(params_bn_state_add(&p, "bn", 16), s1); /* found again */
+    assert_int_equal(params_bn_state_find(&p, "bn"), s1);
+    assert_int_equal(params_bn_state_find(&p, "bn0"), s0);
+    assert_int_equal(params_bn_state_find(&p, "b"), -1);
     assert_int_equal(p.state_total, 2 * (4 + 16));
 
     /* bound before allocation: no data yet */
@@ -207,10 +207,10 @@ static void test_params_binding(void **state)
     params_bind(&p, w, BUF_VALUE, &before_v);
     params_bind(&p, w, BUF_GRAD, &before_g);
     params_bind(&p, gamma, BUF_MOMENTUM, &before_m);
-    bn_state_bind(&p, s1, &rm, &rv);
+    params_bn_state_bind(&p, s1, &rm, &rv);
     assert_null(before_v.data);
     assert_null(rm.data);
-    assert_true(md_equal(&before_v.md, &p.info[w].md));
+    assert_true(dnn_md_equal(&before_v.md, &p.info[w].md));
     assert_int_equal(rv.md.dims[0], 16);
 
     params_allocate(&p);
@@ -219,26 +219,26 @@ static void test_params_binding(void **state)
     assert_ptr_equal(before_m.data, p.momentum + p.info[gamma].offset);
     assert_ptr_equal(handle_of(&before_v), before_v.data);
     assert_ptr_equal(handle_of(&before_g), before_g.data);
-    assert_ptr_equal(rm.data, bn_running_mean(&p, s1));
-    assert_ptr_equal(rv.data, bn_running_var(&p, s1));
+    assert_ptr_equal(rm.data, params_bn_running_mean(&p, s1));
+    assert_ptr_equal(rv.data, params_bn_running_var(&p, s1));
     assert_ptr_equal(handle_of(&rv), rv.data);
-    assert_ptr_equal(bn_running_var(&p, s1), bn_running_mean(&p, s1) + 16);
+    assert_ptr_equal(params_bn_running_var(&p, s1), params_bn_running_mean(&p, s1) + 16);
 
     /* PyTorch's initial running statistics */
     for (int s = 0; s < p.bn_count; s++)
         for (size_t k = 0; k < p.bn[s].channels; k++) {
-            assert_true(bn_running_mean(&p, s)[k] == 0.0f);
-            assert_true(bn_running_var(&p, s)[k] == 1.0f);
+            assert_true(params_bn_running_mean(&p, s)[k] == 0.0f);
+            assert_true(params_bn_running_var(&p, s)[k] == 1.0f);
         }
 
     /* bound after allocation: data at once */
     Tensor after_v, rm2, rv2;
     params_bind(&p, w, BUF_VALUE, &after_v);
-    bn_state_bind(&p, s0, &rm2, &rv2);
+    params_bn_state_bind(&p, s0, &rm2, &rv2);
     assert_ptr_equal(after_v.data, before_v.data);
     assert_ptr_equal(handle_of(&after_v), before_v.data);
-    assert_ptr_equal(rm2.data, bn_running_mean(&p, s0));
-    assert_ptr_equal(handle_of(&rv2), bn_running_var(&p, s0));
+    assert_ptr_equal(rm2.data, params_bn_running_mean(&p, s0));
+    assert_ptr_equal(handle_of(&rv2), params_bn_running_var(&p, s0));
 
     /* writes through one view show in the others and in the plain copy */
     before_v.data[5] = 2.5f;
@@ -294,7 +294,7 @@ static void bn_after_allocate(void)
     Params p;
     params_init(&p);
     params_allocate(&p);
-    bn_state_add(&p, "bn", 8);
+    params_bn_state_add(&p, "bn", 8);
 }
 
 static void allocate_twice(void)

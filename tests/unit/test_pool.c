@@ -41,11 +41,11 @@ static void run_maxpool(int n, int c, int h, int w, dnnl_format_tag_t tag, doubl
     float *x = xmalloc(nx * sizeof(float));
     ref_fill_distinct(x, nx, seed, lo, hi);
     dnnl_dims_t dims = {n, c, h, w};
-    dnnl_memory_desc_t md = md_make(4, dims, tag);
+    dnnl_memory_desc_t md = dnn_md_make(4, dims, tag);
     Tensor src;
     ref_tensor_make(&src, &md, x);
     PoolLayer l;
-    maxpool_init(&l, &src, 3, 2, 1);
+    pool_max_init(&l, &src, 3, 2, 1);
     assert_int_equal(l.dst.md.dims[2], s.oh);
     assert_int_equal(l.dst.md.dims[3], s.ow);
     assert_non_null(l.workspace.mem);
@@ -65,7 +65,7 @@ static void run_maxpool(int n, int c, int h, int w, dnnl_format_tag_t tag, doubl
     Tensor diff_dst, diff_src;
     ref_tensor_make(&diff_dst, &l.dst.md, dy);
     tensor_alloc(&diff_src, &src.md);
-    memset(diff_src.data, 0x7f, md_bytes(&diff_src.md));
+    memset(diff_src.data, 0x7f, dnn_md_bytes(&diff_src.md));
     pool_backward(&l, &diff_dst, &diff_src);
     dnn_wait();
     float *dx = xmalloc(nx * sizeof(float));
@@ -122,20 +122,20 @@ static void run_avgpool(int n, int c, int h, int w, dnnl_format_tag_t tag, uint6
     for (size_t i = 0; i < nx; i++)
         x[i] += 0.5f; /* post-ReLU features have a positive mean */
     dnnl_dims_t dims = {n, c, h, w};
-    dnnl_memory_desc_t md = md_make(4, dims, tag);
+    dnnl_memory_desc_t md = dnn_md_make(4, dims, tag);
     Tensor src;
     ref_tensor_make(&src, &md, x);
     PoolLayer l;
-    avgpool_global_init(&l, &src);
+    pool_avg_global_init(&l, &src);
     /* flat is the plain (N, C) matrix the classifier reads; dst keeps the
      * layout pooling picked */
     dnnl_dims_t dd = {n, c, 1, 1};
-    dnnl_memory_desc_t plain = md_make(4, dd, dnnl_nchw);
-    assert_true(md_equal(&l.flat.md, &plain));
+    dnnl_memory_desc_t plain = dnn_md_make(4, dd, dnnl_nchw);
+    assert_true(dnn_md_equal(&l.flat.md, &plain));
     assert_int_equal(l.dst.md.dims[2], 1);
     assert_int_equal(l.dst.md.dims[3], 1);
 
-    memset(l.flat.data, 0x7f, md_bytes(&plain));
+    memset(l.flat.data, 0x7f, dnn_md_bytes(&plain));
     pool_forward(&l);
     dnn_wait();
     double *xd = ref_to_double(x, nx), *yd = xmalloc(ny * sizeof(double));
@@ -153,7 +153,7 @@ static void run_avgpool(int n, int c, int h, int w, dnnl_format_tag_t tag, uint6
     float *dy = xmalloc(ny * sizeof(float));
     ref_fill_normal(dy, ny, seed + 1, 1.0);
     dnnl_dims_t d2 = {n, c};
-    dnnl_memory_desc_t md2 = md_make(2, d2, dnnl_nc);
+    dnnl_memory_desc_t md2 = dnn_md_make(2, d2, dnnl_nc);
     Tensor diff_dst, diff_src;
     tensor_alloc(&diff_dst, &md2);
     memcpy(diff_dst.data, dy, ny * sizeof(float));

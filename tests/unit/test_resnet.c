@@ -79,7 +79,7 @@ static void test_names(void **state)
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
         assert_true(params_find(&p, must[i]) >= 0);
     assert_true(params_find(&p, "layer1.1.downsample.0.weight") < 0);
-    assert_true(bn_state_find(&p, "layer3.5.bn2") >= 0);
+    assert_true(params_bn_state_find(&p, "layer3.5.bn2") >= 0);
     /* 53 BN layers + 53 convs in torchvision's resnet50 */
     assert_int_equal(p.bn_count, 53);
     int convs = 0;

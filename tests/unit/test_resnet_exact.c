@@ -344,7 +344,7 @@ static void load_init(Exact *x)
         int is_tracked = !is_mean && !is_var && ends_with(name, ".num_batches_tracked", &stem);
         if (is_mean || is_var || is_tracked) {
             snprintf(prefix, sizeof prefix, "%.*s", (int)stem, name);
-            int s = bn_state_find(p, prefix);
+            int s = params_bn_state_find(p, prefix);
             if (s < 0)
                 fail_msg("fixture tensor %s: no BN layer %s in our %s", name, prefix, x->c->arch);
             if (is_tracked) {
@@ -354,7 +354,7 @@ static void load_init(Exact *x)
             }
             if (t->n != p->bn[s].channels)
                 fail_msg("%s: %zu values, ours has %zu channels", name, t->n, p->bn[s].channels);
-            memcpy(is_mean ? bn_running_mean(p, s) : bn_running_var(p, s), t->v,
+            memcpy(is_mean ? params_bn_running_mean(p, s) : params_bn_running_var(p, s), t->v,
                    t->n * sizeof(float));
             nmean += is_mean;
             nvar += is_var;
@@ -439,7 +439,7 @@ static void check_running_stats(Exact *x, int64_t tracked_before)
             double err32;
             double *ref = fx_readf(x->file, &n, &err32, "/train/buffers/%s", name);
             assert_int_equal(n, x->p.bn[s].channels);
-            double *ours = to_double(var ? bn_running_var(&x->p, s) : bn_running_mean(&x->p, s), n);
+            double *ours = to_double(var ? params_bn_running_var(&x->p, s) : params_bn_running_mean(&x->p, s), n);
             check(&g, name, ours, ref, n, err32);
             free(ours);
             free(ref);

@@ -40,11 +40,11 @@ static void make_params(Params *p)
     testutil_param_plain(p, "bn1.weight", PARAM_BN_WEIGHT, 1, bn);
     testutil_param_plain(p, "bn1.bias", PARAM_BN_BIAS, 1, bn);
     dnnl_dims_t d2 = {20, 24, 3, 3};
-    dnnl_memory_desc_t md = md_make(4, d2, dnnl_OIhw16i16o);
+    dnnl_memory_desc_t md = dnn_md_make(4, d2, dnnl_OIhw16i16o);
     params_add(p, "layer1.0.conv1.weight", PARAM_CONV_WEIGHT, 4, conv2, &md);
     testutil_param_plain(p, "fc.weight", PARAM_FC_WEIGHT, 2, fcw);
     testutil_param_plain(p, "fc.bias", PARAM_FC_BIAS, 1, fcb);
-    bn_state_add(p, "bn1", 8);
+    params_bn_state_add(p, "bn1", 8);
     params_allocate(p);
 }
 

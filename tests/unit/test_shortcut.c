@@ -31,16 +31,16 @@ static void run_case(int n, int c, int h, int w, int c_out, int stride,
     float *x = xmalloc(nx * sizeof(float));
     ref_fill_normal(x, nx, seed, 1.0);
     dnnl_dims_t in_dims = {n, c, h, w}, out_dims = {n, c_out, oh, ow};
-    dnnl_memory_desc_t in_md = md_make(4, in_dims, in_tag);
-    dnnl_memory_desc_t out_md = md_make(4, out_dims, out_tag);
+    dnnl_memory_desc_t in_md = dnn_md_make(4, in_dims, in_tag);
+    dnnl_memory_desc_t out_md = dnn_md_make(4, out_dims, out_tag);
     Tensor src;
     ref_tensor_make(&src, &in_md, x);
     ShortcutA l;
     shortcut_a_init(&l, &src, &out_md, stride);
     assert_int_equal(l.pad_before, pad_before);
-    assert_true(md_equal(&l.dst.md, &out_md));
+    assert_true(dnn_md_equal(&l.dst.md, &out_md));
 
-    memset(l.dst.data, 0x7f, md_bytes(&out_md)); /* the zeros must be written */
+    memset(l.dst.data, 0x7f, dnn_md_bytes(&out_md)); /* the zeros must be written */
     shortcut_a_forward(&l);
     dnn_wait();
     float *y = xmalloc(ny * sizeof(float));
@@ -56,7 +56,7 @@ static void run_case(int n, int c, int h, int w, int c_out, int stride,
     Tensor diff_dst, diff_src;
     ref_tensor_make(&diff_dst, &out_md, dy);
     tensor_alloc(&diff_src, &in_md);
-    memset(diff_src.data, 0x7f, md_bytes(&in_md)); /* the skipped pixels get 0 */
+    memset(diff_src.data, 0x7f, dnn_md_bytes(&in_md)); /* the skipped pixels get 0 */
     shortcut_a_backward(&l, &diff_dst, &diff_src);
     dnn_wait();
     float *dx = xmalloc(nx * sizeof(float));

@@ -158,7 +158,7 @@ static void test_names(void **state)
     expect_dims(&p, "bn_final.weight", 1, 2048, 0, 0, 0);
     assert_true(params_find(&p, "layer1.0.downsample.1.weight") < 0);
     assert_true(params_find(&p, "layer1.1.downsample.0.weight") < 0);
-    assert_true(bn_state_find(&p, "bn_final") >= 0);
+    assert_true(params_bn_state_find(&p, "bn_final") >= 0);
     free_net(net, &p);
 
     /* pre-activation, CIFAR: the stem is one conv, no BN */
@@ -882,7 +882,7 @@ static void test_dropout_layer(void **state)
     const double p = 0.4;
     size_t total = (size_t)n * c * h * w, per = (size_t)c * h * w;
     dnnl_dims_t dims = {n, c, h, w};
-    dnnl_memory_desc_t md = md_make(4, dims, dnnl_nChw16c);
+    dnnl_memory_desc_t md = dnn_md_make(4, dims, dnnl_nChw16c);
     float *x = xmalloc(total * sizeof *x), *dy = xmalloc(total * sizeof *dy);
     float *mask = xmalloc(total * sizeof *mask), *out = xmalloc(total * sizeof *out);
     ref_fill_normal(x, total, 1, 1.0);

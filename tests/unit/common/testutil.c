@@ -195,7 +195,7 @@ int testutil_param_plain(Params *p, const char *name, ParamKind kind, int ndims,
     dnnl_dim_t d[4];
     for (int i = 0; i < ndims; i++)
         d[i] = dims[i];
-    dnnl_memory_desc_t md = md_make(ndims, d, tags[ndims]);
+    dnnl_memory_desc_t md = dnn_md_make(ndims, d, tags[ndims]);
     return params_add(p, name, kind, ndims, dims, &md);
 }
 
@@ -213,8 +213,8 @@ static void tiny_fill(Params *p, uint32_t seed)
     }
     for (int i = 0; i < p->bn_count; i++) {
         size_t c = p->bn[i].channels;
-        float *var = bn_running_var(p, i);
-        testutil_fill(bn_running_mean(p, i), c, seed * 17u + (uint32_t)i);
+        float *var = params_bn_running_var(p, i);
+        testutil_fill(params_bn_running_mean(p, i), c, seed * 17u + (uint32_t)i);
         testutil_fill(var, c, seed * 19u + (uint32_t)i);
         for (size_t k = 0; k < c; k++)
             var[k] = 0.5f + fabsf(var[k]);
@@ -245,14 +245,14 @@ void testutil_params_tiny(Params *p, dnnl_format_tag_t conv_tag, uint32_t seed)
     for (size_t i = 0; i < sizeof tiny / sizeof *tiny; i++) {
         if (strcmp(tiny[i].name, "layer1.0.conv1.weight") == 0) {
             dnnl_dim_t d[4] = {16, 8, 3, 3};
-            dnnl_memory_desc_t md = md_make(4, d, conv_tag);
+            dnnl_memory_desc_t md = dnn_md_make(4, d, conv_tag);
             params_add(p, tiny[i].name, tiny[i].kind, 4, tiny[i].dims, &md);
         } else {
             testutil_param_plain(p, tiny[i].name, tiny[i].kind, tiny[i].ndims, tiny[i].dims);
         }
     }
-    bn_state_add(p, "bn1", 8);
-    bn_state_add(p, "layer1.0.bn1", 16);
+    params_bn_state_add(p, "bn1", 8);
+    params_bn_state_add(p, "layer1.0.bn1", 16);
     params_allocate(p);
     if (seed)
         tiny_fill(p, seed);

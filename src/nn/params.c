@@ -47,8 +47,8 @@ int params_add(Params *p, const char *name, ParamKind kind, int ndims, const int
 {
     int found = params_find(p, name);
     if (found >= 0) {
-        CHECK(md_equal(&p->info[found].md, md), "tensor %s registered twice with different layouts",
-              name);
+        CHECK(dnn_md_equal(&p->info[found].md, md),
+              "tensor %s registered twice with different layouts", name);
         return found;
     }
     CHECK(!p->allocated, "tensor %s registered after the buffers were allocated", name);
@@ -68,7 +68,8 @@ int params_add(Params *p, const char *name, ParamKind kind, int ndims, const int
         info->numel *= (size_t)dims[d];
     }
     info->md = *md;
-    info->span = (md_floats(md) + PARAM_ALIGN_FLOATS - 1) / PARAM_ALIGN_FLOATS * PARAM_ALIGN_FLOATS;
+    info->span =
+        (dnn_md_floats(md) + PARAM_ALIGN_FLOATS - 1) / PARAM_ALIGN_FLOATS * PARAM_ALIGN_FLOATS;
     info->offset = p->total;
     p->total += info->span;
     return p->count++;
@@ -80,7 +81,7 @@ static void binding_add(Params *p, int index, int state, ParamBuffer buf, Tensor
         p->bind_cap = p->bind_cap ? 2 * p->bind_cap : 128;
         p->bind = xrealloc(p->bind, (size_t)p->bind_cap * sizeof *p->bind);
     }
-    p->bind[p->bind_count++] = (ParamBinding){index, state, buf, t};
+    p->bind[p->bind_count++] = (ParamBinding){.index = index, .state = state, .buf = buf, .t = t};
 }
 
 float *params_buffer(const Params *p, ParamBuffer buf)
@@ -96,9 +97,9 @@ float *params_buffer(const Params *p, ParamBuffer buf)
 static float *binding_data(const Params *p, const ParamBinding *b)
 {
     if (b->state == 1)
-        return bn_running_mean(p, b->index);
+        return params_bn_running_mean(p, b->index);
     if (b->state == 2)
-        return bn_running_var(p, b->index);
+        return params_bn_running_var(p, b->index);
     return params_buffer(p, b->buf) + p->info[b->index].offset;
 }
 
@@ -110,7 +111,7 @@ void params_bind(Params *p, int index, ParamBuffer buf, Tensor *t)
         tensor_set_data(t, binding_data(p, &p->bind[p->bind_count - 1]));
 }
 
-int bn_state_find(const Params *p, const char *prefix)
+int params_bn_state_find(const Params *p, const char *prefix)
 {
     for (int i = 0; i < p->bn_count; i++)
         if (strcmp(p->bn[i].name, prefix) == 0)
@@ -118,9 +119,9 @@ int bn_state_find(const Params *p, const char *prefix)
     return -1;
 }
 
-int bn_state_add(Params *p, const char *prefix, size_t channels)
+int params_bn_state_add(Params *p, const char *prefix, size_t channels)
 {
-    int found = bn_state_find(p, prefix);
+    int found = params_bn_state_find(p, prefix);
     if (found >= 0) {
         CHECK(p->bn[found].channels == channels, "BN %s registered twice with different widths",
               prefix);
@@ -139,27 +140,27 @@ int bn_state_add(Params *p, const char *prefix, size_t channels)
     return p->bn_count++;
 }
 
-float *bn_running_mean(const Params *p, int index)
+float *params_bn_running_mean(const Params *p, int index)
 {
     return p->state + p->bn[index].offset;
 }
 
-float *bn_running_var(const Params *p, int index)
+float *params_bn_running_var(const Params *p, int index)
 {
     return p->state + p->bn[index].offset + p->bn[index].channels;
 }
 
-void bn_state_bind(Params *p, int index, Tensor *t_mean, Tensor *t_var)
+void params_bn_state_bind(Params *p, int index, Tensor *t_mean, Tensor *t_var)
 {
     dnnl_dim_t c = (dnnl_dim_t)p->bn[index].channels;
-    dnnl_memory_desc_t md = md_make(1, &c, dnnl_x);
+    dnnl_memory_desc_t md = dnn_md_make(1, &c, dnnl_x);
     tensor_view(t_mean, &md, NULL);
     binding_add(p, index, 1, BUF_VALUE, t_mean);
     tensor_view(t_var, &md, NULL);
     binding_add(p, index, 2, BUF_VALUE, t_var);
     if (p->allocated) {
-        tensor_set_data(t_mean, bn_running_mean(p, index));
-        tensor_set_data(t_var, bn_running_var(p, index));
+        tensor_set_data(t_mean, params_bn_running_mean(p, index));
+        tensor_set_data(t_var, params_bn_running_var(p, index));
     }
 }
 
@@ -172,7 +173,7 @@ void params_allocate(Params *p)
     p->momentum = xaligned_alloc(bytes);
     p->state = xaligned_alloc(p->state_total * sizeof(float));
     for (int i = 0; i < p->bn_count; i++) {
-        float *var = bn_running_var(p, i);
+        float *var = params_bn_running_var(p, i);
         for (size_t c = 0; c < p->bn[i].channels; c++)
             var[c] = 1.0f; /* PyTorch's initial running_var */
     }
@@ -196,7 +197,7 @@ static dnnl_memory_desc_t plain_md(const ParamInfo *info)
 {
     static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc,
                                              dnnl_abcd, dnnl_abcde};
-    return md_make(info->md.ndims, info->md.dims, tags[info->md.ndims]);
+    return dnn_md_make(info->md.ndims, info->md.dims, tags[info->md.ndims]);
 }
 
 static void plain_copy(const Params *p, int index, ParamBuffer buf, float *plain, int to_plain)
@@ -204,7 +205,7 @@ static void plain_copy(const Params *p, int index, ParamBuffer buf, float *plain
     const ParamInfo *info = &p->info[index];
     float *slice = params_buffer(p, buf) + info->offset;
     dnnl_memory_desc_t pmd = plain_md(info);
-    if (md_equal(&pmd, &info->md)) {
+    if (dnn_md_equal(&pmd, &info->md)) {
         if (to_plain)
             memcpy(plain, slice, info->numel * sizeof(float));
         else
@@ -232,7 +233,7 @@ void params_set_plain(Params *p, int index, ParamBuffer buf, const float *in)
     plain_copy(p, index, buf, (float *)in, 0);
 }
 
-int param_is_bn_or_bias(const ParamInfo *info)
+int params_is_bn_or_bias(const ParamInfo *info)
 {
     return info->kind == PARAM_BN_WEIGHT || info->kind == PARAM_BN_BIAS ||
            info->kind == PARAM_FC_BIAS;
