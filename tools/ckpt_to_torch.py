@@ -78,7 +78,7 @@ def model_spec(path, attrs, tensors, args):
         try:
             num_classes = int(attrs["num_classes"])
         except (TypeError, ValueError):
-            raise InputError("%s: root attribute num_classes is %r, expected an integer"
+            raise InputError("%s: root attribute num_classes is %s, expected an integer"
                              % (path, attrs["num_classes"]))
     else:
         num_classes = int(tensors["fc.weight"].shape[0])
@@ -97,6 +97,8 @@ def model_spec(path, attrs, tensors, args):
 
 
 def export(args):
+    if not args.force and os.path.lexists(args.out):
+        raise InputError("%s exists; give --force to replace it" % args.out)
     attrs, tensors = read_model(args.ckpt)
     arch, num_classes, stem, in_channels = model_spec(args.ckpt, attrs, tensors, args)
     import resnet_torch
@@ -111,8 +113,8 @@ def export(args):
                                    {"/model/" + k: v for k, v in template.items()}, what)
     extra = sorted(set(tensors) - set(template))
     if extra:
-        print("warning: " + torch_io.extra_message(args.ckpt, ["/model/" + k for k in extra],
-                                                   what) + "; not exported", file=sys.stderr)
+        torch_io.warn("%s: %d tensors the model lacks, not exported: %s (the model is %s)"
+                      % (args.ckpt, len(extra), torch_io.key_list(extra), what))
     model.load_state_dict({k[len("/model/"):]: torch.from_numpy(v) for k, v in state.items()},
                           strict=True)
     torch_io.write_whole(args.out, args.force, lambda tmp: torch.save(model.state_dict(), tmp))

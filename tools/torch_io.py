@@ -22,16 +22,14 @@ def die(msg, code=EXIT_USAGE):
 
 
 def require_modules(tool, names):
-    """Imports the optional Python packages a tool needs, or exits 1 naming
-    the Debian packages to install."""
+    """Exits 1 naming the Debian packages to install when a Python package
+    the tool needs is missing (found without importing it: torch takes a
+    second or two to import, and the tools check their input first)."""
+    import importlib.util
+
     debian = {"torch": "python3-torch", "torchvision": "python3-torchvision",
               "h5py": "python3-h5py", "numpy": "python3-numpy"}
-    missing = []
-    for name in names:
-        try:
-            __import__(name)
-        except ImportError:
-            missing.append(name)
+    missing = [name for name in names if importlib.util.find_spec(name) is None]
     if missing:
         die("%s needs the Python packages %s (Debian: apt-get install %s)"
             % (tool, ", ".join(missing), " ".join(debian[m] for m in missing)), EXIT_INTERNAL)
@@ -95,11 +93,14 @@ def check_tensors(path, tensors, template, what):
     return out
 
 
-def extra_message(path, extra, what):
-    """The tensors of a file that the model lacks, named (at most four)."""
-    return "%s: %d tensor%s the model lacks: %s%s (the model is %s)" % (
-        path, len(extra), "" if len(extra) == 1 else "s", ", ".join(extra[:4]),
-        ", ..." if len(extra) > 4 else "", what)
+def warn(msg):
+    print("warning: " + msg, file=sys.stderr)
+
+
+def key_list(keys):
+    """At most four keys, then ", ...": for messages."""
+    keys = sorted(keys)
+    return ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
 
 
 def write_whole(out, force, write):

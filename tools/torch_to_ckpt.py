@@ -35,8 +35,6 @@ def load_state_dict(path):
     """key -> tensor of a torch.save file, unwrapped as the docstring says."""
     import torch
 
-    if not os.path.exists(path):
-        raise InputError("%s: no such file" % path)
     try:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -63,7 +61,7 @@ def load_state_dict(path):
                          % (path, type(obj).__name__))
     for key, value in obj.items():
         if not isinstance(key, str) or not torch.is_tensor(value):
-            raise InputError("%s: entry %r is %s, not a tensor; not a state_dict?"
+            raise InputError("%s: entry '%s' is %s, not a tensor; not a state_dict?"
                              % (path, key, type(value).__name__))
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
@@ -106,13 +104,15 @@ def write_h5(tmp, tensors, arch, num_classes, stem):
 
 
 def convert(args):
+    if not args.force and os.path.lexists(args.out):
+        raise InputError("%s exists; give --force to replace it" % args.out)
+    if not os.path.exists(args.input):
+        raise InputError("%s: no such file" % args.input)
     torch_io.require_modules("torch_to_ckpt.py", ("numpy", "h5py", "torch"))
     import resnet_torch
 
     if args.arch in resnet_torch.TORCHVISION_ARCHS:
         torch_io.require_modules("torch_to_ckpt.py", ("torchvision",))
-    if not args.force and os.path.lexists(args.out):
-        raise InputError("%s exists; give --force to replace it" % args.out)
     state = load_state_dict(args.input)
     arch, num_classes, stem, in_channels = model_spec(args.input, state, args)
     model = resnet_torch.build(arch, num_classes, stem, in_channels)
@@ -120,7 +120,8 @@ def convert(args):
     template = model.state_dict()
     extra = sorted(set(state) - set(template))
     if extra:
-        raise InputError(torch_io.extra_message(args.input, extra, what) + "; another --arch?")
+        raise InputError("%s: %d tensors the model lacks: %s (the model is %s; another --arch?)"
+                         % (args.input, len(extra), torch_io.key_list(extra), what))
     tensors = torch_io.check_tensors(args.input, {k: v.detach().cpu().numpy()
                                                   for k, v in state.items()}, template, what)
     torch_io.write_whole(args.out, args.force,

@@ -5,7 +5,8 @@
 # 1. Messages: every `error: ...`, `warning: ...` and `[rank R] ...` pattern
 #    quoted in docs/troubleshooting.md and docs/training.md (inline code and
 #    ```text lines; <...> stands for a value) is one the sources print
-#    (status_set, log_warn, fail_local, CHECK, ... in src/, die/echo in jobs/),
+#    (status_set, log_warn, fail_local, CHECK, ... in src/, die/echo in jobs/,
+#    InputError/die/warn in tools/*.py),
 #    and every message users can meet is quoted in docs/troubleshooting.md;
 #    example log lines (```text after `<!-- docs_commands: log -->`) are lines
 #    log_info prints.
@@ -311,7 +312,23 @@ def doc_patterns(path):
     return pats
 
 
-formats = [x for x in c_formats() + shell_formats() if letters(x[1]) >= 5]
+def tool_formats():
+    """InputError("..." % ...) and die("...") (printed as "error: ...") and
+    warn("...") in tools/*.py; adjacent literals joined."""
+    res = []
+    lit = r'"(?:[^"\\\n]|\\.)*"'
+    pat = re.compile(r"\b(InputError|die|warn)\(\s*((?:%s\s*)+)" % lit)
+    for fn in sorted(glob.glob(root + "/tools/*.py")):
+        src = open(fn).read()
+        for m in pat.finditer(src):
+            msg = "".join(x[1:-1] for x in re.findall(lit, m.group(2)))
+            msg = bytes(msg, "latin-1").decode("unicode_escape")
+            where = "%s:%d" % (fn[len(root) + 1:], src.count("\n", 0, m.start()) + 1)
+            res.append((where, ("warning: " if m.group(1) == "warn" else "error: ") + msg, True))
+    return res
+
+
+formats = [x for x in c_formats() + shell_formats() + tool_formats() if letters(x[1]) >= 5]
 ftok = [(w, f, c, fmt_tokens(f), max(CONV.split(f.replace("%%", "%")), key=len).strip())
         for w, f, c in formats]
 patterns = [p for d in docs for p in doc_patterns(d)]
