@@ -15,7 +15,7 @@
 #    command is either run or named as covered elsewhere; a command that is
 #    neither fails the test. Blocks run in order (README.md, training.md,
 #    troubleshooting.md, then the other pages) in a scratch directory laid out
-#    like the repository: build/bin, tests and jobs link to the real ones and
+#    like the repository: build/bin, tests, jobs and tools link to the real ones and
 #    datasets/ holds tiny stand-ins under the documented names (resnet_prep
 #    synthetic: imagenet-256.h5 8+4 images of 256 px, cifar10-val5k.h5 and
 #    fashion-mnist.h5 256+32+32 images; datasets/flowers/{train,val}: a
@@ -364,6 +364,7 @@ fi
 ln -s "$BUILDABS/bin" "$W/build/bin"
 ln -s "$REPO/tests" "$W/tests"
 ln -s "$REPO/jobs" "$W/jobs"
+ln -s "$REPO/tools" "$W/tools"
 ln -s "$PYTHON" "$W/bin/python3"
 PREP="$BUILDABS/bin/resnet_prep"
 mkdir -p "$W/datasets/imagenet/data" "$W/datasets/cifar10/data" "$W/datasets/fashion-mnist/data" \
@@ -414,7 +415,7 @@ extract() {
         if (w ~ /^sbatch /) return "COVERED Slurm: tests/slurm/test_*.sh"
         if (doc ~ /dataset-format\.md$/ && w ~ /^resnet_prep verify mydata\.h5/)
             return "COVERED tests/e2e/prep_interop.sh runs the page'"'"'s h5py code and this"
-        if (w ~ /^(mpirun|build\/bin\/resnet_(dist|prep|plot)|resnet_(dist|prep|plot)|python3 [A-Za-z0-9_.-]+\.py|mkdir|export|kill|wait|until|grep|h5ls|ls|sleep)( |$)/ || w ~ /^[A-Za-z_][A-Za-z_0-9]*=\$!$/)
+        if (w ~ /^(mpirun|build\/bin\/resnet_(dist|prep|plot)|resnet_(dist|prep|plot)|python3 (tools\/)?[A-Za-z0-9_.-]+\.py|mkdir|export|kill|wait|until|grep|h5ls|ls|sleep)( |$)/ || w ~ /^[A-Za-z_][A-Za-z_0-9]*=\$!$/)
             return "RUN"
         return "UNKNOWN"
     }
