@@ -123,9 +123,9 @@ assert [r["file"].rsplit("/", 1)[1] for r in recs] == ["0.png", "1.png", "2.png"
 for r in recs:
     p = [t["prob"] for t in r["top"]]
     assert len(p) == 3 and p == sorted(p, reverse=True) and 0 < sum(p) <= 1 + 1e-9, r
-    assert all(isinstance(t["index"], int) and t["class"] is None for t in r["top"]), r
+    assert all(t["class"] == "c%d" % t["index"] for t in r["top"]), r  # the file's /classes
 PY
-    ok "predict helper: one JSON object per image, top 3 by probability"
+    ok "predict helper: one JSON object per image, top 3 by probability, class names"
 else
     bad "predict helper"; show "$T/out"; show "$T/predict.jsonl" 3
 fi
