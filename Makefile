@@ -175,9 +175,13 @@ bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/gemm_peak $(BUILD)/bench/loader_bench
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh bench/run_bench.sh
 
+# The PyTorch converters (docs/pytorch.md) need no build; they run from any
+# directory beside resnet_torch.py and torch_io.py.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/resnet-dist/tools
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 tools/ckpt_to_torch.py tools/torch_to_ckpt.py $(DESTDIR)$(PREFIX)/share/resnet-dist/tools/
+	install -m 644 tools/resnet_torch.py tools/torch_io.py $(DESTDIR)$(PREFIX)/share/resnet-dist/tools/
 
 clean:
 	rm -rf $(BUILD)

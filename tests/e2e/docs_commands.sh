@@ -5,7 +5,8 @@
 # 1. Messages: every `error: ...`, `warning: ...` and `[rank R] ...` pattern
 #    quoted in docs/troubleshooting.md and docs/training.md (inline code and
 #    ```text lines; <...> stands for a value) is one the sources print
-#    (status_set, log_warn, fail_local, CHECK, ... in src/, die/echo in jobs/),
+#    (status_set, log_warn, fail_local, CHECK, ... in src/, die/echo in jobs/,
+#    InputError/die/warn in tools/*.py),
 #    and every message users can meet is quoted in docs/troubleshooting.md;
 #    example log lines (```text after `<!-- docs_commands: log -->`) are lines
 #    log_info prints.
@@ -14,7 +15,7 @@
 #    command is either run or named as covered elsewhere; a command that is
 #    neither fails the test. Blocks run in order (README.md, training.md,
 #    troubleshooting.md, then the other pages) in a scratch directory laid out
-#    like the repository: build/bin, tests and jobs link to the real ones and
+#    like the repository: build/bin, tests, jobs and tools link to the real ones and
 #    datasets/ holds tiny stand-ins under the documented names (resnet_prep
 #    synthetic: imagenet-256.h5 8+4 images of 256 px, cifar10-val5k.h5 and
 #    fashion-mnist.h5 256+32+32 images; datasets/flowers/{train,val}: a
@@ -311,7 +312,23 @@ def doc_patterns(path):
     return pats
 
 
-formats = [x for x in c_formats() + shell_formats() if letters(x[1]) >= 5]
+def tool_formats():
+    """InputError("..." % ...) and die("...") (printed as "error: ...") and
+    warn("...") in tools/*.py; adjacent literals joined."""
+    res = []
+    lit = r'"(?:[^"\\\n]|\\.)*"'
+    pat = re.compile(r"\b(InputError|die|warn)\(\s*((?:%s\s*)+)" % lit)
+    for fn in sorted(glob.glob(root + "/tools/*.py")):
+        src = open(fn).read()
+        for m in pat.finditer(src):
+            msg = "".join(x[1:-1] for x in re.findall(lit, m.group(2)))
+            msg = bytes(msg, "latin-1").decode("unicode_escape")
+            where = "%s:%d" % (fn[len(root) + 1:], src.count("\n", 0, m.start()) + 1)
+            res.append((where, ("warning: " if m.group(1) == "warn" else "error: ") + msg, True))
+    return res
+
+
+formats = [x for x in c_formats() + shell_formats() + tool_formats() if letters(x[1]) >= 5]
 ftok = [(w, f, c, fmt_tokens(f), max(CONV.split(f.replace("%%", "%")), key=len).strip())
         for w, f, c in formats]
 patterns = [p for d in docs for p in doc_patterns(d)]
@@ -347,6 +364,7 @@ fi
 ln -s "$BUILDABS/bin" "$W/build/bin"
 ln -s "$REPO/tests" "$W/tests"
 ln -s "$REPO/jobs" "$W/jobs"
+ln -s "$REPO/tools" "$W/tools"
 ln -s "$PYTHON" "$W/bin/python3"
 PREP="$BUILDABS/bin/resnet_prep"
 mkdir -p "$W/datasets/imagenet/data" "$W/datasets/cifar10/data" "$W/datasets/fashion-mnist/data" \
@@ -397,7 +415,7 @@ extract() {
         if (w ~ /^sbatch /) return "COVERED Slurm: tests/slurm/test_*.sh"
         if (doc ~ /dataset-format\.md$/ && w ~ /^resnet_prep verify mydata\.h5/)
             return "COVERED tests/e2e/prep_interop.sh runs the page'"'"'s h5py code and this"
-        if (w ~ /^(mpirun|build\/bin\/resnet_(dist|prep|plot)|resnet_(dist|prep|plot)|python3 [A-Za-z0-9_.-]+\.py|mkdir|export|kill|wait|until|grep|h5ls|ls|sleep)( |$)/ || w ~ /^[A-Za-z_][A-Za-z_0-9]*=\$!$/)
+        if (w ~ /^(mpirun|build\/bin\/resnet_(dist|prep|plot)|resnet_(dist|prep|plot)|python3 (tools\/)?[A-Za-z0-9_.-]+\.py|mkdir|export|kill|wait|until|grep|h5ls|ls|sleep)( |$)/ || w ~ /^[A-Za-z_][A-Za-z_0-9]*=\$!$/)
             return "RUN"
         return "UNKNOWN"
     }
