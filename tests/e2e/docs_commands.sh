@@ -52,7 +52,7 @@
 #    DNNL_VERBOSE command, `ckpt_interop.py load` (checkpoint-format.md,
 #    training.md) on a checkpoint written by a training.md command, and
 #    training.md's statement of the flags jobs/resnet50.slurm passes (from
-#    jobs/common.sh's imagenet_recipe).
+#    jobs/common.sh's imagenet_recipe) and jobs/README.md's of SCHEDULE=plateau.
 # Needs $BUILD/bin, $PYTHON with torch, torchvision and h5py, gnuplot, bash (jobs/).
 # Prints one line per check and "docs_commands: N passed, M failed".
 BUILD=${BUILD:-build}
@@ -657,6 +657,22 @@ if command -v bash >/dev/null 2>&1; then
     elif grepdoc docs/training.md "$recipe $suffix"; then
         ok "training.md shows the flags of jobs/resnet50.slurm: $recipe $suffix"
     fi
+fi
+
+# jobs/README.md: SCHEDULE=plateau is section 3's rule with the floor a
+# thousandth of the peak rate; 5 warmup epochs above 256 images.
+if command -v bash >/dev/null 2>&1; then
+    plateau=$(cd "$REPO" && bash -c '
+        . jobs/common.sh >/dev/null 2>&1
+        EXTRA=() DATA_RUN=x BATCH=1024 SCHEDULE=plateau
+        imagenet_recipe resnet50 && echo "${TRAIN_ARGS[*]}"' 2>/dev/null)
+    want="--base-lr 0.1 --warmup-epochs 5 --lr-schedule plateau --plateau-metric val_top1 --plateau-factor 0.1 --plateau-patience 5 --plateau-threshold 0.001 --plateau-threshold-mode abs --min-lr 0.0004 "
+    case $plateau in
+    *"$want"*)
+        grepdoc jobs/README.md "(\`--plateau-patience 5 --plateau-threshold 0.001 --plateau-threshold-mode abs\`)" &&
+            ok "jobs/README.md: SCHEDULE=plateau at 1024 images: $want" ;;
+    *) bad "SCHEDULE=plateau BATCH=1024: imagenet_recipe gives '$plateau', expected it to hold '$want'" ;;
+    esac
 fi
 
 echo "docs_commands: $(($(date +%s) - start)) s; commands in $T/commands.txt, logs in $T/logs"
