@@ -40,7 +40,8 @@
 #    bench/conv_algo_curves.sh), `make test` (this runner), `make bench` and the
 #    bench/ scripts (minutes of benchmarks; `make bench` itself), `sbatch
 #    jobs/*.slurm` (tests/slurm/test_smoke.sh, test_chain.sh, test_requeue.sh,
-#    test_timelimit.sh), docs/dataset-format.md's h5py code and `resnet_prep
+#    test_timelimit.sh, test_walkthrough.sh), README.md's `resnet_predict` and
+#    `tools/*.py` commands (test_walkthrough.sh, on the checkpoint it trained), docs/dataset-format.md's h5py code and `resnet_prep
 #    verify mydata.h5` (tests/e2e/prep_interop.sh runs them), the h5py
 #    snippets of docs/checkpoint-format.md (tests/unit/test_checkpoint.c via
 #    tests/fixtures/ckpt_interop.py, the same code). datasets/README.md's
@@ -395,6 +396,8 @@ extract() {
         if (w ~ /^make bench/ || w ~ /^sh bench\// || w ~ /bench\/(update_perf_doc|scaling_model)\.py/)
             return "COVERED benchmarks: make bench (minutes; rewrites docs/performance.md)"
         if (w ~ /^sbatch /) return "COVERED Slurm: tests/slurm/test_*.sh"
+        if (w ~ /^(build\/bin\/resnet_predict|python3 tools\/[A-Za-z0-9_]+\.py) /)
+            return "COVERED tests/slurm/test_walkthrough.sh runs it on the checkpoint its jobs trained"
         if (doc ~ /dataset-format\.md$/ && w ~ /^resnet_prep verify mydata\.h5/)
             return "COVERED tests/e2e/prep_interop.sh runs the page'"'"'s h5py code and this"
         if (w ~ /^(mpirun|build\/bin\/resnet_(dist|prep|plot)|resnet_(dist|prep|plot)|python3 [A-Za-z0-9_.-]+\.py|mkdir|export|kill|wait|until|grep|h5ls|ls|sleep)( |$)/ || w ~ /^[A-Za-z_][A-Za-z_0-9]*=\$!$/)

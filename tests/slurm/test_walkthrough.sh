@@ -10,6 +10,7 @@
 #     with --kill-on-invalid-dep=yes, each complete with exit 0 in order;
 #   - the eval job prints top-1 and top-5 error over every validation image,
 #     the very numbers of the training run's validation of that checkpoint;
+#     given a checkpoint that does not exist it fails at once with exit 2;
 #   - resnet_predict classifies a folder of images with the trained
 #     checkpoint (--json), and tools/ckpt_to_torch.py converts it for PyTorch;
 #   - README.md still shows each of these commands, so the page and this test
@@ -110,6 +111,13 @@ check "eval: top-1 and top-5 error over the 8 validation images" \
 trained=$(sed -n 's/^val epoch [0-9]* step [0-9]*: \(loss .*\)$/\1/p' "$T/train.out" | tail -n 1)
 check "eval: the checkpoint's loss and errors are the training run's last validation ($trained)" \
     grep -qF ": $trained" "$T/eval.out"
+
+# A checkpoint that is not there: exit 2 at once, one clear line.
+# shellcheck disable=SC2086
+id=$(CKPT="$T/r50/missing.h5" sbatch --parsable $SB --job-name=nockpt --output="$T/nockpt.out" jobs/eval.slurm)
+expect_job "$id" nockpt FAILED 2:0 0 60
+check "nockpt: the log names the file" \
+    grep -q "error: CKPT=$T/r50/missing.h5: no such readable file" "$T/nockpt.out"
 
 # After the jobs, on the login node: predictions for a folder of images and
 # the checkpoint as a PyTorch file.
