@@ -12,9 +12,9 @@
 #   - docs/metrics.md lists exactly the record kinds and fields the trainer
 #     writes;
 #   - relative links (and their #headings) and repository paths in code
-#     spans exist;
-#   - the checker itself fails on a planted unknown flag, an undocumented
-#     variable, an undocumented metrics field and a broken link.
+#     spans exist; every dataset a command reads (--data) is one a command
+#     of the pages makes (--out);
+#   - the checker itself fails on planted mistakes of each kind.
 # Prints one line per check and "docs_refs: N passed, M failed".
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -22,6 +22,7 @@ T="$BUILD/tmp/e2e-docs-refs"
 rm -rf "$T" && mkdir -p "$T/help" || exit 1
 T=$(cd "$T" && pwd)
 . tests/e2e/lib/common.sh
+# shellcheck disable=SC2154 # pass and fail come from lib/common.sh
 finish() {
     echo "docs_refs: $pass passed, $fail failed"
     [ "$fail" -eq 0 ]
@@ -70,12 +71,12 @@ else
     sed 's/^/    /' "$T/repo.log"
 fi
 
-# The checker can fail: a copy of the pages with one planted mistake each.
+# The checker can fail: a copy of the pages with planted mistakes.
 P="$T/planted"
 mkdir -p "$P/docs" "$P/jobs" "$P/src"
 cp README.md "$P/" && cp docs/metrics.md docs/training.md "$P/docs/" && cp jobs/README.md jobs/*.slurm jobs/common.sh "$P/jobs/"
 cp src/train/train_report.c src/train/train_ckpt.c src/train/train.c "$P/src/"
-printf '\n```sh\nbuild/bin/resnet_dist --arch resnet50 --crop-size 224\n```\n' >>"$P/docs/training.md"
+printf '\n```sh\nbuild/bin/resnet_dist --arch resnet50 --crop-size 224 --data datasets/x/data/never.h5\n```\n' >>"$P/docs/training.md"
 printf '\nUse `resnet_prep imagenet --val-label FILE`.\n' >>"$P/README.md"
 printf 'x() { echo "${UNDOCUMENTED_KNOB:-1}"; }\n' >>"$P/jobs/common.sh"
 sed -i 's/"img_per_s"/"images_per_s"/' "$P/src/train_report.c"
@@ -88,7 +89,8 @@ if check planted 1 --root "$P" --doc README.md --doc docs/training.md --doc docs
         "read UNDOCUMENTED_KNOB from the environment" \
         '"train" records have the field "images_per_s", not on the page' \
         'field "img_per_s" of "train" is on the page, but the sources do not write it' \
-        "link to training.md#no-such-heading: no heading"; do
+        "link to training.md#no-such-heading: no heading" \
+        "reads datasets/x/data/never.h5, which no command of the pages makes"; do
         if grep -q -- "$want" "$T/planted.log"; then
             ok "a planted mistake fails the check: $want"
         else

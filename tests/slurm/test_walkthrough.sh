@@ -2,7 +2,8 @@
 # test_walkthrough.sh - README.md's "On a cluster" section as a new user
 # follows it, through a real Slurm (tests/slurm/cluster.sh), on a tiny
 # ImageNet in Kaggle's layout (4 classes x 8 training JPEGs in class folders,
-# 8 validation JPEGs in one flat folder, LOC_val_solution.csv):
+# 8 validation JPEGs in one flat folder, LOC_val_solution.csv), with the
+# devkit's label files for the same images:
 #   - the prep job (jobs/prep-imagenet.slurm with VAL_LABELS), the smoke job
 #     on the prepared file, the training job (jobs/resnet50.slurm shrunk by
 #     its variables: EXTRA_ARGS="--arch resnet20", one epoch at crop 32) and
@@ -11,6 +12,8 @@
 #   - the eval job prints top-1 and top-5 error over every validation image,
 #     the very numbers of the training run's validation of that checkpoint;
 #     given a checkpoint that does not exist it fails at once with exit 2;
+#   - the prep job with the devkit's ground truth in VAL_LABELS and SYNSETS
+#     labels the validation images as the CSV does;
 #   - resnet_predict classifies a folder of images with the trained
 #     checkpoint (--json), and tools/ckpt_to_torch.py converts it for PyTorch;
 #   - README.md still shows each of these commands, so the page and this test
@@ -65,6 +68,13 @@ with open(os.path.join(root, "LOC_val_solution.csv"), "w") as f:
         name = "ILSVRC2012_val_%08d" % (i + 1)
         image(i % 4).save(os.path.join(val, name + ".JPEG"), quality=90)
         f.write("%s,n%08d 1 2 30 40 \n" % (name, i % 4))
+# The devkit's layout of the same labels: an ID per image in sorted file
+# order, and the ID-to-wnid file, whose IDs are not in wnid order.
+synsets = ["n%08d" % c for c in (2, 0, 3, 1)]
+with open(os.path.join(root, "synsets.txt"), "w") as f:
+    f.write("\n".join(synsets) + "\n")
+with open(os.path.join(root, "ILSVRC2012_validation_ground_truth.txt"), "w") as f:
+    f.writelines("%d\n" % (synsets.index("n%08d" % (i % 4)) + 1) for i in range(8))
 PY
 cluster_start walkthrough || { bad "cluster start"; finish slurm_walkthrough; }
 export RESNET_DIST_BIN="$BUILD/bin/resnet_dist" RESNET_PREP_BIN="$BUILD/bin/resnet_prep"
@@ -111,6 +121,21 @@ check "eval: top-1 and top-5 error over the 8 validation images" \
 trained=$(sed -n 's/^val epoch [0-9]* step [0-9]*: \(loss .*\)$/\1/p' "$T/train.out" | tail -n 1)
 check "eval: the checkpoint's loss and errors are the training run's last validation ($trained)" \
     grep -qF ": $trained" "$T/eval.out"
+
+# The devkit's layout: VAL_LABELS with the ground truth needs SYNSETS; the
+# labels come out as from Kaggle's CSV.
+# shellcheck disable=SC2086
+id=$(TRAIN_DIR=$K/ILSVRC/Data/CLS-LOC/train VAL_DIR=$K/ILSVRC/Data/CLS-LOC/val SYNSETS=$K/synsets.txt \
+    VAL_LABELS=$K/ILSVRC2012_validation_ground_truth.txt DATA="$T/devkit.h5" SIZE=36 VERIFY=0 \
+    sbatch --parsable $SB --job-name=devkit --output="$T/devkit.out" jobs/prep-imagenet.slurm)
+expect_job "$id" devkit COMPLETED 0:0 0 120
+check "devkit: SYNSETS passed as --synsets" grep -q "resnet_prep imagenet .*--synsets $K/synsets.txt" "$T/devkit.out"
+check "devkit: the same validation labels as from LOC_val_solution.csv" "$PYTHON" - "$DATA" "$T/devkit.h5" <<'PY'
+import sys
+import h5py
+with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
+    assert (a["val/labels"][:] == b["val/labels"][:]).all()
+PY
 
 # A checkpoint that is not there: exit 2 at once, one clear line.
 # shellcheck disable=SC2086
