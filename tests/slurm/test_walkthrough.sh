@@ -30,7 +30,7 @@ for shown in 'VAL_LABELS=$K/LOC_val_solution.csv sbatch --parsable -p cpu -A myp
     'SYNSETS=$D/synsets.txt' \
     'sbatch --parsable -p cpu -A myproject --dependency=afterok:$prep --kill-on-invalid-dep=yes jobs/resnet18-smoke.slurm' \
     'sbatch --parsable -p cpu -A myproject --dependency=afterok:$smoke --kill-on-invalid-dep=yes jobs/resnet50.slurm' \
-    'sbatch -p cpu -A myproject --dependency=afterok:$train --kill-on-invalid-dep=yes jobs/eval.slurm' \
+    'CROP=224 sbatch -p cpu -A myproject --dependency=afterok:$train --kill-on-invalid-dep=yes jobs/eval.slurm' \
     'build/bin/resnet_predict --checkpoint /scratch/$USER/r50/best.h5 --json' \
     'python3 tools/ckpt_to_torch.py /scratch/$USER/r50/best.h5'; do
     echo "$readme" | grep -qF -- "$shown" && ok "README.md shows: $shown" || bad "README.md no longer shows: $shown"
