@@ -331,7 +331,7 @@ setup_training() { # EXAMPLE-COMMAND
 }
 
 # imagenet_recipe ARCH: fills TRAIN_ARGS with a recipe whose result is
-# published (docs/training.md, "The Slurm jobs' recipe"). SCHEDULE=step (the
+# published (docs/training.md, sections 5 and 6). SCHEDULE=step (the
 # default) is torchvision's reference recipe: 90 epochs, lr 0.1 x BATCH/256
 # (--base-lr), divided by 10 at epochs 30 and 60 (LR_STEPS), momentum 0.9,
 # weight decay 1e-4, RandomResizedCrop 224 + flip; torchvision's weights

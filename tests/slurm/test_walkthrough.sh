@@ -109,7 +109,8 @@ with h5py.File(sys.argv[1], "r") as f:
     assert sorted(f["val/labels"][:].tolist()) == [0, 0, 1, 1, 2, 2, 3, 3]
 PY
 expect_job "$smoke" smoke COMPLETED 0:0 0 180
-check "smoke: read the prepared file" grep -q "^config: arch=resnet18 .*data=$DATA " "$T/smoke.out"
+check "smoke: resnet18" grep -q "^config: arch=resnet18 " "$T/smoke.out"
+check "smoke: read the prepared file" grep -q "^config: .*data=$DATA " "$T/smoke.out"
 rm -f "$T"/smoke/*.h5
 expect_job "$train" train COMPLETED 0:0 0 180
 check "train: torchvision's step recipe, then EXTRA_ARGS" grep -q -- \
