@@ -16,7 +16,7 @@ SEEDS=${SEEDS:-0 1 2}
 EPOCHS=${EPOCHS:-4}
 RANKS=${RANKS:-2}
 OUT=${OUT:-$BUILD/conv-algo-curves}
-DATA=${DATA:-datasets/fashion-mnist/data/fashion-mnist.h5}
+DATA=${DATA:-datasets/fashion-mnist/data/fashion-mnist-val5k.h5}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 [ -f "$DATA" ] || { echo "error: $DATA not found: run 'make run' once to prepare it" >&2; exit 2; }
 threads=$(($(nproc) / RANKS))

@@ -8,13 +8,16 @@
 # runs/; RESUME=1 continues the newest one.
 #
 # Environment: EPOCHS (default 4), RANKS (default 2, at most the cores),
-# MAX_STEPS (shortens the run), RUN_ROOT (runs), DATA_DIR, BUILD; the recipe
-# itself: ARCH (resnet20), AUG (none), WEIGHT_DECAY (1e-4), PATIENCE (0).
+# MAX_STEPS (shortens the run), RESUME (1: continue the newest run), RUN_ROOT
+# (runs), DATA_DIR (datasets/fashion-mnist/data; the file is
+# fashion-mnist-val5k.h5 there), FASHION_MNIST_DIR (the four IDX files,
+# /usr/share/datasets/fashion-mnist), BUILD (build); the recipe itself: ARCH
+# (resnet20), AUG (none), WEIGHT_DECAY (1e-4), PATIENCE (0).
 set -e
 BUILD=${BUILD:-build}
 SRC=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 DATA_DIR=${DATA_DIR:-datasets/fashion-mnist/data}
-DATA="$DATA_DIR/fashion-mnist.h5"
+DATA="$DATA_DIR/fashion-mnist-val5k.h5"
 RUN_ROOT=${RUN_ROOT:-runs}
 EPOCHS=${EPOCHS:-4}
 ARCH=${ARCH:-resnet20}

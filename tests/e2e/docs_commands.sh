@@ -41,7 +41,8 @@
 #    bench/conv_algo_curves.sh), `make test` (this runner), `make bench` and the
 #    bench/ scripts (minutes of benchmarks; `make bench` itself), `sbatch
 #    jobs/*.slurm` (tests/slurm/test_smoke.sh, test_chain.sh, test_requeue.sh,
-#    test_timelimit.sh), docs/dataset-format.md's h5py code and `resnet_prep
+#    test_timelimit.sh, test_walkthrough.sh), README.md's `resnet_predict` and
+#    `tools/*.py` commands (test_walkthrough.sh, on the checkpoint it trained), docs/dataset-format.md's h5py code and `resnet_prep
 #    verify mydata.h5` (tests/e2e/prep_interop.sh runs them), the h5py
 #    snippets of docs/checkpoint-format.md (tests/unit/test_checkpoint.c via
 #    tests/fixtures/ckpt_interop.py, the same code). datasets/README.md's
@@ -53,7 +54,7 @@
 #    DNNL_VERBOSE command, `ckpt_interop.py load` (checkpoint-format.md,
 #    training.md) on a checkpoint written by a training.md command, and
 #    training.md's statement of the flags jobs/resnet50.slurm passes (from
-#    jobs/common.sh's imagenet_recipe).
+#    jobs/common.sh's imagenet_recipe) and jobs/README.md's of SCHEDULE=plateau.
 # Needs $BUILD/bin, $PYTHON with torch, torchvision and h5py, gnuplot, bash (jobs/).
 # Prints one line per check and "docs_commands: N passed, M failed".
 BUILD=${BUILD:-build}
@@ -413,6 +414,8 @@ extract() {
         if (w ~ /^make bench/ || w ~ /^sh bench\// || w ~ /bench\/(update_perf_doc|scaling_model)\.py/)
             return "COVERED benchmarks: make bench (minutes; rewrites docs/performance.md)"
         if (w ~ /^sbatch /) return "COVERED Slurm: tests/slurm/test_*.sh"
+        if (w ~ /^(build\/bin\/resnet_predict|python3 tools\/[A-Za-z0-9_]+\.py) /)
+            return "COVERED tests/slurm/test_walkthrough.sh runs it on the checkpoint its jobs trained"
         if (doc ~ /dataset-format\.md$/ && w ~ /^resnet_prep verify mydata\.h5/)
             return "COVERED tests/e2e/prep_interop.sh runs the page'"'"'s h5py code and this"
         if (w ~ /^(mpirun|build\/bin\/resnet_(dist|prep|plot)|resnet_(dist|prep|plot)|python3 (tools\/)?[A-Za-z0-9_.-]+\.py|mkdir|export|kill|wait|until|grep|h5ls|ls|sleep)( |$)/ || w ~ /^[A-Za-z_][A-Za-z_0-9]*=\$!$/)
@@ -675,6 +678,22 @@ if command -v bash >/dev/null 2>&1; then
     elif grepdoc docs/training.md "$recipe $suffix"; then
         ok "training.md shows the flags of jobs/resnet50.slurm: $recipe $suffix"
     fi
+fi
+
+# jobs/README.md: SCHEDULE=plateau is section 3's rule with the floor a
+# thousandth of the peak rate; 5 warmup epochs above 256 images.
+if command -v bash >/dev/null 2>&1; then
+    plateau=$(cd "$REPO" && bash -c '
+        . jobs/common.sh >/dev/null 2>&1
+        EXTRA=() DATA_RUN=x BATCH=1024 SCHEDULE=plateau
+        imagenet_recipe resnet50 && echo "${TRAIN_ARGS[*]}"' 2>/dev/null)
+    want="--base-lr 0.1 --warmup-epochs 5 --lr-schedule plateau --plateau-metric val_top1 --plateau-factor 0.1 --plateau-patience 5 --plateau-threshold 0.001 --plateau-threshold-mode abs --min-lr 0.0004 "
+    case $plateau in
+    *"$want"*)
+        grepdoc jobs/README.md "(\`--plateau-patience 5 --plateau-threshold 0.001 --plateau-threshold-mode abs\`)" &&
+            ok "jobs/README.md: SCHEDULE=plateau at 1024 images: $want" ;;
+    *) bad "SCHEDULE=plateau BATCH=1024: imagenet_recipe gives '$plateau', expected it to hold '$want'" ;;
+    esac
 fi
 
 echo "docs_commands: $(($(date +%s) - start)) s; commands in $T/commands.txt, logs in $T/logs"

@@ -5,8 +5,8 @@
 #     a JPEG-encoded dataset with 2 MPI ranks and verifies it;
 #   - jobs/resnet50.slurm, submitted at the same time with
 #     --dependency=afterok on the prep, waits for it, then trains two steps
-#     with the ImageNet recipe (linear-scaled lr, warmup, zero-init residual,
-#     no BN decay) on that file;
+#     with the ImageNet recipe (torchvision's step schedule, linear-scaled
+#     lr) on that file;
 #   - a prep that fails (missing folder: exit 2, clear log line) makes its
 #     afterok dependant be cancelled instead of pending for ever.
 BUILD=${BUILD:-build}
@@ -68,7 +68,7 @@ tstart=$(date -d "$(job_field "$train" StartTime)" +%s)
 check "train started after the prep ended" test "$tstart" -ge "$pend"
 check "train: resnet50" grep -q "^config: arch=resnet50 " "$T/train.out"
 check "train: read the prepared file" grep -q "^config: data=$DATA " "$T/train.out"
-check "train: ImageNet recipe flags" grep -q -- "--base-lr 0.1 --warmup-epochs 5 --lr-schedule plateau --momentum 0.9 --weight-decay 1e-4 --no-bn-decay --zero-init-residual" "$T/train.out"
+check "train: ImageNet recipe flags" grep -q -- "--aug rrc --batch-size 8 --epochs 90 --base-lr 0.1 --warmup-epochs 0 --lr-schedule step --lr-steps 30,60 --lr-gamma 0.1 --momentum 0.9 --weight-decay 1e-4 " "$T/train.out"
 check "train: lr = 0.1 x 8 / 256" grep -q "^config: .* lr=0.003125 " "$T/train.out"
 check "train: checkpoint at step 2" test -f "$T/train/step-00000002.h5"
 rm -f "$T"/train/*.h5 # ResNet-50 checkpoints are 190 MB each
