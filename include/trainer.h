@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "dataset.h"
 #include "dist.h"
 #include "loader.h"
@@ -47,6 +48,9 @@ typedef struct {
     char fingerprint[256];
     int32_t *labels;
     int64_t *sample_index; /* epoch positions of this step's local samples */
+    int resize_size;       /* shorter side of the stored images, for checkpoints */
+    CheckpointSpec source; /* --eval-only: what the checkpoint says (no class names) */
+    char crop_from[4200];  /* what set --crop, for messages: "" (the flag) or the checkpoint */
 } Trainer;
 
 /* Sums over every rank's share of a split. */

@@ -205,9 +205,13 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
         if (!arch_exists(v))
             status_set(st, EXIT_USAGE, "--arch: unknown architecture '%s' (see --help)", v);
         snprintf(o->arch, sizeof o->arch, "%s", v);
+        o->arch_given = 1;
         break;
     case OPT_NUM_CLASSES: if (parse_int(flag, v, 1, 1 << 20, &i, st)) o->num_classes = (int)i; break;
-    case OPT_STEM: o->small_stem = parse_choice(flag, v, "imagenet", "small", st); break;
+    case OPT_STEM:
+        o->small_stem = parse_choice(flag, v, "imagenet", "small", st);
+        o->stem_given = 1;
+        break;
     case OPT_ZERO_INIT: o->zero_init_residual = 1; break;
     case OPT_CONV_ALGO: o->winograd = parse_choice(flag, v, "direct", "winograd", st); break;
     case OPT_DATA: o->data = v; break;

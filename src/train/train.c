@@ -323,7 +323,10 @@ static int trainer_eval_only(Trainer *t)
         status_set(&st, EXIT_USAGE, "%s has no /%s split to evaluate", t->opt.data, t->opt.split);
     status_agree(&st);
     EvalTotals e = trainer_evaluate(t, split);
-    report_eval(t, split == SPLIT_TEST ? "test" : "val", t->step / (t->steps_per_epoch ? t->steps_per_epoch : 1), e);
+    if (t->opt.init_from)
+        report_eval_only(t, split == SPLIT_TEST ? "test" : "val", e);
+    else /* --resume: the run's own position */
+        report_eval(t, split == SPLIT_TEST ? "test" : "val", t->step / (t->steps_per_epoch ? t->steps_per_epoch : 1), e);
     return EXIT_OK;
 }
 

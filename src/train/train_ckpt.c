@@ -143,6 +143,27 @@ static void remove_earlier_run(const char *dir, const char *name)
     log_info("--overwrite: removed %d checkpoint(s) of the earlier run from %s", removed, dir);
 }
 
+/* What evaluation and prediction need to feed the model without flags. */
+static void checkpoint_describe_input(const Trainer *t, CheckpointMeta *m)
+{
+    m->small_stem = t->opt.small_stem;
+    m->input_size = t->crop;
+    if (!t->have_data) /* synthetic tensors: no images, no normalisation */
+        return;
+    m->resize_size = t->resize_size;
+    m->channels = t->data.channels;
+    memcpy(m->mean, t->data.mean, sizeof m->mean);
+    memcpy(m->std, t->data.std, sizeof m->std);
+    m->num_class_names = t->data.num_class_names;
+    m->class_names = (const char *const *)t->data.class_names;
+    static int warned; /* once per run */
+    if (m->num_class_names > CHECKPOINT_CLASS_NAMES_MAX && !warned++) {
+        log_warn("%s has %d class names, more than the %d a checkpoint stores: checkpoints "
+                 "hold no class_names", t->opt.data, m->num_class_names,
+                 CHECKPOINT_CLASS_NAMES_MAX);
+    }
+}
+
 /* Rank 0's part: the file and, once it is on disk, pruning. */
 static int checkpoint_save(Trainer *t, const char *name, const char *why, Status *st)
 {
@@ -164,6 +185,7 @@ static int checkpoint_save(Trainer *t, const char *name, const char *why, Status
     m.has_plateau = 1;
     m.plateau = t->plateau;
     m.validation_pending = name ? 0 : t->validation_pending;
+    checkpoint_describe_input(t, &m);
     char path[4096], own[CHECKPOINT_NAME_MAX];
     if (name)
         snprintf(own, sizeof own, "%s", name);

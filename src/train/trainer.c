@@ -12,6 +12,7 @@
 
 #include "checkpoint.h"
 #include "error.h"
+#include "eval_only.h"
 #include "log.h"
 #include "rng.h"
 #include "sampler.h"
@@ -34,6 +35,24 @@ static void trainer_set_threads(Trainer *t)
     }
     t->opt.threads = threads;
     omp_set_num_threads(threads);
+}
+
+/* The shorter side of the stored images, the size an image is resized to
+ * before the centre crop (written to checkpoints for prediction): raw, the
+ * shape; JPEG, the first evaluated record's (resnet_prep gives every record
+ * the same shorter side). 0 when unknown. */
+static int stored_short_side(Dataset *d)
+{
+    if (d->encoding == ENCODING_RAW)
+        return d->height < d->width ? d->height : d->width;
+    DatasetSplit split = dataset_count(d, SPLIT_VAL) ? SPLIT_VAL : SPLIT_TRAIN;
+    DatasetImage img = {0};
+    Status st = {0};
+    int side = 0;
+    if (dataset_count(d, split) && dataset_read_image(d, split, 0, &img, &st) == 0)
+        side = img.h < img.w ? img.h : img.w;
+    dataset_image_free(&img);
+    return side;
 }
 
 static void trainer_open_data(Trainer *t)
@@ -60,8 +79,9 @@ static void trainer_open_data(Trainer *t)
                 status_set(&st, EXIT_USAGE, "%s stores JPEG images of varying size: give --crop",
                            o->data);
             else if (t->data.height && (t->crop > t->data.height || t->crop > t->data.width))
-                status_set(&st, EXIT_USAGE, "--crop %d is larger than the %dx%d images of %s",
-                           t->crop, t->data.height, t->data.width, o->data);
+                status_set(&st, EXIT_USAGE, "%s %d is larger than the %dx%d images of %s",
+                           t->crop_from[0] ? t->crop_from : "--crop", t->crop, t->data.height,
+                           t->data.width, o->data);
             dataset_fingerprint(&t->data, t->fingerprint, sizeof t->fingerprint);
         }
     }
@@ -81,6 +101,8 @@ static void trainer_open_data(Trainer *t)
     if (t->have_data && t->crop && !st.code)
         dataset_check_image_sizes(&t->data, eval, t->crop, t->dist.rank, t->dist.size, &st);
     status_agree(&st);
+    if (t->have_data)
+        t->resize_size = stored_short_side(&t->data);
 }
 
 /* Rank 0 creates the checkpoint directory and the metrics file's folder up
@@ -147,7 +169,8 @@ static void trainer_load(Trainer *t, const char *path, CheckpointPart part)
     MPI_CHECK(MPI_Bcast(&meta, sizeof meta, MPI_BYTE, 0, MPI_COMM_WORLD));
     dist_broadcast_state(&t->params);
     if (part == CKPT_WEIGHTS_ONLY) {
-        log_info("initialised weights from %s", path);
+        if (!t->opt.eval_only) /* eval-only names it with its step (report_config) */
+            log_info("initialised weights from %s", path);
         return;
     }
     if (strcmp(meta.arch, t->opt.arch) != 0 || meta.num_classes != t->num_classes)
@@ -256,7 +279,11 @@ void trainer_setup(Trainer *t)
     Status st = {0};
     trainer_set_threads(t);
     dnn_init();
+    if (t->opt.eval_only)
+        eval_only_adopt_checkpoint(t);
     trainer_open_data(t);
+    if (t->opt.eval_only)
+        eval_only_check_data(t);
     trainer_build(t);
     trainer_plan(t);
     trainer_agree_plan(t);
