@@ -49,11 +49,10 @@ typedef struct {
     int top, json, batch;
 } PredictOptions;
 
-static _Noreturn void usage_fail(const char *fmt, const char *arg)
+/* After an "error: ..." line on stderr: the usage line, exit 2. */
+static _Noreturn void usage_exit(void)
 {
-    fputs("error: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s (see --help)\n", USAGE_LINE);
+    fprintf(stderr, "%s (see --help)\n", USAGE_LINE);
     exit_all(EXIT_USAGE);
 }
 
@@ -63,9 +62,8 @@ static int parse_count(const char *flag, const char *s, int hi)
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < 1 || v > hi) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "%s: '%%s' is not a whole number in [1, %d]", flag, hi);
-        usage_fail(msg, s);
+        fprintf(stderr, "error: %s: '%s' is not a whole number in [1, %d]\n", flag, s, hi);
+        usage_exit();
     }
     return (int)v;
 }
@@ -98,14 +96,22 @@ static int parse_flags(int argc, char **argv, PredictOptions *o)
             printf("resnet_predict: %s\n", v);
             exit_all(EXIT_OK);
         }
-        case ':': usage_fail("flag '%s' needs a value", argv[optind - 1]);
-        default: usage_fail("unknown flag '%s'", argv[optind - 1]);
+        case ':':
+            fprintf(stderr, "error: flag '%s' needs a value\n", argv[optind - 1]);
+            usage_exit();
+        default:
+            fprintf(stderr, "error: unknown flag '%s'\n", argv[optind - 1]);
+            usage_exit();
         }
     }
-    if (!o->checkpoint)
-        usage_fail("%s is required", "--checkpoint CKPT");
-    if (optind >= argc)
-        usage_fail("%s", "give at least one image file or folder");
+    if (!o->checkpoint) {
+        fprintf(stderr, "error: --checkpoint CKPT is required\n");
+        usage_exit();
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "error: give at least one image file or folder\n");
+        usage_exit();
+    }
     return optind;
 }
 

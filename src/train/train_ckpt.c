@@ -146,7 +146,9 @@ static void remove_earlier_run(const char *dir, const char *name)
 /* What evaluation and prediction need to feed the model without flags. */
 static void checkpoint_describe_input(const Trainer *t, CheckpointMeta *m)
 {
-    m->small_stem = t->opt.small_stem;
+    /* the stem the network has: CIFAR networks have the small one whatever --stem says */
+    int conv1 = params_find(&t->params, "conv1.weight");
+    m->small_stem = conv1 >= 0 ? t->params.info[conv1].dims[3] == 3 : t->opt.small_stem;
     m->input_size = t->crop;
     if (!t->have_data) /* synthetic tensors: no images, no normalisation */
         return;
