@@ -11,13 +11,22 @@
 #ifndef RESNET_EVAL_ONLY_H
 #define RESNET_EVAL_ONLY_H
 
-#include "trainer.h"
+#include <stddef.h>
 
-/* Before the dataset is opened: reads the checkpoint's description into
- * t->source and sets arch, stem and crop from it. */
-void eval_only_adopt_checkpoint(Trainer *t);
-/* After the dataset is opened: its classes must be the checkpoint's; a
- * different mean/std is a warning (the dataset's are used). */
-void eval_only_check_data(Trainer *t);
+#include "checkpoint.h"
+#include "dataset.h"
+#include "dist.h"
+#include "options.h"
+
+/* Before the dataset is opened: reads o->init_from's description into
+ * source (without class names) and sets o's arch, stem and crop from it;
+ * crop_from then names what set the crop, for messages ("" when the
+ * checkpoint has no input_size). */
+void eval_only_adopt_checkpoint(Options *o, const DistInfo *dist, CheckpointSpec *source,
+                                char *crop_from, size_t crop_from_len);
+/* After the dataset is opened: its classes (num_classes) must be the
+ * checkpoint's; a different mean/std is a warning (the dataset's are used). */
+void eval_only_check_data(const Options *o, const CheckpointSpec *source, const Dataset *data,
+                          int num_classes);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "resnet.h"
 
 /* A flag the user gave that the checkpoint contradicts: one line naming the
  * file, the attribute and both values. */
@@ -29,10 +30,9 @@ static void compare_int(Status *st, const char *path, const char *attr, int in_f
         contradiction(st, path, attr, a, flag, b);
 }
 
-void eval_only_adopt_checkpoint(Trainer *t)
+void eval_only_adopt_checkpoint(Options *o, const DistInfo *dist, CheckpointSpec *s,
+                                char *crop_from, size_t crop_from_len)
 {
-    Options *o = &t->opt;
-    CheckpointSpec *s = &t->source;
     const char *path = o->init_from;
     Status st = {0};
     memset(s, 0, sizeof *s);
@@ -40,7 +40,7 @@ void eval_only_adopt_checkpoint(Trainer *t)
     s->step = s->epoch = -1;
     if (!path)
         return;
-    if (t->dist.rank == 0) {
+    if (dist->rank == 0) {
         checkpoint_read_spec(path, s, &st);
         checkpoint_spec_free(s); /* the names are the tools' business, not evaluation's */
     }
@@ -64,7 +64,7 @@ void eval_only_adopt_checkpoint(Trainer *t)
         o->small_stem = s->small_stem;
     if (s->input_size) {
         o->crop = s->input_size;
-        snprintf(t->crop_from, sizeof t->crop_from, "%s's input_size", path);
+        snprintf(crop_from, crop_from_len, "%s's input_size", path);
     }
 }
 
@@ -76,19 +76,18 @@ static int same_stats(const CheckpointSpec *s, const Dataset *d)
     return 1;
 }
 
-void eval_only_check_data(Trainer *t)
+void eval_only_check_data(const Options *o, const CheckpointSpec *s, const Dataset *data,
+                          int num_classes)
 {
-    const CheckpointSpec *s = &t->source;
-    const char *path = t->opt.init_from;
+    const char *path = o->init_from;
     Status st = {0};
-    if (!path || !t->have_data)
+    if (!path || !data)
         return;
-    if (s->num_classes && s->num_classes != t->num_classes)
+    if (s->num_classes && s->num_classes != num_classes)
         status_set(&st, EXIT_USAGE, "%s: root attribute num_classes is %d, but %s has %d "
-                   "classes", path, s->num_classes, t->opt.data, t->num_classes);
+                   "classes", path, s->num_classes, o->data, num_classes);
     status_agree(&st);
-    if (s->channels && s->channels == t->data.channels && !same_stats(s, &t->data))
+    if (s->channels && s->channels == data->channels && !same_stats(s, data))
         log_warn("%s: its mean/std (%g, ...) differ from those of %s (%g, ...); the images are "
-                 "normalised with the dataset's", path, s->mean[0], t->opt.data,
-                 t->data.mean[0]);
+                 "normalised with the dataset's", path, s->mean[0], o->data, data->mean[0]);
 }

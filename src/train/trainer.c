@@ -280,10 +280,12 @@ void trainer_setup(Trainer *t)
     trainer_set_threads(t);
     dnn_init();
     if (t->opt.eval_only)
-        eval_only_adopt_checkpoint(t);
+        eval_only_adopt_checkpoint(&t->opt, &t->dist, &t->source, t->crop_from,
+                                   sizeof t->crop_from);
     trainer_open_data(t);
     if (t->opt.eval_only)
-        eval_only_check_data(t);
+        eval_only_check_data(&t->opt, &t->source, t->have_data ? &t->data : NULL,
+                             t->num_classes);
     trainer_build(t);
     trainer_plan(t);
     trainer_agree_plan(t);
