@@ -92,7 +92,7 @@ static const OptionSpec SPECS[] = {
     {"mllog", 0, OPT_MLLOG, NULL, "also print MLPerf-style :::MLLOG lines [off]", "Logging"},
     {"log-every", 1, OPT_LOG_EVERY, "N", "progress line every N steps [10]", "Logging"},
     {"metrics", 1, OPT_METRICS, "FILE", "append JSON-lines metrics records to FILE [none]", "Logging"},
-    {"eval-only", 0, OPT_EVAL_ONLY, NULL, "evaluate --split once and exit [off]", "Modes"},
+    {"eval-only", 0, OPT_EVAL_ONLY, NULL, "evaluate --split once with the weights of --init-from and exit; the model (arch, stem, classes, input size) comes from the checkpoint, and a flag that contradicts it is an error [off]", "Modes"},
     {"bench", 0, OPT_BENCH, NULL, "time training steps, print one JSON line [off]", "Modes"},
     {"bench-steps", 1, OPT_BENCH_STEPS, "N", "timed steps for --bench [20]", "Modes"},
     {"bench-warmup", 1, OPT_BENCH_WARMUP, "N", "untimed warm-up steps for --bench [3]", "Modes"},
