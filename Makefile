@@ -53,6 +53,7 @@ LIB_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRC) $(LIB_SRC) $(PREP_SRC) $(PL
 # The archive each tool links besides core (the trainer's by default).
 LIBS_resnet_prep := $(PREP_LIB)
 LIBS_resnet_plot := $(PLOT_LIB)
+LIBS_resnet_predict := $(LIB) $(PREP_LIB)
 TOOLS     := $(patsubst src/tools/%.c,$(BUILD)/bin/%,$(wildcard src/tools/*.c))
 REF_SRC   := $(wildcard tests/ref/*.c tests/unit/common/*.c)
 REF_OBJ   := $(REF_SRC:%.c=$(BUILD)/%.o)
@@ -77,6 +78,9 @@ $(PLOT_LIB): $(PLOT_SRC:%.c=$(BUILD)/%.o)
 $(ALL_LIBS):
 	@$(if $(Q),echo "  AR    $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
+
+# resnet_predict lists and reads image files with prep's functions.
+$(BUILD)/src/tools/resnet_predict.o $(BUILD)/src/train/predict.o: CFLAGS += -Isrc/prep -Isrc/train
 
 # Tests and benchmarks may reach a module's private headers.
 $(BUILD)/tests/%.o $(BUILD)/bench/%.o: CFLAGS += -Isrc/train -Isrc/prep
