@@ -53,6 +53,7 @@ LIB_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(CORE_SRC) $(LIB_SRC) $(PREP_SRC) $(PL
 # The archive each tool links besides core (the trainer's by default).
 LIBS_resnet_prep := $(PREP_LIB)
 LIBS_resnet_plot := $(PLOT_LIB)
+LIBS_resnet_predict := $(LIB) $(PREP_LIB) # lists image folders with prep's scanner
 TOOLS     := $(patsubst src/tools/%.c,$(BUILD)/bin/%,$(wildcard src/tools/*.c))
 REF_SRC   := $(wildcard tests/ref/*.c tests/unit/common/*.c)
 REF_OBJ   := $(REF_SRC:%.c=$(BUILD)/%.o)

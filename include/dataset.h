@@ -22,6 +22,7 @@
 
 #include "error.h"
 #include "image_io.h"
+#include "normalise.h"
 
 #define DATASET_VERSION 1
 #define DATASET_MAX_CHANNELS 3
@@ -49,7 +50,9 @@ typedef struct {
     DatasetEncoding encoding;
     double mean[DATASET_MAX_CHANNELS], std[DATASET_MAX_CHANNELS]; /* pixel/255 units */
     DatasetPart part[SPLIT_COUNT];
-    float lut[DATASET_MAX_CHANNELS][256]; /* normalised value of each pixel value */
+    char **class_names;    /* /classes, label -> name; NULL when the file has none */
+    int num_class_names;   /* num_classes, or 0 */
+    Normaliser norm;       /* pixels to network input with mean and std */
     int64_t file_bytes;    /* the file's size, for bounding declared sizes */
     uint8_t *bytes;        /* header reads of the size check, grown on demand */
     size_t bytes_cap;

@@ -96,4 +96,19 @@ int h5util_attr_read(hid_t loc, const char *name, H5T_class_t cls, int64_t max, 
 int h5util_attr_read_string(hid_t loc, const char *name, char *out, size_t len,
                             H5utilFound *found);
 
+/* Arrays of strings (fixed or variable length, ASCII or UTF-8): at most
+ * this many bytes of fixed-length strings are read at once. */
+#define H5UTIL_STRINGS_MAX_BYTES ((uint64_t)64 << 20)
+
+/* Reads string attribute name of loc, holding 1 to max strings, into *out:
+ * *n malloc'd strings (free with h5util_strings_free, also after a failed
+ * read). 0, or -1 with found->problem saying why. */
+int h5util_attr_read_strings(hid_t loc, const char *name, int64_t max, char ***out, int64_t *n,
+                             H5utilFound *found);
+/* Reads the n strings of a string dataset (opened with h5util_dataset_open,
+ * n its number of values) into out[0..n), each malloc'd (empty after a
+ * failure); 0 or -1. */
+int h5util_dataset_read_strings(hid_t ds, int64_t n, char **out);
+void h5util_strings_free(char **s, int64_t n);
+
 #endif

@@ -285,3 +285,85 @@ int h5util_attr_read_string(hid_t loc, const char *name, char *out, size_t len,
         found->problem = H5UTIL_READ_FAILED;
     return ret < 0 ? -1 : 0;
 }
+
+/* n strings of obj (an attribute when is_attr, else a dataset) of file type
+ * ftype into out[0..n), each malloc'd (empty when the read fails); 0 or -1.
+ * Fixed-length strings declaring more than H5UTIL_STRINGS_MAX_BYTES in all
+ * are refused before anything is allocated. */
+static int strings_read(hid_t obj, int is_attr, hid_t ftype, int64_t n, char **out)
+{
+    herr_t ret = -1;
+    int var = H5Tis_variable_str(ftype) > 0;
+    size_t len = var ? sizeof(char *) : H5Tget_size(ftype);
+    if (len == 0 || (uint64_t)n > H5UTIL_STRINGS_MAX_BYTES / len)
+        return -1;
+    char *buf = xcalloc((size_t)n, len);
+    hid_t mtype = H5Tcopy(ftype); /* HDF5 does not convert ASCII <-> UTF-8 */
+    if (mtype >= 0)
+        ret = is_attr ? H5Aread(obj, mtype, buf)
+                      : H5Dread(obj, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    for (int64_t i = 0; i < n; i++) {
+        if (var) {
+            char *s = ((char **)(void *)buf)[i];
+            out[i] = xstrdup(ret >= 0 && s ? s : "");
+            if (ret >= 0 && s)
+                H5free_memory(s);
+        } else {
+            out[i] = xcalloc(len + 1, 1);
+            if (ret >= 0)
+                memcpy(out[i], buf + (size_t)i * len, len);
+        }
+    }
+    if (mtype >= 0)
+        H5Tclose(mtype);
+    free(buf);
+    return ret < 0 ? -1 : 0;
+}
+
+int h5util_attr_read_strings(hid_t loc, const char *name, int64_t max, char ***out, int64_t *n,
+                             H5utilFound *found)
+{
+    *out = NULL;
+    *n = 0;
+    hid_t attr = attr_open(loc, name, H5T_STRING, max, found);
+    if (attr < 0)
+        return -1;
+    int ret = -1;
+    H5E_BEGIN_TRY
+    {
+        hid_t ftype = H5Aget_type(attr);
+        *n = found->npoints;
+        *out = xcalloc((size_t)*n, sizeof **out);
+        ret = strings_read(attr, 1, ftype, *n, *out);
+        H5Tclose(ftype);
+        H5Aclose(attr);
+    }
+    H5E_END_TRY;
+    if (ret < 0)
+        found->problem = H5UTIL_READ_FAILED;
+    return ret;
+}
+
+int h5util_dataset_read_strings(hid_t ds, int64_t n, char **out)
+{
+    int ret = -1;
+    H5E_BEGIN_TRY
+    {
+        hid_t ftype = H5Dget_type(ds);
+        if (ftype >= 0 && H5Tget_class(ftype) == H5T_STRING)
+            ret = strings_read(ds, 0, ftype, n, out);
+        else
+            for (int64_t i = 0; i < n; i++)
+                out[i] = xstrdup("");
+        H5Tclose(ftype);
+    }
+    H5E_END_TRY;
+    return ret;
+}
+
+void h5util_strings_free(char **s, int64_t n)
+{
+    for (int64_t i = 0; s && i < n; i++)
+        free(s[i]);
+    free(s);
+}

@@ -273,6 +273,35 @@ static int size_check(const Dataset *d, hid_t ds, const char *name, const H5util
     return 0;
 }
 
+/* The optional /classes: num_classes strings, index = label. */
+static int classes_read(Dataset *d, Status *st)
+{
+    const char *expect = "one string per class (num_classes of them)";
+    h5_lock();
+    int present = h5util_link_exists(d->file, "classes");
+    h5_unlock();
+    if (!present)
+        return 0;
+    H5utilFound f;
+    hid_t ds = dataset_checked(d, "classes", (H5utilType){H5T_STRING, 0, 0}, expect, &f, st);
+    if (ds < 0)
+        return -1;
+    int ret = -1;
+    if (f.rank != 1 || f.dims[0] != d->num_classes) {
+        shape_error(d, "classes", &f, expect, st);
+    } else {
+        d->class_names = xcalloc((size_t)d->num_classes, sizeof *d->class_names);
+        d->num_class_names = d->num_classes;
+        h5_lock();
+        ret = h5util_dataset_read_strings(ds, d->num_classes, d->class_names);
+        h5_unlock();
+        if (ret < 0)
+            status_set(st, EXIT_USAGE, "%s: reading /classes failed (damaged file?)", d->path);
+    }
+    dataset_close_id(&ds);
+    return ret;
+}
+
 /* One stored image's H x W against the pixel limit the decoder uses too. */
 static int pixels_check(const Dataset *d, const char *name, int64_t h, int64_t w, Status *st)
 {
@@ -429,18 +458,6 @@ static int part_open(Dataset *d, DatasetSplit split, Status *st)
     return d->encoding == ENCODING_RAW ? raw_open(d, split, st) : jpeg_open(d, split, st);
 }
 
-/* torchvision: ToTensor (float32 pixel / 255) then Normalize (x - mean) /
- * std in float32, so the same operations in the same order give the same
- * bits. */
-static void lut_build(Dataset *d)
-{
-    for (int c = 0; c < d->channels; c++) {
-        float mean = (float)d->mean[c], std = (float)d->std[c];
-        for (int v = 0; v < 256; v++)
-            d->lut[c][v] = ((float)v / 255.0f - mean) / std;
-    }
-}
-
 static void dataset_reset(Dataset *d)
 {
     memset(d, 0, sizeof *d);
@@ -473,7 +490,7 @@ int dataset_open(Dataset *d, const char *path, Status *st)
                                            : "%s: not an HDF5 file", path);
         return st->code;
     }
-    int bad = root_read(d, st) < 0;
+    int bad = root_read(d, st) < 0 || classes_read(d, st) < 0;
     for (int s = 0; s < SPLIT_COUNT && !bad; s++)
         bad = part_open(d, (DatasetSplit)s, st) < 0;
     if (bad) {
@@ -482,7 +499,7 @@ int dataset_open(Dataset *d, const char *path, Status *st)
     }
     d->height = d->part[SPLIT_TRAIN].height;
     d->width = d->part[SPLIT_TRAIN].width;
-    lut_build(d);
+    normaliser_init(&d->norm, d->channels, d->mean, d->std);
     return 0;
 }
 
@@ -497,6 +514,7 @@ void dataset_close(Dataset *d)
     h5_lock();
     h5util_file_close(&d->file);
     h5_unlock();
+    h5util_strings_free(d->class_names, d->num_class_names);
     free(d->bytes);
     dataset_reset(d);
 }

@@ -99,7 +99,7 @@ static void slot_fill(Loader *l, Worker *w, Slot *slot)
         if (dataset_read_image(&l->data, c->split, slot->index[i], &w->img, &slot->st) != 0)
             return;
         augment_sample(mode, c->crop, c->seed, slot->epoch, slot->position + i, w->img.px,
-                       w->img.h, w->img.w, w->img.c, (const float (*)[256])d->lut, &w->aug,
+                       w->img.h, w->img.w, w->img.c, (const float (*)[256])d->norm.lut, &w->aug,
                        slot->images + (size_t)i * l->image_floats);
         slot->labels[i] = labels[slot->index[i]];
     }

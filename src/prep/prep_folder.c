@@ -160,6 +160,11 @@ static void files_push_path(PrepFiles *f, const char *path, int32_t label)
     f->n++;
 }
 
+void prep_files_push(PrepFiles *files, const char *path, int32_t label)
+{
+    files_push_path(files, path, label);
+}
+
 static void files_push(PrepFiles *f, const char *dir, const char *name, int32_t label)
 {
     char *path = path_join(dir, name);
@@ -352,6 +357,16 @@ int prep_files_scan_classes(const char *flag, const char *dir, const PrepClasses
         rc = -1;
     }
     return rc;
+}
+
+int prep_files_scan_tree(const char *flag, const char *dir, PrepFiles *out, Status *st)
+{
+    memset(out, 0, sizeof *out);
+    WalkVisited visited = {0};
+    visited_check(&visited, flag, dir); /* a link back up to it is walked once */
+    long n = class_collect(flag, dir, -1, out, &visited, st);
+    visited_free(&visited);
+    return n < 0 ? -1 : 0;
 }
 
 int prep_files_scan_flat(const char *flag, const char *dir, PrepFiles *out, Status *st)

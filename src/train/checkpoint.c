@@ -38,6 +38,9 @@
 #define CKPT_WORLD_MAX (1 << 24)
 #define CKPT_STEP_MAX (INT64_MAX / 2)
 #define CKPT_PLATEAU_MAX (1 << 20)
+/* input_size and resize_size: JPEG's largest side */
+#define CKPT_IMAGE_SIZE_MIN 1
+#define CKPT_IMAGE_SIZE_MAX 65535
 
 /* ------------------------------------------------------------------ */
 /* writing: every failure is local I/O and aborts, naming the file     */
@@ -110,16 +113,24 @@ static void dataset_write(hid_t loc, const char *name, hid_t file_type, hid_t me
     h5_unlock();
 }
 
-static void attr_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
-                       const void *value, const Target *w)
+/* n values of an array attribute (n 0: a scalar). */
+static void attr_write_n(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, int n,
+                         const void *value, const Target *w)
 {
+    hsize_t dims = (hsize_t)n;
     h5_lock();
-    hid_t space = W_CHECK(w, H5Screate(H5S_SCALAR));
+    hid_t space = W_CHECK(w, n ? H5Screate_simple(1, &dims, NULL) : H5Screate(H5S_SCALAR));
     hid_t attr = W_CHECK(w, H5Acreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT));
     W_CHECK(w, H5Awrite(attr, mem_type, value));
     W_CHECK(w, H5Aclose(attr));
     W_CHECK(w, H5Sclose(space));
     h5_unlock();
+}
+
+static void attr_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
+                       const void *value, const Target *w)
+{
+    attr_write_n(loc, name, file_type, mem_type, 0, value, w);
 }
 
 static void attr_write_i64(hid_t loc, const char *name, int64_t v, const Target *w)
@@ -132,16 +143,23 @@ static void attr_write_f64(hid_t loc, const char *name, double v, const Target *
     attr_write(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, w);
 }
 
-/* Variable-length UTF-8, which h5py returns as str. */
-static void attr_write_str(hid_t loc, const char *name, const char *s, const Target *w)
+/* n variable-length UTF-8 strings (n 0: one, as a scalar), which h5py
+ * returns as str. */
+static void attr_write_strs(hid_t loc, const char *name, int n, const char *const *s,
+                            const Target *w)
 {
     h5_lock();
     hid_t type = W_CHECK(w, H5Tcopy(H5T_C_S1));
     W_CHECK(w, H5Tset_size(type, H5T_VARIABLE));
     W_CHECK(w, H5Tset_cset(type, H5T_CSET_UTF8));
-    attr_write(loc, name, type, type, &s, w);
+    attr_write_n(loc, name, type, type, n, s, w);
     W_CHECK(w, H5Tclose(type));
     h5_unlock();
+}
+
+static void attr_write_str(hid_t loc, const char *name, const char *s, const Target *w)
+{
+    attr_write_strs(loc, name, 0, &s, w);
 }
 
 static size_t largest_tensor(const Params *p)
@@ -196,6 +214,22 @@ static void momentum_write(hid_t file, const Params *p, const Target *w)
     free(plain);
 }
 
+/* What evaluation and prediction need to feed the model without flags. */
+static void model_input_write(hid_t file, const CheckpointMeta *m, const Target *w)
+{
+    attr_write_str(file, "stem", m->small_stem ? "small" : "imagenet", w);
+    if (m->input_size)
+        attr_write_i64(file, "input_size", m->input_size, w);
+    if (m->resize_size)
+        attr_write_i64(file, "resize_size", m->resize_size, w);
+    if (m->channels) {
+        attr_write_n(file, "mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, m->channels, m->mean, w);
+        attr_write_n(file, "std", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, m->channels, m->std, w);
+    }
+    if (m->num_class_names > 0 && m->num_class_names <= CHECKPOINT_CLASS_NAMES_MAX)
+        attr_write_strs(file, "class_names", m->num_class_names, m->class_names, w);
+}
+
 static void meta_write(hid_t file, const CheckpointMeta *m, const Target *w)
 {
     char version[sizeof m->version];
@@ -219,6 +253,7 @@ static void meta_write(hid_t file, const CheckpointMeta *m, const Target *w)
     attr_write_str(file, "version", version, w);
     attr_write_str(file, "command_line", m->command_line, w);
     attr_write_i64(file, "validation_pending", m->validation_pending, w);
+    model_input_write(file, m, w);
 }
 
 /* torch's state_dict spelling: mode "min"/"max", threshold_mode "rel"/"abs". */
@@ -965,6 +1000,135 @@ done:
     h5util_file_close(&r.file);
     h5_unlock();
     return st->code;
+}
+
+/* ------------------------------------------------------------------ */
+/* the model and its input: every attribute optional                   */
+
+/* Each reader below leaves its field as it is when the attribute is absent. */
+
+static int spec_stem(Reader *r, CheckpointSpec *s)
+{
+    char stem[32];
+    if (!attr_exists(r->file, "stem"))
+        return 0;
+    if (attr_str(r, r->file, "/", "stem", stem, sizeof stem) < 0)
+        return -1;
+    if (strcmp(stem, "imagenet") != 0 && strcmp(stem, "small") != 0) {
+        char got[48];
+        snprintf(got, sizeof got, "\"%s\"", stem);
+        return attr_out_of_range(r, "/", "stem", got, "\"imagenet\" or \"small\"");
+    }
+    s->small_stem = strcmp(stem, "small") == 0;
+    return 0;
+}
+
+static int spec_int(Reader *r, const char *name, int lo, int hi, int *out)
+{
+    return attr_exists(r->file, name) ? attr_int_in(r, r->file, "/", name, lo, hi, out) : 0;
+}
+
+/* mean and std: one value per input channel (1 or 3 each), finite, std > 0. */
+static int spec_mean_std(Reader *r, CheckpointSpec *s)
+{
+    int has_mean = attr_exists(r->file, "mean"), has_std = attr_exists(r->file, "std");
+    if (!has_mean && !has_std)
+        return 0;
+    H5utilFound fm = {0}, fs = {0};
+    h5_lock();
+    if (has_mean)
+        h5util_attr_read(r->file, "mean", H5T_FLOAT, 3, H5T_NATIVE_DOUBLE, s->mean, &fm);
+    if (has_std)
+        h5util_attr_read(r->file, "std", H5T_FLOAT, 3, H5T_NATIVE_DOUBLE, s->std, &fs);
+    h5_unlock();
+    const char *want = "1 or 3 floats (one per input channel)";
+    if (attr_problem(r, "/", "mean", want, &fm) < 0 || attr_problem(r, "/", "std", want, &fs) < 0)
+        return -1;
+    if (fm.npoints != fs.npoints || fm.npoints == 2) {
+        status_set(r->st, EXIT_USAGE, "%s: root attributes mean and std have %lld and %lld "
+                   "values, expected 1 or 3 each (one per input channel)", r->path,
+                   (long long)fm.npoints, (long long)fs.npoints);
+        return -1;
+    }
+    for (int c = 0; c < fm.npoints; c++)
+        if (!isfinite(s->mean[c]) || !isfinite(s->std[c]) || s->std[c] <= 0) {
+            status_set(r->st, EXIT_USAGE, "%s: root attributes mean[%d] = %g, std[%d] = %g: "
+                       "expected finite values with std > 0", r->path, c, s->mean[c], c,
+                       s->std[c]);
+            return -1;
+        }
+    s->channels = (int)fm.npoints;
+    return 0;
+}
+
+/* class_names: one string per class, when num_classes is known as many. */
+static int spec_class_names(Reader *r, CheckpointSpec *s)
+{
+    if (!attr_exists(r->file, "class_names"))
+        return 0;
+    H5utilFound f;
+    int64_t n = 0;
+    h5_lock();
+    h5util_attr_read_strings(r->file, "class_names", CKPT_CLASSES_MAX, &s->class_names, &n, &f);
+    h5_unlock();
+    s->num_class_names = (int)n;
+    if (attr_problem(r, "/", "class_names", "string per class", &f) < 0)
+        return -1;
+    if (s->num_classes && n != s->num_classes) {
+        status_set(r->st, EXIT_USAGE, "%s: root attribute class_names has %lld names, but "
+                   "num_classes is %d", r->path, (long long)n, s->num_classes);
+        return -1;
+    }
+    return 0;
+}
+
+static int spec_read(Reader *r, CheckpointSpec *s)
+{
+    if (attr_exists(r->file, "arch") &&
+        attr_str_whole(r, r->file, "/", "arch", s->arch, sizeof s->arch) < 0)
+        return -1;
+    if (attr_exists(r->file, "step") &&
+        attr_i64_in(r, r->file, "/", "step", 0, CKPT_STEP_MAX, &s->step) < 0)
+        return -1;
+    if (attr_exists(r->file, "epoch") &&
+        attr_i64_in(r, r->file, "/", "epoch", 0, s->step < 0 ? CKPT_STEP_MAX : s->step,
+                    &s->epoch) < 0)
+        return -1;
+    if (spec_int(r, "num_classes", 1, CKPT_CLASSES_MAX, &s->num_classes) < 0 ||
+        spec_stem(r, s) < 0 ||
+        spec_int(r, "input_size", CKPT_IMAGE_SIZE_MIN, CKPT_IMAGE_SIZE_MAX, &s->input_size) < 0 ||
+        spec_int(r, "resize_size", CKPT_IMAGE_SIZE_MIN, CKPT_IMAGE_SIZE_MAX, &s->resize_size) < 0 ||
+        spec_mean_std(r, s) < 0 || spec_class_names(r, s) < 0)
+        return -1;
+    if (s->input_size && s->resize_size && s->input_size > s->resize_size) {
+        status_set(r->st, EXIT_USAGE, "%s: root attribute input_size %d is larger than "
+                   "resize_size %d", r->path, s->input_size, s->resize_size);
+        return -1;
+    }
+    return 0;
+}
+
+int checkpoint_read_spec(const char *path, CheckpointSpec *s, Status *st)
+{
+    memset(s, 0, sizeof *s);
+    s->small_stem = -1;
+    s->step = s->epoch = -1;
+    Reader r = {.path = path, .st = st};
+    r.file = file_open(path, st);
+    if (r.file < 0)
+        return st->code;
+    spec_read(&r, s);
+    h5_lock();
+    h5util_file_close(&r.file);
+    h5_unlock();
+    return st->code;
+}
+
+void checkpoint_spec_free(CheckpointSpec *s)
+{
+    h5util_strings_free(s->class_names, s->num_class_names);
+    s->class_names = NULL;
+    s->num_class_names = 0;
 }
 
 int checkpoint_is_valid(const char *path)

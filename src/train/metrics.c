@@ -122,6 +122,14 @@ static void append_string(Metrics *m, const char *str)
     append(m, "\"", 1);
 }
 
+void json_print_string(FILE *out, const char *s)
+{
+    Metrics m = {0};
+    append_string(&m, s);
+    fputs(m.line, out);
+    free(m.line);
+}
+
 static void append_key(Metrics *m, const char *key)
 {
     CHECK(m->open, "metrics field %s outside metrics_begin/metrics_end", key);

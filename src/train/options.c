@@ -92,7 +92,7 @@ static const OptionSpec SPECS[] = {
     {"mllog", 0, OPT_MLLOG, NULL, "also print MLPerf-style :::MLLOG lines [off]", "Logging"},
     {"log-every", 1, OPT_LOG_EVERY, "N", "progress line every N steps [10]", "Logging"},
     {"metrics", 1, OPT_METRICS, "FILE", "append JSON-lines metrics records to FILE [none]", "Logging"},
-    {"eval-only", 0, OPT_EVAL_ONLY, NULL, "evaluate --split once and exit [off]", "Modes"},
+    {"eval-only", 0, OPT_EVAL_ONLY, NULL, "evaluate --split once with the weights of --init-from and exit; the model (arch, stem, classes, input size) comes from the checkpoint, and a flag that contradicts it is an error [off]", "Modes"},
     {"bench", 0, OPT_BENCH, NULL, "time training steps, print one JSON line [off]", "Modes"},
     {"bench-steps", 1, OPT_BENCH_STEPS, "N", "timed steps for --bench [20]", "Modes"},
     {"bench-warmup", 1, OPT_BENCH_WARMUP, "N", "untimed warm-up steps for --bench [3]", "Modes"},
@@ -205,9 +205,13 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
         if (!arch_exists(v))
             status_set(st, EXIT_USAGE, "--arch: unknown architecture '%s' (see --help)", v);
         snprintf(o->arch, sizeof o->arch, "%s", v);
+        o->arch_given = 1;
         break;
     case OPT_NUM_CLASSES: if (parse_int(flag, v, 1, 1 << 20, &i, st)) o->num_classes = (int)i; break;
-    case OPT_STEM: o->small_stem = parse_choice(flag, v, "imagenet", "small", st); break;
+    case OPT_STEM:
+        o->small_stem = parse_choice(flag, v, "imagenet", "small", st);
+        o->stem_given = 1;
+        break;
     case OPT_ZERO_INIT: o->zero_init_residual = 1; break;
     case OPT_CONV_ALGO: o->winograd = parse_choice(flag, v, "direct", "winograd", st); break;
     case OPT_DATA: o->data = v; break;

@@ -15,8 +15,10 @@
 typedef struct {
     /* model */
     char arch[32];
+    int arch_given;       /* --arch was given (else the default) */
     int num_classes;      /* 0: from the dataset (synthetic: 1000) */
     int small_stem;
+    int stem_given;       /* --stem was given */
     int zero_init_residual;
     int winograd;         /* --conv-algo winograd */
     int sync_bn;          /* batch statistics over all ranks */

@@ -318,8 +318,11 @@ static int trainer_eval_only(Trainer *t)
                    t->cfg.opt.split);
     status_agree(&st);
     EvalTotals e = trainer_evaluate(t, split);
-    report_eval(t, split == SPLIT_TEST ? "test" : "val",
-                t->state.step / (t->cfg.steps_per_epoch ? t->cfg.steps_per_epoch : 1), e);
+    if (t->cfg.opt.init_from)
+        report_eval_only(t, split == SPLIT_TEST ? "test" : "val", e);
+    else /* --resume: the run's own position */
+        report_eval(t, split == SPLIT_TEST ? "test" : "val",
+                    t->state.step / (t->cfg.steps_per_epoch ? t->cfg.steps_per_epoch : 1), e);
     return EXIT_OK;
 }
 

@@ -143,6 +143,30 @@ static void remove_earlier_run(const char *dir, const char *name)
     log_info("--overwrite: removed %d checkpoint(s) of the earlier run from %s", removed, dir);
 }
 
+/* What evaluation and prediction need to feed the model without flags:
+ * the stem the network has (CIFAR networks have the small one whatever
+ * --stem says), its input size, and with a dataset (not --synthetic) how
+ * its images were prepared and named. */
+static void describe_input(CheckpointMeta *m, const Params *p, int small_stem, int input_size,
+                           int resize_size, const Dataset *d)
+{
+    int conv1 = params_find(p, "conv1.weight");
+    m->small_stem = conv1 >= 0 ? p->info[conv1].dims[3] == 3 : small_stem;
+    m->input_size = input_size;
+    if (!d)
+        return;
+    m->resize_size = resize_size;
+    m->channels = d->channels;
+    memcpy(m->mean, d->mean, sizeof m->mean);
+    memcpy(m->std, d->std, sizeof m->std);
+    m->num_class_names = d->num_class_names;
+    m->class_names = (const char *const *)d->class_names;
+    static int warned; /* once per run */
+    if (m->num_class_names > CHECKPOINT_CLASS_NAMES_MAX && !warned++)
+        log_warn("%s has %d class names, more than the %d a checkpoint stores: checkpoints "
+                 "hold no class_names", d->path, m->num_class_names, CHECKPOINT_CLASS_NAMES_MAX);
+}
+
 /* Rank 0's part: the file and, once it is on disk, pruning. */
 static int checkpoint_save(Trainer *t, const char *name, const char *why, Status *st)
 {
@@ -165,6 +189,8 @@ static int checkpoint_save(Trainer *t, const char *name, const char *why, Status
     m.has_plateau = 1;
     m.plateau = t->state.plateau;
     m.validation_pending = name ? 0 : t->state.validation_pending;
+    describe_input(&m, &t->res.params, t->cfg.opt.small_stem, t->cfg.crop, t->cfg.resize_size,
+                   t->res.have_data ? &t->res.data : NULL);
     char path[4096], own[CHECKPOINT_NAME_MAX];
     if (name)
         snprintf(own, sizeof own, "%s", name);

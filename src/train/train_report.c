@@ -250,11 +250,70 @@ static const char *plural(long long n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
+/* " from step 32 (epoch 4)", or what the checkpoint does not say. */
+static void source_position(const Trainer *t, char *out, size_t len)
+{
+    const CheckpointSpec *s = &t->cfg.source;
+    if (s->step < 0)
+        snprintf(out, len, " (it records no step: not written by resnet_dist)");
+    else if (s->epoch < 0)
+        snprintf(out, len, " from step %lld", (long long)s->step);
+    else
+        snprintf(out, len, " from step %lld (epoch %lld)", (long long)s->step,
+                 (long long)s->epoch);
+}
+
+/* --eval-only: the checkpoint and what is evaluated; nothing of training. */
+static void report_eval_config(Trainer *t)
+{
+    const Options *o = &t->cfg.opt;
+    char where[96];
+    source_position(t, where, sizeof where);
+    log_info("eval-only: checkpoint %s%s: %s, %s stem, %d classes, %dx%d input", o->init_from,
+             where, o->arch, o->small_stem ? "small" : "imagenet", t->cfg.num_classes, t->cfg.crop,
+             t->cfg.crop);
+    log_info("eval-only: /%s of %s, batch %d, ranks %d x threads %d, %zu parameters, %.3f "
+             "GMACs per image", o->split, o->data, o->batch_size, t->cfg.dist.size, o->threads,
+             params_numel(&t->res.params), net_macs_per_image(t->res.net) / 1e9);
+    metrics_begin(&t->res.metrics, "config");
+    metrics_num(&t->res.metrics, "time", timer_unix_now());
+    metrics_str(&t->res.metrics, "arch", o->arch);
+    metrics_str(&t->res.metrics, "checkpoint", o->init_from);
+    metrics_int(&t->res.metrics, "ranks", t->cfg.dist.size);
+    metrics_int(&t->res.metrics, "threads", o->threads);
+    metrics_int(&t->res.metrics, "global_batch", o->batch_size);
+    metrics_str(&t->res.metrics, "command_line", o->command_line);
+    metrics_end(&t->res.metrics);
+}
+
+void report_eval_only(Trainer *t, const char *kind, EvalTotals e)
+{
+    const CheckpointSpec *s = &t->cfg.source;
+    double loss = e.loss_sum / e.count, top1 = e.top1 / e.count, top5 = e.top5 / e.count;
+    log_info("%s: loss %.4f top-1 error %.2f%% top-5 error %.2f%% (%lld images)", kind, loss,
+             100.0 * (1.0 - top1), 100.0 * (1.0 - top5), (long long)e.count);
+    metrics_begin(&t->res.metrics, kind);
+    if (s->step >= 0)
+        metrics_int(&t->res.metrics, "step", s->step);
+    if (s->epoch >= 0)
+        metrics_int(&t->res.metrics, "epoch", s->epoch);
+    metrics_str(&t->res.metrics, "checkpoint", t->cfg.opt.init_from);
+    metrics_num(&t->res.metrics, "time", timer_unix_now());
+    metrics_num(&t->res.metrics, "loss", loss);
+    metrics_num(&t->res.metrics, "top1", top1);
+    metrics_num(&t->res.metrics, "top5", top5);
+    metrics_end(&t->res.metrics);
+}
+
 void report_config(Trainer *t)
 {
     char version[512], config[4096];
     version_string(version, sizeof version);
     log_info("%s", version);
+    if (t->cfg.opt.eval_only && t->cfg.opt.init_from) {
+        report_eval_config(t);
+        return;
+    }
     report_format_config(&t->cfg, &t->state.plateau, config, sizeof config);
     for (char *line = config, *end; *line; line = end + 1) {
         end = strchr(line, '\n');

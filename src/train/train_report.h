@@ -22,6 +22,8 @@ size_t report_format_config(const TrainConfig *c, const Plateau *plateau, char *
 /* --dry-run: what the run would do, after every check has passed. */
 void report_plan(Trainer *t);
 void report_eval(Trainer *t, const char *kind, int64_t epoch, EvalTotals e);
+/* --eval-only's result: the metrics record carries the checkpoint's step. */
+void report_eval_only(Trainer *t, const char *kind, EvalTotals e);
 void report_lr_change(Trainer *t, double lr, const char *reason);
 /* On a terminal: a live line for the current epoch, a few times a second. */
 void report_progress(Trainer *t, const TrainWindow *w);

@@ -13,6 +13,7 @@
 #include "augment.h"
 #include "checkpoint.h"
 #include "error.h"
+#include "eval_only.h"
 #include "log.h"
 #include "rng.h"
 #include "sampler.h"
@@ -35,6 +36,24 @@ static void trainer_set_threads(Trainer *t)
     }
     t->cfg.opt.threads = threads;
     omp_set_num_threads(threads);
+}
+
+/* The shorter side of the stored images, the size an image is resized to
+ * before the centre crop (written to checkpoints for prediction): raw, the
+ * shape; JPEG, the first evaluated record's (resnet_prep gives every record
+ * the same shorter side). 0 when unknown. */
+static int stored_short_side(Dataset *d)
+{
+    if (d->encoding == ENCODING_RAW)
+        return d->height < d->width ? d->height : d->width;
+    DatasetSplit split = dataset_count(d, SPLIT_VAL) ? SPLIT_VAL : SPLIT_TRAIN;
+    DatasetImage img = {0};
+    Status st = {0};
+    int side = 0;
+    if (dataset_count(d, split) && dataset_read_image(d, split, 0, &img, &st) == 0)
+        side = img.h < img.w ? img.h : img.w;
+    dataset_image_free(&img);
+    return side;
 }
 
 static void trainer_open_data(Trainer *t)
@@ -62,8 +81,9 @@ static void trainer_open_data(Trainer *t)
                            o->data);
             else if (t->res.data.height &&
                      (t->cfg.crop > t->res.data.height || t->cfg.crop > t->res.data.width))
-                status_set(&st, EXIT_USAGE, "--crop %d is larger than the %dx%d images of %s",
-                           t->cfg.crop, t->res.data.height, t->res.data.width, o->data);
+                status_set(&st, EXIT_USAGE, "%s %d is larger than the %dx%d images of %s",
+                           t->cfg.crop_from[0] ? t->cfg.crop_from : "--crop", t->cfg.crop,
+                           t->res.data.height, t->res.data.width, o->data);
             dataset_fingerprint(&t->res.data, t->cfg.fingerprint, sizeof t->cfg.fingerprint);
             if (o->aug < 0) /* resolved, for the start-up log */
                 o->aug = (int)augment_default(t->res.data.height, t->res.data.width);
@@ -86,6 +106,8 @@ static void trainer_open_data(Trainer *t)
         dataset_check_image_sizes(&t->res.data, eval, t->cfg.crop, t->cfg.dist.rank,
                                   t->cfg.dist.size, &st);
     status_agree(&st);
+    if (t->res.have_data)
+        t->cfg.resize_size = stored_short_side(&t->res.data);
 }
 
 /* Rank 0 creates the checkpoint directory and the metrics file's folder up
@@ -152,7 +174,8 @@ static void trainer_load(Trainer *t, const char *path, CheckpointPart part)
     MPI_CHECK(MPI_Bcast(&meta, sizeof meta, MPI_BYTE, 0, MPI_COMM_WORLD));
     dist_broadcast_state(&t->res.params);
     if (part == CKPT_WEIGHTS_ONLY) {
-        log_info("initialised weights from %s", path);
+        if (!t->cfg.opt.eval_only) /* eval-only names it with its step (report_config) */
+            log_info("initialised weights from %s", path);
         return;
     }
     if (strcmp(meta.arch, t->cfg.opt.arch) != 0 || meta.num_classes != t->cfg.num_classes)
@@ -268,7 +291,13 @@ void trainer_setup(Trainer *t)
     Status st = {0};
     trainer_set_threads(t);
     dnn_init();
+    if (t->cfg.opt.eval_only)
+        eval_only_adopt_checkpoint(&t->cfg.opt, &t->cfg.dist, &t->cfg.source, t->cfg.crop_from,
+                                   sizeof t->cfg.crop_from);
     trainer_open_data(t);
+    if (t->cfg.opt.eval_only)
+        eval_only_check_data(&t->cfg.opt, &t->cfg.source, t->res.have_data ? &t->res.data : NULL,
+                             t->cfg.num_classes);
     trainer_build(t);
     trainer_plan(t);
     trainer_agree_plan(t);

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "dataset.h"
 #include "dist.h"
 #include "loader.h"
@@ -35,6 +36,9 @@ typedef struct {
     int64_t steps_per_epoch, total_steps;
     LrSchedule schedule; /* step counts filled in from the plan */
     SgdConfig sgd;
+    int resize_size;       /* shorter side of the stored images, for checkpoints */
+    CheckpointSpec source; /* --eval-only: what the checkpoint says (no class names) */
+    char crop_from[4200];  /* what set --crop, for messages: "" (the flag) or the checkpoint */
 } TrainConfig;
 
 /* What the run allocated and trainer_free releases. */

@@ -214,6 +214,8 @@ static void test_help_defaults_are_real(void **state)
         if (st.code)
             fail_msg("--%s: its default [%s] is refused by the parser: %s", flag, dflt, st.msg);
         share_equal_strings(&o, &base);
+        o.arch_given = base.arch_given; /* that a flag was given is no default */
+        o.stem_given = base.stem_given;
         if (memcmp(&o, &base, sizeof o))
             fail_msg("--%s: its help says [%s], but the real default differs", flag, dflt);
         checked++;

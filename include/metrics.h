@@ -44,4 +44,7 @@ void metrics_num(Metrics *m, const char *key, double v);
 void metrics_str(Metrics *m, const char *key, const char *s); /* JSON-escaped */
 void metrics_end(Metrics *m);
 
+/* s as a JSON string, escaped as in the metrics records, to out. */
+void json_print_string(FILE *out, const char *s);
+
 #endif

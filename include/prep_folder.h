@@ -40,6 +40,8 @@ typedef struct {
 } PrepFiles;
 
 const char *prep_files_path(const PrepFiles *files, size_t i);
+/* Appends one path with its label. */
+void prep_files_push(PrepFiles *files, const char *path, int32_t label);
 
 /* In the scanning functions `flag` ("--train", "--val") names the user's
  * option in error messages. */
@@ -59,6 +61,10 @@ void prep_classes_free(PrepClasses *classes);
  * warning, or an error if strict. */
 int prep_files_scan_classes(const char *flag, const char *dir, const PrepClasses *classes,
                             int strict, PrepFiles *out, Status *st);
+
+/* Every image under dir, recursing as in a class folder and in the same
+ * order, labels unset (-1); none is not an error. */
+int prep_files_scan_tree(const char *flag, const char *dir, PrepFiles *out, Status *st);
 
 /* The images directly inside dir, sorted by name, labels unset (-1). */
 int prep_files_scan_flat(const char *flag, const char *dir, PrepFiles *out, Status *st);

@@ -46,7 +46,34 @@ typedef struct {
     int has_plateau;    /* whether /scheduler is written / was found */
     Plateau plateau;
     int validation_pending; /* written at an epoch's end before its validation ran */
+    /* The model's input, for evaluation and prediction without flags
+     * (docs/checkpoint-format.md, "The model and its input"). */
+    int small_stem;
+    int input_size;   /* the centre crop the network sees; 0: not written */
+    int resize_size;  /* shorter side before the centre crops; 0: not written */
+    int channels;     /* length of mean and std; 0: not written (synthetic data) */
+    double mean[3], std[3]; /* pixel/255 units, as the dataset's */
+    int num_class_names;    /* 0: none written */
+    const char *const *class_names; /* written only: label -> name */
 } CheckpointMeta;
+
+/* What a checkpoint says about its model and input: the root attributes
+ * that describe it, each optional (older checkpoints and torchvision
+ * exports lack some or all of them). */
+typedef struct {
+    char arch[32];          /* "" when absent */
+    int num_classes;        /* 0 when absent */
+    int small_stem;         /* -1 when absent */
+    int input_size, resize_size, channels; /* 0 when absent */
+    double mean[3], std[3];
+    int64_t step, epoch;    /* -1 when absent */
+    int num_class_names;    /* 0 when absent */
+    char **class_names;     /* label -> name; NULL when absent */
+} CheckpointSpec;
+
+/* Class names beyond this many are not written: an HDF5 attribute holds at
+ * most 64 KiB, 16 bytes per variable-length string. */
+#define CHECKPOINT_CLASS_NAMES_MAX 4000
 
 /* Zeroes m; best_metric NaN, no plateau. */
 void checkpoint_meta_init(CheckpointMeta *m);
@@ -71,6 +98,15 @@ int checkpoint_write(const char *path, const Params *p, const CheckpointMeta *m,
  * loaded. Local. */
 int checkpoint_read(const char *path, Params *p, CheckpointMeta *m, CheckpointPart what,
                     Status *st);
+
+/* Reads the attributes that describe the model and its input (arch,
+ * num_classes, stem, input_size, resize_size, mean, std, class_names, step,
+ * epoch), each only when present; nothing else is read. A present
+ * attribute must have its type and lie in its range. Returns 0, or st->code
+ * naming the file and the attribute; free s with checkpoint_spec_free
+ * either way. Local. */
+int checkpoint_read_spec(const char *path, CheckpointSpec *s, Status *st);
+void checkpoint_spec_free(CheckpointSpec *s);
 
 /* Cheap test used by --resume auto: opens as HDF5 (a truncated file does
  * not) and has the root attributes and the /model group. Local. */
