@@ -122,9 +122,23 @@ print_header() {
     log "job $SLURM_JOB_ID ($JOB_NAME) on $NODES node(s): ${SLURM_JOB_NODELIST:-?}"
     log "SLURM_RESTART_COUNT=${SLURM_RESTART_COUNT:-0} (MAX_RESTARTS=$MAX_RESTARTS)"
     log "$NTASKS ranks (${SLURM_NTASKS_PER_NODE:-?} per node) x $CPT threads (OMP_NUM_THREADS), launcher $LAUNCHER"
-    local limit
+    local limit mca
     limit=$(squeue -h -j "$SLURM_JOB_ID" -o '%l' 2>/dev/null)
     [ -n "$limit" ] && log "time limit $limit; working directory $(pwd)"
+    mca=$(env | grep '^OMPI_MCA_' | sort | tr '\n' ' ')
+    [ -n "$mca" ] && log "Open MPI settings from the environment: $mca"
+    return 0
+}
+
+# log_rank_hosts: starts `hostname` with the launcher, as the ranks will be,
+# and logs the hosts it ran on with their rank counts: the job's actual
+# spread over its nodes.
+log_rank_hosts() {
+    launch_prefix
+    local hosts
+    hosts=$("${LAUNCH[@]}" hostname 2>/dev/null | sort | uniq -c |
+        awk '{ printf "%s%s x%d", (NR > 1 ? ", " : ""), $2, $1 }')
+    log "ranks per host: ${hosts:-unknown (the launcher failed to start hostname)}"
 }
 
 # stage_data FILE: with STAGE_DIR set, copies FILE to $STAGE_DIR on every
@@ -281,6 +295,7 @@ train_with_requeue() {
     local args=("$@" --checkpoint-dir "$CKPT_DIR" --resume auto --metrics "$METRICS")
     [ -n "${STALL_TIMEOUT:-}" ] && args+=(--stall-timeout "$STALL_TIMEOUT")
     log "checkpoints in $CKPT_DIR, metrics in $METRICS"
+    log_rank_hosts
 
     run_ranks 0 "$bin" "${args[@]}" --dry-run
     [ "$RC" -eq 0 ] || die "$RC" "the dry run failed with exit $RC: $(explain_exit "$RC"); nothing was trained"
