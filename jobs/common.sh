@@ -70,9 +70,25 @@ find_tool() {
     echo "$path"
 }
 
+# tasks_in_allocation: the tasks Slurm lays out on the nodes this run got,
+# summed from SLURM_TASKS_PER_NODE (e.g. "2(x3),1" is 7). SLURM_NTASKS keeps
+# the count asked at submission, which is wrong once a requeued job runs on
+# fewer nodes (its NumNodes lowered after a node failure).
+tasks_in_allocation() {
+    local total=0 part tasks reps
+    for part in ${SLURM_TASKS_PER_NODE//,/ }; do
+        tasks=${part%%"("*}
+        reps=${part#"$tasks"}
+        reps=${reps//[!0-9]/}
+        total=$((total + tasks * ${reps:-1}))
+    done
+    echo "$total"
+}
+
 # Resources of the allocation, with the defaults Slurm leaves unset.
 NODES=${SLURM_JOB_NUM_NODES:-1}
 NTASKS=${SLURM_NTASKS:-1}
+[ -n "${SLURM_TASKS_PER_NODE:-}" ] && NTASKS=$(tasks_in_allocation)
 CPT=${SLURM_CPUS_PER_TASK:-1}
 LAUNCHER=${LAUNCHER:-srun}
 MAX_RESTARTS=${MAX_RESTARTS:-20}

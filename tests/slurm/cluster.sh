@@ -494,6 +494,14 @@ tcp_only_mpi() {
         OMPI_MCA_btl_tcp_if_include="$CLUSTER_NET.0/24" OMPI_MCA_oob_tcp_if_include="$CLUSTER_NET.0/24"
 }
 
+# node_kill NODE: kills every process in NODE's network namespace at once
+# (its slurmd, slurmstepds and ranks), as when the node loses power; its
+# address stays, unanswered.
+node_kill() {
+    # shellcheck disable=SC2046 # one PID per word
+    kill -9 $(ip netns pids "$(node_netns "$1")") 2>/dev/null
+}
+
 # rank_hosts NAME: the "ranks per host" lines of job NAME's log (one per
 # run): "hosts NAME: node1 x1, node2 x1".
 rank_hosts() { sed -n "s/^.*ranks per host: /hosts $1: /p" "$T/$1.out"; }

@@ -21,7 +21,7 @@ env_lines() {
     [ -n "$net" ] || { echo "no cluster in $CLUSTER_DIR (start it first)" >&2; return 1; }
     echo "export SLURM_CONF=$conf OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"
     echo "export OMPI_MCA_pml=ob1 OMPI_MCA_btl=tcp,self,vader OMPI_MCA_btl_tcp_if_include=$net.0/24 OMPI_MCA_oob_tcp_if_include=$net.0/24"
-    echo "export STAGE_DIR_ROOT=$CLUSTER_DIR/node-local # each node has its own folder here"
+    echo "# node-local storage for STAGE_DIR: $CLUSTER_DIR/node-local (each node its own)"
 }
 
 case ${1:-} in
