@@ -187,12 +187,13 @@ CONF
 }
 
 # net_pick: S for a subnet 10.213.S.0/24 that no address or route of this
-# machine uses (and no bridge rdbS), starting from a hash of the folder.
+# machine uses, and no link named rdbS or rdS-*: a veth outlives its deleted
+# namespace for a moment. Starts from a hash of the folder.
 net_pick() {
     s=$(($(printf %s "$CLUSTER_DIR" | cksum | cut -d' ' -f1) % 230 + 20))
     n=0
     while ip -o addr show | grep -q " 10\.213\.$s\." || ip route show | grep -q "^10\.213\.$s\." ||
-        ip link show "rdb$s" >/dev/null 2>&1; do
+        ip -o link show | grep -Eq "^[0-9]+: (rdb$s|rd$s-n[0-9]+)[@:]"; do
         s=$((s >= 249 ? 20 : s + 1))
         n=$((n + 1))
         [ "$n" -ge 230 ] && return 1
