@@ -1,7 +1,7 @@
 # resnet-dist: non-recursive build. Objects in build/, automatic header
 # dependencies, one static library that every tool and test links.
 #   make            build the tools          make test    build and run every test
-#   make test-multinode  the Slurm tests across nodes (root, ~3 min)
+#   make test-multinode  the Slurm tests across 3 nodes (root, ~3 min)
 #   make run        train the default model  make bench   benchmarks vs PyTorch
 #   make fuzz       fuzz the tools (FUZZ_CASES=, FUZZ_SEED=; docs/reliability.md)
 #   make fuzz-image libFuzzer on the JPEG/PNG decoder (FUZZ_SECONDS=)

@@ -11,7 +11,9 @@
 #   - without TCP (OMPI_MCA_btl=self,vader) a 2-node job fails: the nodes
 #     share no memory, TCP carries their traffic;
 #   - LAUNCHER=mpirun on 3 nodes with STAGE_DIR on node-local storage: one
-#     copy per node, each identical to the source, the ranks read it, exit 0;
+#     copy per node, each identical to the source, the ranks read it; warned
+#     mid-training, mpirun passes the signal to every node's rank, the job
+#     requeues, finds each copy up to date, resumes and finishes;
 #   - a stale copy with the source's size and time stamp on one node is
 #     kept by the staging, and the ranks' agreement check stops the job
 #     with exit 2 before training.
@@ -88,17 +90,30 @@ else
     show_log "$T/notcp.out"
 fi
 
-# mpirun across 3 nodes, the dataset staged to each node's own disk.
+# mpirun across 3 nodes, the dataset staged to each node's own disk, and a
+# warning mid-training: mpirun passes it to the ranks on every node, the job
+# requeues, finds each node's copy up to date and finishes.
 # The nodes share this machine's cores: unbound, not all on core 0.
 export LAUNCHER=mpirun MPIRUN_ARGS="--bind-to none" STAGE_DIR="$CLUSTER_LOCAL/stage"
 SB="--nodes=3 --ntasks-per-node=1 --cpus-per-task=1 --time=10"
-id=$(EPOCHS=1 submit staged)
-expect_job "$id" staged COMPLETED 0:0 0 180
+id=$(EPOCHS=12 submit staged)
+if wait_log "$id" "$T/staged.out" "step [0-9]*/21 loss" 120; then
+    scancel --signal=USR1 --batch "$id"
+    expect_job "$id" staged COMPLETED 0:0 1 240
+else
+    bad "staged: training did not start"
+    show_log "$T/staged.out"
+fi
 rank_hosts staged
 check "staged: one rank on each of 3 hosts" test "$(host_count staged)" -eq 3
 check "staged: launched with mpirun" grep -q "running: mpirun -np 3 " "$T/staged.out"
-check "staged: copied once on each node" \
-    test "$(grep -c "^node[1-3]: copied .* to $STAGE_DIR/data.h5" "$T/staged.out")" -eq 3
+check "staged: SIGUSR1 forwarded to mpirun" grep -q "forwarding SIGUSR1 to the ranks (mpirun" "$T/staged.out"
+stop=$(sed -n 's/^stopping at step \([0-9]*\) on SIGUSR1 (exit 3)$/\1/p' "$T/staged.out" | head -n 1)
+check "staged: resumed at step ${stop:-?} after the requeue" \
+    grep -q "^resumed from $T/staged/step-0*${stop:-x}.h5 at step ${stop:-x}" "$T/staged.out"
+check "staged: final checkpoint at step 252" test -f "$T/staged/step-00000252.h5"
+check "staged: copied once on each node, up to date on each after the requeue" \
+    test "$(grep -c "^node[1-3]: copied .* to $STAGE_DIR/data.h5" "$T/staged.out")-$(grep -c "^node[1-3]: $STAGE_DIR/data.h5 is up to date" "$T/staged.out")" = 3-3
 for n in 1 2 3; do
     check "staged: node$n's copy is the source, byte for byte" \
         cmp -s "$T/data.h5" "$CLUSTER_DIR/nodes/node$n/stage/data.h5"
@@ -112,6 +127,7 @@ check "staged: the ranks read the staged path" grep -q "data=$STAGE_DIR/data.h5 
 "$PYTHON" tests/fixtures/make_dataset.py "$T/other.h5" --train 256 --val 32 --size 16 --seed 7
 stale=$CLUSTER_DIR/nodes/node2/stage/data.h5
 cp "$T/other.h5" "$stale" && touch -r "$T/data.h5" "$stale"
+SB="--nodes=3 --ntasks-per-node=1 --cpus-per-task=1 --time=10"
 if [ "$(stat -c %s "$stale")" = "$(stat -c %s "$T/data.h5")" ]; then
     id=$(EPOCHS=1 submit stale)
     expect_job "$id" stale FAILED 2:0 0 120
