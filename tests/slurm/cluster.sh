@@ -533,6 +533,20 @@ expect_job() {
     fi
 }
 
+# warned_job ID NAME PATTERN STATE EXITCODE RESTARTS SECONDS: once job NAME's
+# log shows PATTERN (a training progress line), warns it as the time limit
+# would (`scancel --signal=USR1 --batch`), then expect_job. Returns 1 if
+# training never started (reported, with the log).
+warned_job() {
+    if ! wait_log "$1" "$T/$2.out" "$3" 120; then
+        bad "$2: training did not start"
+        show_log "$T/$2.out"
+        return 1
+    fi
+    scancel --signal=USR1 --batch "$1"
+    expect_job "$1" "$2" "$4" "$5" "$6" "$7"
+}
+
 # finish NAME: stops the cluster, prints "NAME: N passed, M failed", exits.
 finish() {
     cluster_stop

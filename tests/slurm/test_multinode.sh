@@ -97,13 +97,7 @@ fi
 export LAUNCHER=mpirun MPIRUN_ARGS="--bind-to none" STAGE_DIR="$CLUSTER_LOCAL/stage"
 SB="--nodes=3 --ntasks-per-node=1 --cpus-per-task=1 --time=10"
 id=$(EPOCHS=12 submit staged)
-if wait_log "$id" "$T/staged.out" "step [0-9]*/21 loss" 120; then
-    scancel --signal=USR1 --batch "$id"
-    expect_job "$id" staged COMPLETED 0:0 1 240
-else
-    bad "staged: training did not start"
-    show_log "$T/staged.out"
-fi
+warned_job "$id" staged "step [0-9]*/21 loss" COMPLETED 0:0 1 240
 rank_hosts staged
 check "staged: one rank on each of 3 hosts" test "$(host_count staged)" -eq 3
 check "staged: launched with mpirun" grep -q "running: mpirun -np 3 " "$T/staged.out"
