@@ -1,6 +1,7 @@
 # resnet-dist: non-recursive build. Objects in build/, automatic header
 # dependencies, one static library that every tool and test links.
 #   make            build the tools          make test    build and run every test
+#   make test-multinode  the Slurm tests across 3 nodes (root, ~3 min)
 #   make run        train the default model  make bench   benchmarks vs PyTorch
 #   make fuzz       fuzz the tools (FUZZ_CASES=, FUZZ_SEED=; docs/reliability.md)
 #   make fuzz-image libFuzzer on the JPEG/PNG decoder (FUZZ_SECONDS=)
@@ -60,7 +61,7 @@ REF_OBJ   := $(REF_SRC:%.c=$(BUILD)/%.o)
 UNIT      := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 MPITESTS  := $(patsubst tests/mpi/%.c,$(BUILD)/tests/%,$(wildcard tests/mpi/mpi_*.c))
 
-.PHONY: all deps deps-build deps-test deps-run deps-bench test unit run bench install clean fuzz fuzz-image
+.PHONY: all deps deps-build deps-test deps-run deps-bench test test-multinode unit run bench install clean fuzz fuzz-image
 # Objects of the tools and tests are intermediate files to make; keep them, so
 # that make neither deletes them (and prints "rm ...") nor rebuilds them next time.
 .SECONDARY:
@@ -135,6 +136,11 @@ unit: $(TOOLS) $(UNIT) $(MPITESTS)
 test: deps-test
 	@$(MAKE) --no-print-directory unit
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/run_all.sh
+
+# The Slurm tests across 3 nodes in network namespaces (root; docs/slurm.md).
+test-multinode: unit
+	@s=0; for t in tests/slurm/test_multinode*.sh; do \
+	    BUILD=$(BUILD) PYTHON=$(PYTHON) timeout -k 10 600 sh $$t || s=1; done; exit $$s
 
 # Structure-aware fuzzing of the three tools, built with ASan and UBSan
 # (docs/reliability.md). A finding's inputs and repro.sh stay in FUZZ_FINDINGS.

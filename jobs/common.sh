@@ -70,9 +70,25 @@ find_tool() {
     echo "$path"
 }
 
+# tasks_in_allocation: the tasks Slurm lays out on the nodes this run got,
+# summed from SLURM_TASKS_PER_NODE (e.g. "2(x3),1" is 7). SLURM_NTASKS keeps
+# the count asked at submission, which is wrong once a requeued job runs on
+# fewer nodes (its NumNodes lowered after a node failure).
+tasks_in_allocation() {
+    local total=0 part tasks reps
+    for part in ${SLURM_TASKS_PER_NODE//,/ }; do
+        tasks=${part%%"("*}
+        reps=${part#"$tasks"}
+        reps=${reps//[!0-9]/}
+        total=$((total + tasks * ${reps:-1}))
+    done
+    echo "$total"
+}
+
 # Resources of the allocation, with the defaults Slurm leaves unset.
 NODES=${SLURM_JOB_NUM_NODES:-1}
 NTASKS=${SLURM_NTASKS:-1}
+[ -n "${SLURM_TASKS_PER_NODE:-}" ] && NTASKS=$(tasks_in_allocation)
 CPT=${SLURM_CPUS_PER_TASK:-1}
 LAUNCHER=${LAUNCHER:-srun}
 MAX_RESTARTS=${MAX_RESTARTS:-20}
@@ -122,9 +138,23 @@ print_header() {
     log "job $SLURM_JOB_ID ($JOB_NAME) on $NODES node(s): ${SLURM_JOB_NODELIST:-?}"
     log "SLURM_RESTART_COUNT=${SLURM_RESTART_COUNT:-0} (MAX_RESTARTS=$MAX_RESTARTS)"
     log "$NTASKS ranks (${SLURM_NTASKS_PER_NODE:-?} per node) x $CPT threads (OMP_NUM_THREADS), launcher $LAUNCHER"
-    local limit
+    local limit mca
     limit=$(squeue -h -j "$SLURM_JOB_ID" -o '%l' 2>/dev/null)
     [ -n "$limit" ] && log "time limit $limit; working directory $(pwd)"
+    mca=$(env | grep '^OMPI_MCA_' | sort | tr '\n' ' ')
+    [ -n "$mca" ] && log "Open MPI settings from the environment: $mca"
+    return 0
+}
+
+# log_rank_hosts: starts `hostname` with the launcher, as the ranks will be,
+# and logs the hosts it ran on with their rank counts: the job's actual
+# spread over its nodes.
+log_rank_hosts() {
+    launch_prefix
+    local hosts
+    hosts=$("${LAUNCH[@]}" hostname 2>/dev/null | sort | uniq -c |
+        awk '{ printf "%s%s x%d", (NR > 1 ? ", " : ""), $2, $1 }')
+    log "ranks per host: ${hosts:-unknown (the launcher failed to start hostname)}"
 }
 
 # stage_data FILE: with STAGE_DIR set, copies FILE to $STAGE_DIR on every
@@ -281,6 +311,7 @@ train_with_requeue() {
     local args=("$@" --checkpoint-dir "$CKPT_DIR" --resume auto --metrics "$METRICS")
     [ -n "${STALL_TIMEOUT:-}" ] && args+=(--stall-timeout "$STALL_TIMEOUT")
     log "checkpoints in $CKPT_DIR, metrics in $METRICS"
+    log_rank_hosts
 
     run_ranks 0 "$bin" "${args[@]}" --dry-run
     [ "$RC" -eq 0 ] || die "$RC" "the dry run failed with exit $RC: $(explain_exit "$RC"); nothing was trained"

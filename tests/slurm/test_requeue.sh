@@ -31,13 +31,7 @@ check "ref: final checkpoint step-$STEPS" test -f "$T/ref/step-00000$STEPS.h5"
 
 # Warned after a few steps: checkpoint, exit 3, requeue, resume, finish.
 id=$(submit warned)
-if wait_log "$id" "$T/warned.out" "train epoch [0-9]* step [0-9]*/[0-9]*: loss" 120; then
-    scancel --signal=USR1 --batch "$id"
-    expect_job "$id" warned COMPLETED 0:0 1 240
-else
-    bad "warned: training did not start"
-    show_log "$T/warned.out"
-fi
+warned_job "$id" warned "train epoch [0-9]* step [0-9]*/[0-9]*: loss" COMPLETED 0:0 1 240
 check "warned: the batch script forwarded SIGUSR1" grep -q "forwarding SIGUSR1 to the ranks" "$T/warned.out"
 stop=$(sed -n 's/^stopping at step \([0-9]*\) on SIGUSR1 (exit 3)$/\1/p' "$T/warned.out" | head -n 1)
 if [ -n "$stop" ] && [ "$stop" -lt "$STEPS" ]; then
@@ -89,13 +83,8 @@ done
 
 # MAX_RESTARTS=0: the warning stops the job (exit 3) without a requeue.
 id=$(MAX_RESTARTS=0 submit guard)
-if wait_log "$id" "$T/guard.out" "train epoch [0-9]* step [0-9]*/[0-9]*: loss" 120; then
-    scancel --signal=USR1 --batch "$id"
-    expect_job "$id" guard FAILED 3:0 0 120
+if warned_job "$id" guard "train epoch [0-9]* step [0-9]*/[0-9]*: loss" FAILED 3:0 0 120; then
     check "guard: says MAX_RESTARTS stopped it" grep -q "not requeueing: job $id was restarted 0 times (MAX_RESTARTS=0)" "$T/guard.out"
-else
-    bad "guard: training did not start"
-    show_log "$T/guard.out"
 fi
 
 finish slurm_requeue

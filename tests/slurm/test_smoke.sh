@@ -59,13 +59,7 @@ rm -f "$T"/smoke/*.h5 # ResNet-18 with 1000 classes: 90 MB
 # 48 epochs of 8 steps: long enough to be warned mid-training on a fast machine.
 id=$(LAUNCHER=mpirun STAGE_DIR="$T/stage" DATA="$T/data.h5" ARCH=resnet20 STEM=small BATCH=16 \
     EPOCHS=48 LOG_EVERY=2 submit mpirun jobs/resnet18-smoke.slurm)
-if wait_log "$id" "$T/mpirun.out" "train epoch [0-9]* step [0-9]*/[0-9]*: loss" 120; then
-    scancel --signal=USR1 --batch "$id"
-    expect_job "$id" mpirun COMPLETED 0:0 1 240
-else
-    bad "mpirun: training did not start"
-    show_log "$T/mpirun.out"
-fi
+warned_job "$id" mpirun "train epoch [0-9]* step [0-9]*/[0-9]*: loss" COMPLETED 0:0 1 240
 check "mpirun: launched with mpirun, cores bound" \
     grep -q "running: mpirun -np 2 --map-by slot:PE=1 --bind-to core" "$T/mpirun.out"
 check "mpirun: SIGUSR1 forwarded to mpirun" grep -q "forwarding SIGUSR1 to the ranks (mpirun" "$T/mpirun.out"
