@@ -66,7 +66,9 @@ typedef struct {
     int small_stem;         /* -1 when absent */
     int input_size, resize_size, channels; /* 0 when absent */
     double mean[3], std[3];
-    int64_t step, epoch;    /* -1 when absent */
+    int64_t step;           /* -1 when absent */
+    int64_t epoch;          /* of the last step done, 0-based as the training lines count
+                             * (the `epoch` attribute names the next step's); -1 when absent */
     int num_class_names;    /* 0 when absent */
     char **class_names;     /* label -> name; NULL when absent */
 } CheckpointSpec;

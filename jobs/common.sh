@@ -137,7 +137,7 @@ launch_prefix() {
 print_header() {
     log "job $SLURM_JOB_ID ($JOB_NAME) on $NODES node(s): ${SLURM_JOB_NODELIST:-?}"
     log "SLURM_RESTART_COUNT=${SLURM_RESTART_COUNT:-0} (MAX_RESTARTS=$MAX_RESTARTS)"
-    log "$NTASKS ranks (${SLURM_NTASKS_PER_NODE:-?} per node) x $CPT threads (OMP_NUM_THREADS), launcher $LAUNCHER"
+    log "$NTASKS ranks (${SLURM_NTASKS_PER_NODE:-?} per node), OMP_NUM_THREADS=$CPT, launcher $LAUNCHER"
     local limit mca
     limit=$(squeue -h -j "$SLURM_JOB_ID" -o '%l' 2>/dev/null)
     [ -n "$limit" ] && log "time limit $limit; working directory $(pwd)"

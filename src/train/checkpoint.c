@@ -1094,6 +1094,12 @@ static int spec_read(Reader *r, CheckpointSpec *s)
         attr_i64_in(r, r->file, "/", "epoch", 0, s->step < 0 ? CKPT_STEP_MAX : s->step,
                     &s->epoch) < 0)
         return -1;
+    int64_t epoch_step = -1;
+    if (attr_exists(r->file, "epoch_step") &&
+        attr_i64_in(r, r->file, "/", "epoch_step", 0, CKPT_STEP_MAX, &epoch_step) < 0)
+        return -1;
+    if (s->epoch > 0 && s->step > 0 && epoch_step == 0)
+        s->epoch--; /* written at an epoch's end: its last step is in the epoch before */
     if (spec_int(r, "num_classes", 1, CKPT_CLASSES_MAX, &s->num_classes) < 0 ||
         spec_stem(r, s) < 0 ||
         spec_int(r, "input_size", CKPT_IMAGE_SIZE_MIN, CKPT_IMAGE_SIZE_MAX, &s->input_size) < 0 ||

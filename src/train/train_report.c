@@ -106,9 +106,9 @@ void report_plan(Trainer *t)
 {
     const LrSchedule *s = &t->cfg.schedule;
     log_info("dry run: flags, dataset, checkpoint directory and resume point are fine");
-    log_info("plan: %lld steps per epoch of %d images (%d per rank), steps %lld to %lld, "
-             "checkpoints in %s", (long long)t->cfg.steps_per_epoch, t->cfg.opt.batch_size,
-             t->cfg.local_batch, (long long)t->state.step, (long long)t->cfg.total_steps,
+    log_info("plan: %lld step%s per epoch of %d images (%d per rank), steps %lld to %lld, "
+             "checkpoints in %s", (long long)t->cfg.steps_per_epoch,
+             t->cfg.steps_per_epoch == 1 ? "" : "s", t->cfg.opt.batch_size, t->cfg.local_batch, (long long)t->state.step, (long long)t->cfg.total_steps,
              t->cfg.opt.checkpoint_dir);
     if (s->warmup_steps > 0)
         log_info("plan: warmup steps 0-%lld, lr %g rising linearly to %g",

@@ -91,14 +91,14 @@ if $EVAL --metrics "$T/eval.jsonl" >"$T/eval.log" 2>&1; then
 else
     bad "--eval-only needs no --arch/--stem/--crop/--num-classes"; show "$T/eval.log"
 fi
-if grep -q "checkpoint $CKPT from step 20 (epoch 2)" "$T/eval.log" &&
+if grep -q "checkpoint $CKPT from step 20 (epoch 1)" "$T/eval.log" &&
     grep -q "^val: loss .*(40 images)" "$T/eval.log" &&
     ! grep -Eiq "epochs=|lr[ =]|learning rate|steps in total|steps per epoch|^epoch |val epoch" "$T/eval.log"; then
     ok "--eval-only prints the checkpoint and its step, the metrics, no epochs or LR"
 else
     bad "--eval-only output"; show "$T/eval.log"
 fi
-grep -q '"kind":"val","step":20,"epoch":2,' "$T/eval.jsonl" &&
+grep -q '"kind":"val","step":20,"epoch":1,' "$T/eval.jsonl" &&
     ok "the metrics val record carries the checkpoint's step" ||
     { bad "the metrics val record carries the checkpoint's step"; show "$T/eval.jsonl"; }
 

@@ -118,7 +118,8 @@ check "train: torchvision's step recipe, then EXTRA_ARGS" grep -q -- \
 check "train: best.h5 after the epoch's validation" test -f "$T/r50/best.h5"
 expect_job "$eval" eval COMPLETED 0:0 0 120
 check "eval: top-1 and top-5 error over the 8 validation images" \
-    grep -q "^val epoch [0-9]* step [0-9]*: loss .* top-1 error .*% top-5 error .*% (8 images)" "$T/eval.out"
+    grep -q "^val: loss .* top-1 error .*% top-5 error .*% (8 images)" "$T/eval.out"
+check "eval: names the checkpoint and its step" grep -q "^eval-only: checkpoint $T/r50/best.h5 from step [0-9]* (epoch 0)" "$T/eval.out"
 trained=$(sed -n 's/^val epoch [0-9]* step [0-9]*: \(loss .*\)$/\1/p' "$T/train.out" | tail -n 1)
 check "eval: the checkpoint's loss and errors are the training run's last validation ($trained)" \
     grep -qF ": $trained" "$T/eval.out"

@@ -101,7 +101,7 @@ static void test_round_trip(void **state)
     assert_int_equal(s.resize_size, 24);
     assert_int_equal(s.channels, 3);
     assert_int_equal(s.step, 40);
-    assert_int_equal(s.epoch, 2);
+    assert_int_equal(s.epoch, 1); /* written at the end of epoch 1: the next step is epoch 2's */
     for (int c = 0; c < 3; c++) {
         assert_true(s.mean[c] == m.mean[c]);
         assert_true(s.std[c] == m.std[c]);
@@ -111,6 +111,12 @@ static void test_round_trip(void **state)
         assert_string_equal(s.class_names[i], NAMES[i]);
     checkpoint_spec_free(&s);
     loads_fully(path);
+
+    m.epoch_step = 5; /* mid-epoch: the last step and the next are in epoch 2 */
+    write_file("mid_epoch.h5", &m, path, sizeof path);
+    read_spec_ok(path, &s);
+    assert_int_equal(s.epoch, 2);
+    checkpoint_spec_free(&s);
 }
 
 /* Replaces (or with n < 0 deletes) root attribute name: n values of type
