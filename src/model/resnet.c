@@ -257,9 +257,8 @@ void net_init_weights(Net *net, uint64_t seed)
         init_tensor(p, i, seed);
     if (!net->cfg.zero_init_residual)
         return;
-    /* Goyal et al.: each block starts as the identity. Post-activation: the
-     * last BN's gamma = 0. Pre-activation: the last conv's weights = 0 (as
-     * timm's ResNetV2; a zero gamma before a ReLU would get no gradient). */
+    /* Goyal et al.: each block starts as the identity; the block names the
+     * tensor to zero (its last BN's gamma, or pre-activation its last conv). */
     for (int i = 0; i < net->nblocks; i++) {
         Tensor *t = net->blocks[i].zero_init;
         memset(t->data, 0, md_bytes(&t->md));
@@ -284,13 +283,14 @@ void net_set_sample_keys(Net *net, uint64_t seed, int64_t epoch, const int64_t *
     net->keys_set = 1;
 }
 
-/* Where the ReLUs are: each one is fused into the layer before it, so no
- * layer of its own runs. After a BN (the stem's bn1, the BNs inside the
- * blocks but a post-activation branch's last, bn_final) it is part of
- * batchnorm_forward, and batchnorm_backward applies its mask from the BN's
- * workspace. After a post-activation block's residual add it is a post-op
- * of add_forward, and add_backward applies it from the add's output.
- * blocks.c marks each one in the block families. */
+/* Where the ReLUs are: none runs as a layer of its own; each is fused into
+ * the layer before it. After a BN (the stem's bn1, bn_final, and every BN
+ * in a block but the last of a post-activation branch and a projection's)
+ * it is part of batchnorm_forward, and batchnorm_backward masks the
+ * gradient from the BN's workspace. After a post-activation block's
+ * residual add it is a post-op of add_forward, and add_backward masks the
+ * gradient by the add's output. The block families in blocks.c mark each
+ * one. */
 void net_forward(Net *net, int training)
 {
     if (training && net->random) {
