@@ -48,7 +48,7 @@ static ConvSpec conv_spec(int oc, int kernel, int stride, int groups, ConvAlgo a
 }
 
 /* The block's first layer holds the lowest offset of its parameters. */
-static void note_first_param(Block *b, Params *p, const char layer[64])
+static void note_first_param(Block *b, Params *p, const char *layer)
 {
     if (b->nconvs + b->nbns > 0)
         return;
