@@ -34,8 +34,9 @@ void owned_free(OwnedTensors *o)
     o->n = 0;
 }
 
-/* ---- building blocks shared by the families ---- */
+/* ---- helpers shared by the families ---- */
 
+/* A convolution inside a block: "same" padding, input gradient wanted. */
 static ConvSpec conv_spec(int oc, int kernel, int stride, int groups, ConvAlgo algo)
 {
     return (ConvSpec){.oc = oc,
