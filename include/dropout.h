@@ -8,7 +8,7 @@
  * layer key) only, drawn in plain (C, H, W) order through rng.h and then
  * reordered to the activation layout: the same on any number of ranks, on
  * any CPU (whatever layout oneDNN picks) and after a resume. Used by
- * src/model/resnet.c. Local.
+ * src/model/blocks.c. Local.
  */
 #ifndef RESNET_DROPOUT_H
 #define RESNET_DROPOUT_H

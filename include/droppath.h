@@ -7,7 +7,7 @@
  *
  * Each decision is a function of (seed, epoch, global sample index, block)
  * only, through rng.h: the same on any number of ranks, in any batch split,
- * and after a resume. Used by src/model/resnet.c. Local.
+ * and after a resume. Used by the residual blocks, src/model/blocks.c. Local.
  */
 #ifndef RESNET_DROPPATH_H
 #define RESNET_DROPPATH_H

@@ -57,11 +57,13 @@ typedef struct {
 } Case;
 
 static const Case CASES[] = {
-    {"resnet18", 48, 4, 1}, /* layer3 3x3 -> layer4 2x2: odd sizes */
-    {"resnet50", 64, 2, 1},
-    {"resnet20", 32, 4, 1},
-    {"resnext50_32x4d", 64, 2, 1}, /* grouped 3x3 convolutions */
-    {"wide_resnet50_2", 64, 2, 1},
+    /* layer3 3x3 -> layer4 2x2: odd sizes */
+    {.arch = "resnet18", .size = 48, .batch = 4, .seed = 1},
+    {.arch = "resnet50", .size = 64, .batch = 2, .seed = 1},
+    {.arch = "resnet20", .size = 32, .batch = 4, .seed = 1},
+    /* grouped 3x3 convolutions */
+    {.arch = "resnext50_32x4d", .size = 64, .batch = 2, .seed = 1},
+    {.arch = "wide_resnet50_2", .size = 64, .batch = 2, .seed = 1},
 };
 
 static void fixture_path(const Case *c, char *out, size_t len)
@@ -598,7 +600,8 @@ int main(int argc, char **argv)
     g_verbose = verbose && *verbose && strcmp(verbose, "0") != 0;
     struct CMUnitTest tests[sizeof CASES / sizeof CASES[0]];
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
-        tests[i] = (struct CMUnitTest){CASES[i].arch, test_exact, NULL, NULL, (void *)&CASES[i]};
+        tests[i] = (struct CMUnitTest){.name = CASES[i].arch, .test_func = test_exact,
+                                       .initial_state = (void *)&CASES[i]};
     int rc = cmocka_run_group_tests_name("resnet_exact", tests, NULL, NULL);
     dnn_free();
     MPI_Finalize();

@@ -97,11 +97,26 @@ static void test_paper_counts(void **state)
      * BN parameters it is 10.33M); He et al. 2015 CIFAR; Xie et al. 2016 /
      * torchvision for ResNeXt and the wide ResNet. */
     static const PaperRow rows[] = {
-        {"wrn-28-10", 10, 32, 36.5, 0},         {"wrn-40-4", 10, 32, 8.9, 0},
-        {"wrn-16-8", 10, 32, 11.0, 0},          {"preact-resnet164", 10, 32, 1.7, 0},
-        {"preact-resnet1001", 10, 32, 10.2, 1}, {"preact-resnet110", 10, 32, 1.7, 0},
-        {"resnet110", 10, 32, 1.7, 0},          {"resnet1202", 10, 32, 19.4, 0},
-        {"resnext50_32x4d", 1000, 224, 25.0, 0}, {"wide_resnet50_2", 1000, 224, 68.9, 0},
+        {.arch = "wrn-28-10", .classes = 10, .size = 32,
+         .millions = 36.5, .weights_only = 0},
+        {.arch = "wrn-40-4", .classes = 10, .size = 32,
+         .millions = 8.9, .weights_only = 0},
+        {.arch = "wrn-16-8", .classes = 10, .size = 32,
+         .millions = 11.0, .weights_only = 0},
+        {.arch = "preact-resnet164", .classes = 10, .size = 32,
+         .millions = 1.7, .weights_only = 0},
+        {.arch = "preact-resnet1001", .classes = 10, .size = 32,
+         .millions = 10.2, .weights_only = 1},
+        {.arch = "preact-resnet110", .classes = 10, .size = 32,
+         .millions = 1.7, .weights_only = 0},
+        {.arch = "resnet110", .classes = 10, .size = 32,
+         .millions = 1.7, .weights_only = 0},
+        {.arch = "resnet1202", .classes = 10, .size = 32,
+         .millions = 19.4, .weights_only = 0},
+        {.arch = "resnext50_32x4d", .classes = 1000, .size = 224,
+         .millions = 25.0, .weights_only = 0},
+        {.arch = "wide_resnet50_2", .classes = 1000, .size = 224,
+         .millions = 68.9, .weights_only = 0},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         Params p;
@@ -266,7 +281,7 @@ static const double *ref_param(const Ref *r, int64_t *dims, const char *fmt, ...
 
 static Act act_new(int n, int c, int h, int w)
 {
-    Act a = {xcalloc((size_t)n * c * h * w, sizeof(double)), c, h, w};
+    Act a = {.x = xcalloc((size_t)n * c * h * w, sizeof(double)), .c = c, .h = h, .w = w};
     return a;
 }
 
@@ -705,14 +720,30 @@ static void run_small(const SmallCase *sc)
 }
 
 static const SmallCase SMALL[] = {
-    {"preact-resnet110", 8, 4, 5, {2, 1, 1, 0}, 0, 0},     /* pre-act basic */
-    {"preact-resnet164", 8, 4, 5, {2, 1, 1, 0}, 0, 0},     /* pre-act bottleneck */
-    {"wrn-16-2", 8, 4, 5, {0}, 0, 0},                      /* wrn block, dropout off */
-    {"wrn-10-2", 8, 4, 5, {0}, 0, 0.3},                    /* wrn block, dropout on */
-    {"preact-resnet18", 16, 4, 5, {1, 1, 1, 1}, 0, 0},     /* ImageNet pre-act stem */
-    {"resnet20", 8, 4, 5, {2, 2, 1, 0}, 0.5, 0},           /* drop-path, post-act */
-    {"preact-resnet164", 8, 4, 5, {2, 1, 1, 0}, 0.6, 0},   /* drop-path, pre-act */
-    {"resnext50_32x4d", 16, 4, 5, {1, 1, 1, 1}, 0.5, 0},   /* drop-path, grouped bottleneck */
+    /* pre-act basic */
+    {.arch = "preact-resnet110", .size = 8, .batch = 4, .classes = 5, .blocks = {2, 1, 1, 0},
+     .drop_path = 0, .dropout = 0},
+    /* pre-act bottleneck */
+    {.arch = "preact-resnet164", .size = 8, .batch = 4, .classes = 5, .blocks = {2, 1, 1, 0},
+     .drop_path = 0, .dropout = 0},
+    /* wrn block, dropout off */
+    {.arch = "wrn-16-2", .size = 8, .batch = 4, .classes = 5, .blocks = {0},
+     .drop_path = 0, .dropout = 0},
+    /* wrn block, dropout on */
+    {.arch = "wrn-10-2", .size = 8, .batch = 4, .classes = 5, .blocks = {0},
+     .drop_path = 0, .dropout = 0.3},
+    /* ImageNet pre-act stem */
+    {.arch = "preact-resnet18", .size = 16, .batch = 4, .classes = 5, .blocks = {1, 1, 1, 1},
+     .drop_path = 0, .dropout = 0},
+    /* drop-path, post-act */
+    {.arch = "resnet20", .size = 8, .batch = 4, .classes = 5, .blocks = {2, 2, 1, 0},
+     .drop_path = 0.5, .dropout = 0},
+    /* drop-path, pre-act */
+    {.arch = "preact-resnet164", .size = 8, .batch = 4, .classes = 5, .blocks = {2, 1, 1, 0},
+     .drop_path = 0.6, .dropout = 0},
+    /* drop-path, grouped bottleneck */
+    {.arch = "resnext50_32x4d", .size = 16, .batch = 4, .classes = 5, .blocks = {1, 1, 1, 1},
+     .drop_path = 0.5, .dropout = 0},
 };
 
 static void test_small(void **state)
@@ -932,7 +963,8 @@ int main(int argc, char **argv)
         const SmallCase *c = &SMALL[i];
         snprintf(labels[i], sizeof labels[i], "small %s%s%s", c->arch,
                  c->drop_path > 0 ? " drop-path" : "", c->dropout > 0 ? " dropout" : "");
-        tests[n++] = (struct CMUnitTest){labels[i], test_small, NULL, NULL, (void *)c};
+        tests[n++] = (struct CMUnitTest){.name = labels[i], .test_func = test_small,
+                                         .initial_state = (void *)c};
     }
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_drop_path_rates);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_drop_path_split);
