@@ -123,7 +123,7 @@ static int by_step(const void *a, const void *b)
 /* What the script needs to know about the data. */
 typedef struct {
     double spe; /* steps per epoch of the training records: x in epochs; 0: x in steps */
-    int n_train, n_val, n_test, n_lr, n_marks;
+    int n_train, n_val, n_test, n_lr;
     int n_loss_positive, n_top1; /* points the log-scale loss and the error panels can show */
     int top5;                    /* whether any top-5 error is above 0 */
     double loss_min, loss_max;   /* of the losses > 0 */
@@ -178,8 +178,7 @@ static void write_data(FILE *const f[4], const Records *rs, Summary *s)
                 s->n_test++;
                 s->test = r;
             }
-        } else
-            s->n_marks++;
+        }
         if ((r.kind == REC_TRAIN || r.kind == REC_LR) && !isnan(r.lr)) {
             fprintf(f[3], "%g %g %g\n", x, r.step, r.lr);
             widen(&s->lr_min, &s->lr_max, r.lr, s->n_lr++ == 0);
@@ -360,8 +359,8 @@ static void write_script(FILE *f, const Records *rs, const Summary *s)
 static int make_dir(const char *keep_dir, char *dir, size_t size, Status *st)
 {
     if (keep_dir) {
-        if (mkdir(keep_dir, 0777) != 0 && errno != EEXIST) {
-            status_set(st, EXIT_USAGE, "%s: cannot create the --gnuplot-dir folder: %s", keep_dir,
+        if ((mkdir(keep_dir, 0777) != 0 && errno != EEXIST) || access(keep_dir, W_OK | X_OK) != 0) {
+            status_set(st, EXIT_USAGE, "%s: cannot write into the --gnuplot-dir folder: %s", keep_dir,
                        strerror(errno));
             return -1;
         }

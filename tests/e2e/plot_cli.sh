@@ -140,6 +140,9 @@ check awk '/^set ylabel .loss./ { on = 1 } on && /^set yrange/ {
         split(substr($3, 2, length($3) - 2), r, ":"); exit !(r[1] > 0.3 && r[1] < 0.5 && r[2] > 2.5 && r[2] < 3) }' \
     "$gp/plot.gp"
 check grep -q '^set ytics (0.5, 0.6, 0.8, 1, 1.5, 2)$' "$gp/plot.gp"
+"$BUILD/bin/resnet_plot" "$T/resumed.jsonl" -o "$T/x.png" --gnuplot-dir "$T/no/such/dir" >"$T/out" 2>&1
+check test $? -eq 2
+check grep -q "^error: $T/no/such/dir: cannot write into the --gnuplot-dir folder: No such file" "$T/out"
 # Without steps per epoch (no config record) x stays in steps, no top axis.
 grep -v '"config"' "$T/resumed.jsonl" >"$T/noconfig.jsonl"
 plot_kept "$T/noconfig.jsonl" "$T/noconfig.png" "$T/gp-noconfig"
