@@ -58,6 +58,10 @@ $MAKE -n V=1 BUILD="$T/b" JPEG_ROOT=/opt/jt PNG_ROOT=/opt/png "$T/b/src/data/ima
 grep -q -- '-I/opt/jt/include -I/opt/png/include' "$T/roots" &&
     grep -q -- '-L/opt/jt/lib -Wl,-rpath,/opt/jt/lib -lturbojpeg -L/opt/png/lib -Wl,-rpath,/opt/png/lib -lpng' "$T/roots" &&
     ok "JPEG_ROOT, PNG_ROOT: include, lib and run path" || { bad "JPEG_ROOT/PNG_ROOT"; show "$T/roots" 3; }
+mkdir -p "$T/jt64/lib64" && : >"$T/jt64/lib64/libturbojpeg.so"   # a Spack/RHEL layout
+$MAKE -n V=1 BUILD="$T/b" JPEG_ROOT="$T/jt64" "$T/b/bin/resnet_plot" 2>&1 |
+    grep -q -- "-L$T/jt64/lib64 -Wl,-rpath,$T/jt64/lib64 -lturbojpeg" &&
+    ok "a *_ROOT with lib64/ links from lib64" || bad "JPEG_ROOT with lib64: not linked from lib64"
 
 # The package step: NO_INSTALL=1 skips it; off Debian (no dpkg-query) with
 # the libraries found it is skipped with a note.
