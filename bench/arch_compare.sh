@@ -25,19 +25,26 @@ for v in portable native; do
         >"$out/make-$v.log" 2>&1 || { echo "arch_compare: build $v failed: $out/make-$v.log" >&2; exit 1; }
 done
 load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null)
+# GNU time, when there is one, gives each run's CPU seconds: cores busy =
+# CPU s / wall s shows how much of the machine the run really had.
+TIMER=""
+[ -x /usr/bin/time ] && TIMER="/usr/bin/time -o $out/time -f %e:%U:%S"
 : >"$out/results.txt"
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
     for v in portable native; do
         ld=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null)
-        OMP_NUM_THREADS=$THREADS "$BUILD-$v/bin/resnet_dist" --synthetic --bench --arch "$MODEL" \
+        rm -f "$out/time"
+        # shellcheck disable=SC2086 # TIMER is a command and its flags, or nothing
+        OMP_NUM_THREADS=$THREADS $TIMER "$BUILD-$v/bin/resnet_dist" --synthetic --bench --arch "$MODEL" \
             --batch-size "$BATCH" --threads "$THREADS" --bench-warmup "$WARMUP" --bench-steps "$STEPS" \
             </dev/null >"$out/$v-$r.out" 2>"$out/$v-$r.log" ||
             { echo "arch_compare: run $v round $r failed: $out/$v-$r.log" >&2; exit 1; }
         ips=$(sed -n 's/.*"img_per_s":\([0-9.]*\).*/\1/p' "$out/$v-$r.out")
         ms=$(sed -n 's/.*"step_ms_median":\([0-9.]*\).*/\1/p' "$out/$v-$r.out")
-        echo "$r $v $ips $ms ${ld:-?}" >>"$out/results.txt"
-        echo "round $r $v: $ips img/s, median step $ms ms" >&2
+        busy=$(awk -F: 'END { if ($1 > 0) printf "%.2f", ($2 + $3) / $1; else print "?" }' "$out/time" 2>/dev/null)
+        echo "$r $v $ips $ms ${ld:-?} ${busy:-?}" >>"$out/results.txt"
+        echo "round $r $v: $ips img/s, median step $ms ms, load $ld, cores busy ${busy:-?}" >&2
     done
     r=$((r + 1))
 done
@@ -51,23 +58,26 @@ section() {
     echo "- Date: $(date -u +%Y-%m-%dT%H:%MZ); machine: ${cpu:-unknown CPU}, $(nproc) cores, oneDNN ISA ${isa:-unknown}; 1-minute load average at the start $load (2 means both cores were already busy)."
     echo "- Run: \`resnet_dist --synthetic --bench --arch $MODEL --batch-size $BATCH --threads $THREADS --bench-warmup $WARMUP --bench-steps $STEPS\`, 1 rank, \`OMP_NUM_THREADS=$THREADS\`, portable and native builds interleaved, $ROUNDS rounds."
     echo
-    echo "| round | portable img/s | native img/s | native / portable | portable step ms | native step ms | load before (portable, native) |"
-    echo "|--:|--:|--:|--:|--:|--:|--:|"
+    echo "| round | portable img/s | native img/s | native / portable | portable step ms | native step ms | load before (portable, native) | cores busy (portable, native) |"
+    echo "|--:|--:|--:|--:|--:|--:|--:|--:|"
     awk '
-    $2 == "portable" { p[$1] = $3; pm[$1] = $4; pl[$1] = $5 }
-    $2 == "native" { n[$1] = $3; nm[$1] = $4; nl[$1] = $5 }
+    $2 == "portable" { p[$1] = $3; pm[$1] = $4; pl[$1] = $5; pb[$1] = $6 }
+    $2 == "native" { n[$1] = $3; nm[$1] = $4; nl[$1] = $5; nb[$1] = $6 }
     END {
         for (r = 1; r in p; r++) {
             q = n[r] / p[r]
-            printf "| %d | %.2f | %.2f | %.3f | %.0f | %.0f | %s, %s |\n", r, p[r], n[r], q, pm[r], nm[r], pl[r], nl[r]
+            printf "| %d | %.2f | %.2f | %.3f | %.0f | %.0f | %s, %s | %s, %s |\n", r, p[r], n[r], q, pm[r], nm[r], pl[r], nl[r], pb[r], nb[r]
             sp += p[r]; sn += n[r]; k++
+            for (j = k; j > 1 && qs[j - 1] > q; j--) qs[j] = qs[j - 1]
+            qs[j] = q
             if (k == 1 || q < lo) lo = q
             if (k == 1 || q > hi) hi = q
             for (s = 1; s in p; s++) if (s != r) {
                 d = p[r] / p[s] - 1; if (d < 0) d = -d; if (d > noise) noise = d
             }
         }
-        printf "\nMean: portable %.2f img/s, native %.2f img/s, native / portable %.3f (rounds %.3f to %.3f); ", sp / k, sn / k, sn / sp, lo, hi
+        med = k % 2 ? qs[(k + 1) / 2] : (qs[k / 2] + qs[k / 2 + 1]) / 2
+        printf "\nMean: portable %.2f img/s, native %.2f img/s, native / portable %.3f; median of the rounds %.3f (rounds %.3f to %.3f); ", sp / k, sn / k, sn / sp, med, lo, hi
         printf "the portable build alone varied by up to %.1f%% between rounds (the noise).\n", 100 * noise
     }' "$out/results.txt"
     echo "<!-- arch_compare:end -->"
