@@ -16,8 +16,9 @@ MPICC    ?= mpicc
 BUILD    ?= build
 OPT      ?= -O3
 ARCH     ?=
+# A shell's ARCH (often x86_64) is no -march value: only make ARCH=... sets it.
 ifeq ($(origin ARCH),environment)
-ARCH     :=  # a shell's ARCH (often x86_64) is no -march value; only make ARCH=... sets it
+ARCH     :=
 endif
 WERROR   ?= $(if $(CI),-Werror,)
 PYTHON   ?= /usr/bin/python3
@@ -120,10 +121,11 @@ PKG_BENCH := python3-torch python3-torchvision python3-h5py
 # The package step of make run/test/bench. NO_INSTALL=1 skips it; when the
 # build libraries are found (tools/config.sh, as make config) only the
 # packages beyond them are looked for, and off Debian nothing is installed.
-CONFIG_ENV = MPICC="$(MPICC)" HDF5_CFLAGS="$(HDF5_CFLAGS)" HDF5_LIBS="$(HDF5_LIBS)" \
-             DNNL_CFLAGS="$(DNNL_CFLAGS)" DNNL_LIBS="$(DNNL_LIBS)" JPEG_CFLAGS="$(JPEG_CFLAGS)" \
-             JPEG_LIBS="$(JPEG_LIBS)" PNG_CFLAGS="$(PNG_CFLAGS)" PNG_LIBS="$(PNG_LIBS)" \
-             HDF5_ROOT="$(HDF5_ROOT)" BUILD="$(BUILD)"
+CONFIG_ENV = MPICC="$(MPICC)" BUILD="$(BUILD)" CFLAGS="$(CFLAGS)" LDFLAGS="$(LDFLAGS)" \
+             HDF5_ROOT="$(HDF5_ROOT)" HDF5_CFLAGS="$(HDF5_CFLAGS)" HDF5_LIBS="$(HDF5_LIBS)" \
+             DNNL_CFLAGS="$(DNNL_CFLAGS)" DNNL_LIBS="$(DNNL_LIBS)" \
+             JPEG_ROOT="$(JPEG_ROOT)" JPEG_CFLAGS="$(JPEG_CFLAGS)" JPEG_LIBS="$(JPEG_LIBS)" \
+             PNG_ROOT="$(PNG_ROOT)" PNG_CFLAGS="$(PNG_CFLAGS)" PNG_LIBS="$(PNG_LIBS)"
 install_deps = $(if $(filter 1,$(NO_INSTALL)),echo "NO_INSTALL=1: not installing packages",\
                if $(CONFIG_ENV) sh tools/config.sh --quiet; then \
                    sh tests/install_deps.sh --optional $(1); \
