@@ -74,7 +74,7 @@ if probe mpi "" "" && mpi=$("$dir/mpi") && [ -n "$mpi" ]; then
             say MPI ok "$mpi, with PMIx (pmix components: $pmix)"
         else
             say MPI ok "$mpi, without PMIx: srun cannot start its ranks"
-            hint "use mpirun inside the allocation, or an Open MPI built --with-pmix (docs/install.md)"
+            hint "LAUNCHER=mpirun for the job scripts (docs/slurm.md), or an Open MPI built --with-pmix"
         fi
         ;;
     *) say MPI ok "$mpi (not Open MPI: works as plain MPI, tested with Open MPI 4.1)" ;;
