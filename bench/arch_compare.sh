@@ -29,6 +29,7 @@ load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null)
 # CPU s / wall s shows how much of the machine the run really had.
 TIMER=""
 [ -x /usr/bin/time ] && TIMER="/usr/bin/time -o $out/time -f %e:%U:%S"
+images=$(((WARMUP + STEPS) * BATCH))
 : >"$out/results.txt"
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
@@ -42,9 +43,13 @@ while [ "$r" -le "$ROUNDS" ]; do
             { echo "arch_compare: run $v round $r failed: $out/$v-$r.log" >&2; exit 1; }
         ips=$(sed -n 's/.*"img_per_s":\([0-9.]*\).*/\1/p' "$out/$v-$r.out")
         ms=$(sed -n 's/.*"step_ms_median":\([0-9.]*\).*/\1/p' "$out/$v-$r.out")
-        busy=$(awk -F: 'END { if ($1 > 0) printf "%.2f", ($2 + $3) / $1; else print "?" }' "$out/time" 2>/dev/null)
-        echo "$r $v $ips $ms ${ld:-?} ${busy:-?}" >>"$out/results.txt"
-        echo "round $r $v: $ips img/s, median step $ms ms, load $ld, cores busy ${busy:-?}" >&2
+        # cores busy, and CPU ms per image over the whole process (start-up
+        # included): time slices lost to other work do not count in it
+        cpu=$(awk -F: -v n="$images" 'END { if ($1 > 0) printf "%.2f %.0f", ($2 + $3) / $1, 1e3 * ($2 + $3) / n; else print "? ?" }' \
+            "$out/time" 2>/dev/null)
+        [ -f "$out/time" ] && mv "$out/time" "$out/$v-$r.time"
+        echo "$r $v $ips $ms ${ld:-?} ${cpu:-? ?}" >>"$out/results.txt"
+        echo "round $r $v: $ips img/s, median step $ms ms, load $ld, cores busy and CPU ms/image ${cpu:-?}" >&2
     done
     r=$((r + 1))
 done
@@ -58,15 +63,16 @@ section() {
     echo "- Date: $(date -u +%Y-%m-%dT%H:%MZ); machine: ${cpu:-unknown CPU}, $(nproc) cores, oneDNN ISA ${isa:-unknown}; 1-minute load average at the start $load (2 means both cores were already busy)."
     echo "- Run: \`resnet_dist --synthetic --bench --arch $MODEL --batch-size $BATCH --threads $THREADS --bench-warmup $WARMUP --bench-steps $STEPS\`, 1 rank, \`OMP_NUM_THREADS=$THREADS\`, portable and native builds interleaved, $ROUNDS rounds."
     echo
-    echo "| round | portable img/s | native img/s | native / portable | portable step ms | native step ms | load before (portable, native) | cores busy (portable, native) |"
-    echo "|--:|--:|--:|--:|--:|--:|--:|--:|"
+    echo "| round | portable img/s | native img/s | native / portable | portable step ms | native step ms | load before (portable, native) | cores busy (portable, native) | CPU ms per image (portable, native) |"
+    echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     awk '
-    $2 == "portable" { p[$1] = $3; pm[$1] = $4; pl[$1] = $5; pb[$1] = $6 }
-    $2 == "native" { n[$1] = $3; nm[$1] = $4; nl[$1] = $5; nb[$1] = $6 }
+    $2 == "portable" { p[$1] = $3; pm[$1] = $4; pl[$1] = $5; pb[$1] = $6; pc[$1] = $7 }
+    $2 == "native" { n[$1] = $3; nm[$1] = $4; nl[$1] = $5; nb[$1] = $6; nc[$1] = $7 }
     END {
         for (r = 1; r in p; r++) {
             q = n[r] / p[r]
-            printf "| %d | %.2f | %.2f | %.3f | %.0f | %.0f | %s, %s | %s, %s |\n", r, p[r], n[r], q, pm[r], nm[r], pl[r], nl[r], pb[r], nb[r]
+            printf "| %d | %.2f | %.2f | %.3f | %.0f | %.0f | %s, %s | %s, %s | %s, %s |\n", r, p[r], n[r], q, pm[r], nm[r], pl[r], nl[r], pb[r], nb[r], pc[r], nc[r]
+            if (pc[r] + 0 > 0 && nc[r] + 0 > 0) { cp += pc[r]; cn += nc[r] }
             sp += p[r]; sn += n[r]; k++
             for (j = k; j > 1 && qs[j - 1] > q; j--) qs[j] = qs[j - 1]
             qs[j] = q
@@ -78,7 +84,9 @@ section() {
         }
         med = k % 2 ? qs[(k + 1) / 2] : (qs[k / 2] + qs[k / 2 + 1]) / 2
         printf "\nMean: portable %.2f img/s, native %.2f img/s, native / portable %.3f; median of the rounds %.3f (rounds %.3f to %.3f); ", sp / k, sn / k, sn / sp, med, lo, hi
-        printf "the portable build alone varied by up to %.1f%% between rounds (the noise).\n", 100 * noise
+        printf "the portable build alone varied by up to %.1f%% between rounds (the noise)", 100 * noise
+        if (cp > 0) printf "; CPU time per image, native / portable: %.3f", cn / cp
+        printf ".\n"
     }' "$out/results.txt"
     echo "<!-- arch_compare:end -->"
 }
