@@ -5,32 +5,52 @@
 #   make run        train the default model  make bench   benchmarks vs PyTorch
 #   make fuzz       fuzz the tools (FUZZ_CASES=, FUZZ_SEED=; docs/reliability.md)
 #   make fuzz-image libFuzzer on the JPEG/PNG decoder (FUZZ_SECONDS=)
-#   make install PREFIX=/opt/resnet-dist     V=1 verbose  SANITIZE=address,undefined
-# Off Debian: MPICC, DNNL_ROOT, HDF5_ROOT override where things are.
+#   make install PREFIX=/opt/resnet-dist [DESTDIR=/stage]     make config  what was found
+#   V=1 verbose  SANITIZE=address,undefined  ARCH=native (or any -march value; default portable)
+# Off Debian (docs/install.md): MPICC, DNNL_ROOT, HDF5_ROOT, JPEG_ROOT, PNG_ROOT say where
+# things are; NO_INSTALL=1 skips the package step of make run/test/bench.
+# CFLAGS=, LDFLAGS= and LDLIBS= on the command line are added after the project's own flags.
 
 PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
 MPICC    ?= mpicc
 BUILD    ?= build
-OPT      ?= -O3 -march=native
+OPT      ?= -O3
+ARCH     ?=
+# A shell's ARCH (often x86_64) is no -march value: only make ARCH=... sets it.
+ifeq ($(origin ARCH),environment)
+ARCH     :=
+endif
 WERROR   ?= $(if $(CI),-Werror,)
 PYTHON   ?= /usr/bin/python3
 
+# -L and a run path for the folder of ROOT that holds libNAME (lib64 or lib):
+# root_ldflags ROOT,NAME
 comma := ,
+root_libdir   = $(or $(patsubst %/,%,$(dir $(firstword $(wildcard $(1)/lib64/lib$(2).so* $(1)/lib64/lib$(2).a)))),$(1)/lib)
+root_ldflags  = -L$(call root_libdir,$(1),$(2)) -Wl$(comma)-rpath$(comma)$(call root_libdir,$(1),$(2))
 HDF5_CFLAGS := $(if $(HDF5_ROOT),-I$(HDF5_ROOT)/include,$(shell pkg-config --cflags hdf5-openmpi 2>/dev/null || pkg-config --cflags hdf5 2>/dev/null))
-HDF5_LIBS   := $(if $(HDF5_ROOT),-L$(HDF5_ROOT)/lib -Wl$(comma)-rpath$(comma)$(HDF5_ROOT)/lib -lhdf5,$(shell pkg-config --libs hdf5-openmpi 2>/dev/null || pkg-config --libs hdf5 2>/dev/null))
+HDF5_LIBS   := $(if $(HDF5_ROOT),$(call root_ldflags,$(HDF5_ROOT),hdf5) -lhdf5,$(shell pkg-config --libs hdf5-openmpi 2>/dev/null || pkg-config --libs hdf5 2>/dev/null))
 DNNL_CFLAGS := $(if $(DNNL_ROOT),-I$(DNNL_ROOT)/include,)
-DNNL_LIBS   := $(if $(DNNL_ROOT),-L$(DNNL_ROOT)/lib -Wl$(comma)-rpath$(comma)$(DNNL_ROOT)/lib,) -ldnnl
-JPEG_LIBS   := -lturbojpeg
+DNNL_LIBS   := $(if $(DNNL_ROOT),$(call root_ldflags,$(DNNL_ROOT),dnnl),) -ldnnl
+JPEG_CFLAGS := $(if $(JPEG_ROOT),-I$(JPEG_ROOT)/include,)
+JPEG_LIBS   := $(if $(JPEG_ROOT),$(call root_ldflags,$(JPEG_ROOT),turbojpeg),) -lturbojpeg
+PNG_CFLAGS  := $(if $(PNG_ROOT),-I$(PNG_ROOT)/include,)
+PNG_LIBS    := $(if $(PNG_ROOT),$(call root_ldflags,$(PNG_ROOT),png),) -lpng
 
-CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fopenmp -MMD -MP \
-           -Iinclude $(HDF5_CFLAGS) $(DNNL_CFLAGS)
-LDLIBS  := $(HDF5_LIBS) $(DNNL_LIBS) $(JPEG_LIBS) -lpng -lz -lpthread -lm
-LDFLAGS += -fopenmp
+# The project's flags; the user's CFLAGS/LDFLAGS/LDLIBS come after them (so
+# CFLAGS=-O0 wins over -O3) and never replace them.
+RD_CFLAGS  := $(OPT) -g $(if $(ARCH),-march=$(ARCH),) -std=c11 -D_GNU_SOURCE -Wall -Wextra \
+              $(WERROR) -fopenmp -MMD -MP -Iinclude $(HDF5_CFLAGS) $(DNNL_CFLAGS) $(JPEG_CFLAGS) $(PNG_CFLAGS)
+RD_LDFLAGS := -fopenmp
+RD_LDLIBS  := $(HDF5_LIBS) $(DNNL_LIBS) $(JPEG_LIBS) $(PNG_LIBS) -lz -lpthread -lm
 ifdef SANITIZE
-CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
-LDFLAGS += -fsanitize=$(SANITIZE)
+RD_CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+RD_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
+ALL_CFLAGS  = $(RD_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(RD_LDFLAGS) $(LDFLAGS)
+ALL_LDLIBS  = $(RD_LDLIBS) $(LDLIBS)
 
 ifeq ($(V),1)
 Q :=
@@ -61,7 +81,7 @@ REF_OBJ   := $(REF_SRC:%.c=$(BUILD)/%.o)
 UNIT      := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 MPITESTS  := $(patsubst tests/mpi/%.c,$(BUILD)/tests/%,$(wildcard tests/mpi/mpi_*.c))
 
-.PHONY: all deps deps-build deps-test deps-run deps-bench test test-multinode unit run bench install clean fuzz fuzz-image
+.PHONY: all deps deps-build deps-test deps-run deps-bench config doctor test test-multinode unit run bench install clean fuzz fuzz-image
 # Objects of the tools and tests are intermediate files to make; keep them, so
 # that make neither deletes them (and prints "rm ...") nor rebuilds them next time.
 .SECONDARY:
@@ -70,7 +90,7 @@ all: $(TOOLS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC    $<")
-	$(Q)$(MPICC) $(CFLAGS) -c $< -o $@
+	$(Q)$(MPICC) $(ALL_CFLAGS) -c $< -o $@
 
 $(CORE_LIB): $(CORE_SRC:%.c=$(BUILD)/%.o)
 $(LIB):      $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -81,50 +101,66 @@ $(ALL_LIBS):
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # Tests and benchmarks may reach a module's private headers.
-$(BUILD)/tests/%.o $(BUILD)/bench/%.o: CFLAGS += -Isrc/train -Isrc/prep
+$(BUILD)/tests/%.o $(BUILD)/bench/%.o: RD_CFLAGS += -Isrc/train -Isrc/prep
 
 .SECONDEXPANSION:
 $(BUILD)/bin/%: $(BUILD)/src/tools/%.o $$(or $$(LIBS_$$*),$$(LIB)) $(CORE_LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK  $@")
-	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(MPICC) $(ALL_LDFLAGS) $^ $(ALL_LDLIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(REF_OBJ) $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK  $@")
-	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+	$(Q)$(MPICC) $(ALL_LDFLAGS) $^ $(ALL_LDLIBS) -lcmocka -o $@
 
 $(BUILD)/tests/mpi_%: $(BUILD)/tests/mpi/mpi_%.o $(REF_OBJ) $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK  $@")
-	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+	$(Q)$(MPICC) $(ALL_LDFLAGS) $^ $(ALL_LDLIBS) -lcmocka -o $@
 
 $(BUILD)/bench/gemm_peak: bench/gemm_peak.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC    $<")
-	$(Q)$(MPICC) $(CFLAGS) $(LDFLAGS) $< $(DNNL_LIBS) -o $@
+	$(Q)$(MPICC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $< $(DNNL_LIBS) $(LDLIBS) -o $@
 
 # Loader throughput (images/s per core, raw and JPEG, with augmentation):
 #   build/bench/loader_bench [--threads N] [--aug rrc] [--size 256] [--crop 224]
 $(BUILD)/bench/loader_bench: $(BUILD)/bench/loader_bench.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LINK  $@")
-	$(Q)$(MPICC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(MPICC) $(ALL_LDFLAGS) $^ $(ALL_LDLIBS) -o $@
 -include $(BUILD)/bench/loader_bench.d
 
 # Debian packages per purpose; `make deps` installs only what is missing.
 PKG_BUILD := make gcc pkg-config libdnnl-dev libopenmpi-dev openmpi-bin \
-             libhdf5-openmpi-dev hdf5-tools libcmocka-dev libturbojpeg0-dev libpng-dev zlib1g-dev
+             libhdf5-openmpi-dev libturbojpeg0-dev libpng-dev zlib1g-dev
 PKG_RUN   := dataset-fashion-mnist gnuplot-nox
-PKG_TEST  := python3-torch python3-torchvision python3-h5py python3-numpy \
+PKG_TEST  := libcmocka-dev hdf5-tools python3-torch python3-torchvision python3-h5py python3-numpy \
              slurm-wlm munge shellcheck
 PKG_BENCH := python3-torch python3-torchvision python3-h5py
 
+# The package step of make run/test/bench. NO_INSTALL=1 skips it; when the
+# build libraries are found (tools/config.sh, as make config) only the
+# packages beyond them are looked for, and off Debian nothing is installed.
+CONFIG_ENV = MPICC="$(MPICC)" BUILD="$(BUILD)" CFLAGS="$(CFLAGS)" LDFLAGS="$(LDFLAGS)" \
+             HDF5_ROOT="$(HDF5_ROOT)" HDF5_CFLAGS="$(HDF5_CFLAGS)" HDF5_LIBS="$(HDF5_LIBS)" \
+             DNNL_CFLAGS="$(DNNL_CFLAGS)" DNNL_LIBS="$(DNNL_LIBS)" \
+             JPEG_ROOT="$(JPEG_ROOT)" JPEG_CFLAGS="$(JPEG_CFLAGS)" JPEG_LIBS="$(JPEG_LIBS)" \
+             PNG_ROOT="$(PNG_ROOT)" PNG_CFLAGS="$(PNG_CFLAGS)" PNG_LIBS="$(PNG_LIBS)"
+install_deps = $(if $(filter 1,$(NO_INSTALL)),echo "NO_INSTALL=1: not installing packages",\
+               if $(CONFIG_ENV) sh tools/config.sh --quiet; then \
+                   sh tests/install_deps.sh --optional $(1); \
+               else sh tests/install_deps.sh $(PKG_BUILD) $(1); fi)
 deps: deps-build
-deps-build: ; @sh tests/install_deps.sh $(PKG_BUILD)
-deps-run:   ; @sh tests/install_deps.sh $(PKG_BUILD) $(PKG_RUN)
-deps-test:  ; @sh tests/install_deps.sh $(PKG_BUILD) $(PKG_RUN) $(PKG_TEST)
-deps-bench: ; @sh tests/install_deps.sh $(PKG_BUILD) $(PKG_BENCH)
+deps-build: ; @$(call install_deps,)
+deps-run:   ; @$(call install_deps,$(PKG_RUN))
+deps-test:  ; @$(call install_deps,$(PKG_RUN) $(PKG_TEST))
+deps-bench: ; @$(call install_deps,$(PKG_BENCH))
+
+# What was found, with a hint for each missing piece; fails when the build cannot work.
+config doctor:
+	@$(CONFIG_ENV) sh tools/config.sh
 
 # Ordering: deps before any compilation when both are asked for.
 ifneq ($(filter test run bench,$(MAKECMDGOALS)),)
@@ -167,7 +203,7 @@ FUZZ_LF      := $(FUZZ_BUILD)/libfuzzer
 $(FUZZ_LF)/image_decode: tests/fuzz/libfuzzer/image_decode.c src/core/image_io.c src/core/error.c src/core/log.c
 	@mkdir -p $(@D)
 	$(Q)OMPI_CC=clang $(MPICC) -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-	    -Iinclude $(HDF5_CFLAGS) $(DNNL_CFLAGS) $^ $(DNNL_LIBS) $(JPEG_LIBS) -lpng -lz -lm -o $@
+	    -Iinclude $(HDF5_CFLAGS) $(DNNL_CFLAGS) $(JPEG_CFLAGS) $(PNG_CFLAGS) $^ $(DNNL_LIBS) $(JPEG_LIBS) $(PNG_LIBS) -lz -lm -o $@
 fuzz-image: $(FUZZ_LF)/image_decode
 	@mkdir -p $(FUZZ_LF)/corpus $(FUZZ_FINDINGS)
 	@$(PYTHON) tests/fuzz/seeds.py $(FUZZ_LF)/seeds
@@ -182,11 +218,12 @@ bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/gemm_peak $(BUILD)/bench/loader_bench
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) sh bench/run_bench.sh
 
-# The PyTorch converters (docs/pytorch.md) need no build; they run from any
-# directory beside resnet_torch.py and torch_io.py.
+# Installs the tools into $(DESTDIR)$(BINDIR) (BINDIR = $(PREFIX)/bin) and the PyTorch
+# converters (docs/pytorch.md), which need no build, into share/resnet-dist/tools; DESTDIR
+# stages the tree for packaging and is not part of the installed paths.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/resnet-dist/tools
-	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/share/resnet-dist/tools
+	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/
 	install -m 755 tools/ckpt_to_torch.py tools/torch_to_ckpt.py $(DESTDIR)$(PREFIX)/share/resnet-dist/tools/
 	install -m 644 tools/resnet_torch.py tools/torch_io.py $(DESTDIR)$(PREFIX)/share/resnet-dist/tools/
 

@@ -4,7 +4,7 @@
 # has not improved for 4 epochs. The LR cuts and best.h5 are decided on the
 # 5,000 training images held out by `resnet_prep idx --val-split 5000`; the
 # test split is only read once, at the end, to evaluate best.h5.
-# About 80 minutes of training on 2 cores (docs/performance.md).
+# About 80 minutes of training on 2 cores (docs/performance-history.md).
 # Same environment as datasets/run_default.sh (RANKS, RUN_ROOT, RESUME=1, ...).
 set -e
 cd "$(dirname "$0")/../.."

@@ -13,7 +13,7 @@ else
     status=1
 fi
 # shellcheck disable=SC2046 # one word per file: the paths hold no spaces
-if shellcheck -S warning .ci/run $(find tests bench datasets -name '*.sh' | sort); then
+if shellcheck -S warning .ci/run $(find tests bench datasets tools -name '*.sh' | sort); then
     echo "ok: the other scripts are clean at warning level"
 else
     echo "FAILED: the other scripts have shellcheck warnings"
