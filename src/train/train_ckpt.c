@@ -165,6 +165,8 @@ static int checkpoint_save(Trainer *t, const char *name, const char *why, Status
     m.has_plateau = 1;
     m.plateau = t->state.plateau;
     m.validation_pending = name ? 0 : t->state.validation_pending;
+    m.ema_decay = t->cfg.ema.decay;
+    m.ema_every = t->cfg.ema.every;
     char path[4096], own[CHECKPOINT_NAME_MAX];
     if (name)
         snprintf(own, sizeof own, "%s", name);

@@ -16,6 +16,7 @@
 
 #include "dataset.h"
 #include "dist.h"
+#include "ema.h"
 #include "loader.h"
 #include "lr_schedule.h"
 #include "metrics.h"
@@ -35,6 +36,7 @@ typedef struct {
     int64_t steps_per_epoch, total_steps;
     LrSchedule schedule; /* step counts filled in from the plan */
     SgdConfig sgd;
+    EmaConfig ema; /* decay 0: no moving average */
 } TrainConfig;
 
 /* What the run allocated and trainer_free releases. */
@@ -72,10 +74,12 @@ typedef struct {
     TrainState state;
 } Trainer;
 
-/* Sums over every rank's share of a split. */
+/* Sums over every rank's share of a split; the tta_ sums with --tta flip
+ * (zero without). Doubles only: summed over the ranks as one array. */
 typedef struct {
     double loss_sum;
     double top1, top5, count;
+    double tta_loss_sum, tta_top1, tta_top5;
 } EvalTotals;
 
 /* From parsed options to a network ready to run: threads, dataset, output
