@@ -248,7 +248,11 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
         break;
     case OPT_PLATEAU_COOLDOWN: if (parse_int(flag, v, 0, 1 << 20, &i, st)) o->plateau.cooldown = (int)i; break;
     case OPT_MIN_LR: if (parse_num(flag, v, 0, 1e3, &d, st)) o->plateau.min_lr = d; break;
-    case OPT_MODEL_EMA: if (parse_num(flag, v, 0, 0.999999999, &d, st)) o->model_ema = d; break;
+    case OPT_MODEL_EMA:
+        if (parse_num(flag, v, 0, 1, &d, st) && d == 1)
+            status_set(st, EXIT_USAGE, "--model-ema: the decay must be below 1 (0 turns the average off)");
+        o->model_ema = d;
+        break;
     case OPT_MODEL_EMA_EVERY: if (parse_int(flag, v, 1, 1 << 30, &i, st)) o->model_ema_every = (int)i; break;
     case OPT_MODEL_EMA_EVAL: o->model_ema_eval = 1; break;
     case OPT_INIT_FROM_EMA: o->init_from_ema = 1; break;
