@@ -66,6 +66,11 @@ run resumed -- $MPI2 $RUN --checkpoint-dir "$T/stop" --resume auto &&
     ok "resumed at step 5, mid-epoch"
 compare "$T/straight/$FINAL" "$T/stop/$FINAL" \
     "stopped at step 5 + resumed = uninterrupted, /model_ema included, bitwise" --attrs step
+# every rank evaluates its share with its own copy of the average
+a=$(grep "^val ema epoch 1 step 8:" "$T/straight.log")
+b=$(grep "^val ema epoch 1 step 8:" "$T/resumed.log")
+[ -n "$a" ] && [ "$a" = "$b" ] && ok "the resumed run validates the same average on both ranks" ||
+    bad "the resumed run validates the same average on both ranks: '$a' vs '$b'"
 $PYTHON - "$T/straight/$FINAL" "$T/straight.jsonl" "$T/straight/best.h5" <<'PY' && ok "checkpoint and validation records hold the average" || bad "checkpoint and validation records hold the average"
 import h5py, json, sys, numpy as np
 f = h5py.File(sys.argv[1], "r")
