@@ -28,6 +28,18 @@ void loss_topk(const float *logits, const int32_t *labels, int n, int k, int64_t
     *top5 = h5;
 }
 
+/* log sum_j exp(row[j]), shifted by the largest logit. */
+static double log_sum_exp(const float *row, int k)
+{
+    double mx = row[0];
+    for (int j = 1; j < k; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    double z = 0.0;
+    for (int j = 0; j < k; j++)
+        z += exp((double)row[j] - mx);
+    return mx + log(z);
+}
+
 LossStats loss_softmax_xent(const float *logits, const int32_t *labels, int n, int k,
                             float label_smoothing, float *diff, int scale_n)
 {
@@ -35,13 +47,7 @@ LossStats loss_softmax_xent(const float *logits, const int32_t *labels, int n, i
     double eps = label_smoothing, off = eps / k, on = 1.0 - eps + off;
     for (int i = 0; i < n; i++) {
         const float *row = logits + (size_t)i * k;
-        double mx = row[0];
-        for (int j = 1; j < k; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        double z = 0.0;
-        for (int j = 0; j < k; j++)
-            z += exp((double)row[j] - mx);
-        double logz = mx + log(z);
+        double logz = log_sum_exp(row, k);
         /* -sum_j target_j log p_j with target = (1-eps) onehot + eps/K */
         double l = 0.0;
         for (int j = 0; j < k; j++)
@@ -55,18 +61,6 @@ LossStats loss_softmax_xent(const float *logits, const int32_t *labels, int n, i
     st.nonfinite = !isfinite(st.loss_sum);
     loss_topk(logits, labels, n, k, &st.top1, &st.top5);
     return st;
-}
-
-/* log sum_j exp(row[j]), shifted by the largest logit. */
-static double log_sum_exp(const float *row, int k)
-{
-    double mx = row[0];
-    for (int j = 1; j < k; j++)
-        mx = row[j] > mx ? row[j] : mx;
-    double z = 0.0;
-    for (int j = 0; j < k; j++)
-        z += exp((double)row[j] - mx);
-    return mx + log(z);
 }
 
 LossStats loss_mean_softmax_xent(const float *logits_a, const float *logits_b,

@@ -275,6 +275,17 @@ static void test_round_trip_blocked(void **state)
  * loaded back on a full read into a registry with EMA buffers (has_ema),
  * skipped by one without; CKPT_EMA_WEIGHTS loads it into the weights; a
  * file without it reads fully (has_ema 0) but refuses CKPT_EMA_WEIGHTS. */
+/* Buffer bx of b holds what buffer ax of a holds, tensor by tensor. */
+static void tensors_equal(const Params *a, ParamBuffer ax, const Params *b, ParamBuffer bx)
+{
+    float x[2048], y[2048];
+    for (int i = 0; i < a->count; i++) {
+        params_get_plain(a, i, ax, x);
+        params_get_plain(b, i, bx, y);
+        assert_close(y, x, a->info[i].numel, 0, 0, a->info[i].name);
+    }
+}
+
 static void test_ema_round_trip(void **state)
 {
     (void)state;
@@ -304,12 +315,7 @@ static void test_ema_round_trip(void **state)
     expect_ok(path, &b, &back, CKPT_FULL);
     assert_int_equal(back.has_ema, 1);
     params_compare(&a, &b);
-    float other[2048];
-    for (int i = 0; i < a.count; i++) {
-        params_get_plain(&a, i, BUF_EMA, plain);
-        params_get_plain(&b, i, BUF_EMA, other);
-        assert_close(other, plain, a.info[i].numel, 0, 0, a.info[i].name);
-    }
+    tensors_equal(&a, BUF_EMA, &b, BUF_EMA);
     assert_close(b.ema_state, a.ema_state, a.state_total, 0, 0, "averaged BN statistics");
     assert_int_equal(b.ema_num_batches_tracked, a.ema_num_batches_tracked);
     params_free(&b);
@@ -322,11 +328,7 @@ static void test_ema_round_trip(void **state)
 
     testutil_params_tiny(&c, dnnl_oihw, 0); /* --init-from-ema */
     expect_ok(path, &c, NULL, CKPT_EMA_WEIGHTS);
-    for (int i = 0; i < a.count; i++) {
-        params_get_plain(&a, i, BUF_EMA, plain);
-        params_get_plain(&c, i, BUF_VALUE, other);
-        assert_close(other, plain, a.info[i].numel, 0, 0, a.info[i].name);
-    }
+    tensors_equal(&a, BUF_EMA, &c, BUF_VALUE);
     assert_close(c.state, a.ema_state, a.state_total, 0, 0, "BN statistics from /model_ema");
     assert_int_equal(c.num_batches_tracked, a.ema_num_batches_tracked);
     params_free(&c);

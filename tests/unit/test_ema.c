@@ -131,6 +131,16 @@ static void test_ema_against_float64(void **state)
     params_free(&p);
 }
 
+/* p's weights, average and their BN statistics are the given bytes. */
+static void assert_holds(const Params *p, const float *value, const float *ema, const float *state,
+                         const float *ema_state)
+{
+    assert_memory_equal(p->value, value, p->total * sizeof(float));
+    assert_memory_equal(p->ema, ema, p->total * sizeof(float));
+    assert_memory_equal(p->state, state, p->state_total * sizeof(float));
+    assert_memory_equal(p->ema_state, ema_state, p->state_total * sizeof(float));
+}
+
 static void test_ema_swap(void **state)
 {
     (void)state;
@@ -147,16 +157,10 @@ static void test_ema_swap(void **state)
     memcpy(s, p.state, sb), memcpy(es, p.ema_state, sb);
     p.ema_num_batches_tracked = 3;
     ema_swap(&p);
-    assert_memory_equal(p.value, e, vb);
-    assert_memory_equal(p.ema, v, vb);
-    assert_memory_equal(p.state, es, sb);
-    assert_memory_equal(p.ema_state, s, sb);
+    assert_holds(&p, e, v, es, s);
     assert_int_equal(p.num_batches_tracked, 3);
     ema_swap(&p);
-    assert_memory_equal(p.value, v, vb);
-    assert_memory_equal(p.ema, e, vb);
-    assert_memory_equal(p.state, s, sb);
-    assert_memory_equal(p.ema_state, es, sb);
+    assert_holds(&p, v, e, s, es);
     assert_int_equal(p.num_batches_tracked, 6);
     assert_int_equal(p.ema_num_batches_tracked, 3);
     free(v), free(e), free(s), free(es), free(plain);
