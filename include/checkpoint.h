@@ -2,6 +2,7 @@
  * checkpoint.h - checkpoints as HDF5 files that PyTorch users can read
  * (docs/checkpoint-format.md): /model/<name> with torchvision's state_dict
  * keys, PyTorch shapes and plain layouts, /optimizer/momentum/<name>, the
+ * weights' moving average as /model_ema/<name> when the run keeps one, the
  * training position as root attributes and the plateau scheduler's state
  * in /scheduler. Called by the training loop (write, resume) and by the
  * tools (--eval-only, fine-tuning from a torchvision export).
@@ -25,7 +26,9 @@
 
 typedef enum {
     CKPT_WEIGHTS_ONLY, /* /model only (also torchvision exports); meta untouched */
-    CKPT_FULL,         /* /model, /optimizer/momentum, root attributes, /scheduler */
+    CKPT_FULL,         /* /model, /optimizer/momentum, root attributes, /scheduler, and
+                          /model_ema when the file has it and p has EMA buffers */
+    CKPT_EMA_WEIGHTS,  /* /model_ema into the weights (--init-from-ema); meta untouched */
 } CheckpointPart;
 
 /* Everything besides tensors that a resume needs, plus provenance. */
@@ -55,6 +58,9 @@ typedef struct {
     double mean[3], std[3]; /* pixel/255 units, as the dataset's */
     int num_class_names;    /* 0: none written */
     const char *const *class_names; /* written only: label -> name */
+    double ema_decay;   /* written as /model_ema attributes (information only) */
+    int ema_every;
+    int has_ema;        /* read: /model_ema was loaded into p's EMA buffers */
 } CheckpointMeta;
 
 /* What a checkpoint says about its model and input: the root attributes
@@ -80,7 +86,7 @@ typedef struct {
 /* Zeroes m; best_metric NaN, no plateau. */
 void checkpoint_meta_init(CheckpointMeta *m);
 
-/* Writes path atomically: path.tmp is created exclusively (a stale one is
+/* Writes path atomically (with /model_ema when p has EMA buffers): path.tmp is created exclusively (a stale one is
  * removed first, a symbolic link refused), written, flushed, closed and
  * fsynced, then renamed over path. Returns 0, or EXIT_NONFINITE with st set
  * and nothing written when a weight, BN statistic or momentum value is NaN

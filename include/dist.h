@@ -37,7 +37,8 @@ void dist_wait(MPI_Request *req);
  * MPI_IN_PLACE). Collective. */
 void dist_allreduce(const void *send, void *recv, int count, MPI_Datatype type, MPI_Op op);
 
-/* Rank 0's parameters, momentum, BN statistics and step counter to all. */
+/* Rank 0's parameters, momentum, BN statistics and step counter to all,
+ * and their moving average when p keeps one. */
 void dist_broadcast_state(Params *p);
 /* Every rank must run the same configuration: compares a hash of the
  * command line; a difference is a usage error (exit 2 on all ranks) that

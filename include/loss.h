@@ -24,4 +24,12 @@ LossStats loss_softmax_xent(const float *logits, const int32_t *labels, int n, i
 void loss_topk(const float *logits, const int32_t *labels, int n, int k, int64_t *top1,
                int64_t *top5);
 
+/* Test-time augmentation over two views of each image (a: as read, b: its
+ * mirror): each sample's class probabilities are the mean of softmax(a) and
+ * softmax(b); the loss is -log of the label's mean probability and top-1/
+ * top-5 rank the mean probabilities (ties to the lower index). logits_a,
+ * logits_b: (n, k). No gradient: evaluation only. */
+LossStats loss_mean_softmax_xent(const float *logits_a, const float *logits_b,
+                                 const int32_t *labels, int n, int k);
+
 #endif

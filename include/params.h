@@ -19,7 +19,9 @@
 
 #define PARAM_NAME_MAX 96
 
-typedef enum { BUF_VALUE, BUF_GRAD, BUF_MOMENTUM } ParamBuffer;
+/* BUF_EMA: the weights' moving average, allocated only when a run keeps
+ * one (params_allocate_ema; include/ema.h). */
+typedef enum { BUF_VALUE, BUF_GRAD, BUF_MOMENTUM, BUF_EMA } ParamBuffer;
 
 typedef enum {
     PARAM_CONV_WEIGHT,
@@ -62,6 +64,9 @@ typedef struct {
     float *state;
     /* One counter serves every BN layer: all are updated on every step. */
     int64_t num_batches_tracked;
+    /* The moving average of value and state (same layouts), or NULL. */
+    float *ema, *ema_state;
+    int64_t ema_num_batches_tracked;
 
     ParamBinding *bind;
     int bind_count, bind_cap;
@@ -87,6 +92,9 @@ float *params_bn_running_mean(const Params *p, int index);
 float *params_bn_running_var(const Params *p, int index);
 
 void params_allocate(Params *p);
+/* Allocates the moving-average buffers (after params_allocate); params_free
+ * releases them. */
+void params_allocate_ema(Params *p);
 float *params_buffer(const Params *p, ParamBuffer buf);
 
 /* Elements of all tensors in PyTorch's count (no padding). */

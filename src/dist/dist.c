@@ -83,6 +83,11 @@ void dist_broadcast_state(Params *p)
     bcast_floats(p->momentum, p->total);
     bcast_floats(p->state, p->state_total);
     MPI_CHECK(MPI_Bcast(&p->num_batches_tracked, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
+    if (p->ema) { /* every rank keeps the average, or none does */
+        bcast_floats(p->ema, p->total);
+        bcast_floats(p->ema_state, p->state_total);
+        MPI_CHECK(MPI_Bcast(&p->ema_num_batches_tracked, 1, MPI_INT64_T, 0, MPI_COMM_WORLD));
+    }
 }
 
 /* The first rank, other than rank 0, whose value of each item's hash

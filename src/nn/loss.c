@@ -28,6 +28,18 @@ void loss_topk(const float *logits, const int32_t *labels, int n, int k, int64_t
     *top5 = h5;
 }
 
+/* log sum_j exp(row[j]), shifted by the largest logit. */
+static double log_sum_exp(const float *row, int k)
+{
+    double mx = row[0];
+    for (int j = 1; j < k; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    double z = 0.0;
+    for (int j = 0; j < k; j++)
+        z += exp((double)row[j] - mx);
+    return mx + log(z);
+}
+
 LossStats loss_softmax_xent(const float *logits, const int32_t *labels, int n, int k,
                             float label_smoothing, float *diff, int scale_n)
 {
@@ -35,13 +47,7 @@ LossStats loss_softmax_xent(const float *logits, const int32_t *labels, int n, i
     double eps = label_smoothing, off = eps / k, on = 1.0 - eps + off;
     for (int i = 0; i < n; i++) {
         const float *row = logits + (size_t)i * k;
-        double mx = row[0];
-        for (int j = 1; j < k; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        double z = 0.0;
-        for (int j = 0; j < k; j++)
-            z += exp((double)row[j] - mx);
-        double logz = mx + log(z);
+        double logz = log_sum_exp(row, k);
         /* -sum_j target_j log p_j with target = (1-eps) onehot + eps/K */
         double l = 0.0;
         for (int j = 0; j < k; j++)
@@ -54,5 +60,31 @@ LossStats loss_softmax_xent(const float *logits, const int32_t *labels, int n, i
     }
     st.nonfinite = !isfinite(st.loss_sum);
     loss_topk(logits, labels, n, k, &st.top1, &st.top5);
+    return st;
+}
+
+LossStats loss_mean_softmax_xent(const float *logits_a, const float *logits_b,
+                                 const int32_t *labels, int n, int k)
+{
+    LossStats st = {0};
+    for (int i = 0; i < n; i++) {
+        const float *a = logits_a + (size_t)i * k, *b = logits_b + (size_t)i * k;
+        double za = log_sum_exp(a, k), zb = log_sum_exp(b, k);
+        /* every probability is computed by the same expression, so equal
+         * views give equal values and ties rank as in loss_topk */
+#define MEAN_PROB(j) (0.5 * (exp((double)a[j] - za) + exp((double)b[j] - zb)))
+        int label = labels[i];
+        double pl = MEAN_PROB(label);
+        st.loss_sum -= log(pl);
+        int rank = 0;
+        for (int j = 0; j < k; j++) {
+            double pj = MEAN_PROB(j);
+            rank += pj > pl || (pj == pl && j < label);
+        }
+#undef MEAN_PROB
+        st.top1 += rank < 1;
+        st.top5 += rank < 5;
+    }
+    st.nonfinite = !isfinite(st.loss_sum);
     return st;
 }

@@ -31,6 +31,8 @@ void params_free(Params *p)
     free(p->grad);
     free(p->momentum);
     free(p->state);
+    free(p->ema);
+    free(p->ema_state);
     memset(p, 0, sizeof *p);
 }
 
@@ -90,6 +92,7 @@ float *params_buffer(const Params *p, ParamBuffer buf)
     case BUF_VALUE: return p->value;
     case BUF_GRAD: return p->grad;
     case BUF_MOMENTUM: return p->momentum;
+    case BUF_EMA: return p->ema;
     }
     return NULL;
 }
@@ -180,6 +183,13 @@ void params_allocate(Params *p)
     p->allocated = 1;
     for (int i = 0; i < p->bind_count; i++)
         tensor_set_data(p->bind[i].t, binding_data(p, &p->bind[i]));
+}
+
+void params_allocate_ema(Params *p)
+{
+    CHECK(p->allocated && !p->ema, "moving-average buffers allocated before the weights or twice");
+    p->ema = xaligned_alloc(p->total * sizeof(float));
+    p->ema_state = xaligned_alloc(p->state_total * sizeof(float));
 }
 
 size_t params_numel(const Params *p)

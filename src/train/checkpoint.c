@@ -171,31 +171,45 @@ static size_t largest_tensor(const Params *p)
     return n;
 }
 
-static void model_write(hid_t file, const Params *p, const Target *w)
+/* A state_dict group: the tensors of buf, then each BN layer's statistics
+ * from state (the layout of p->state) and the counter nbt. */
+static void model_write(hid_t file, const Params *p, const char *group, ParamBuffer buf,
+                        const float *state, int64_t nbt, const Target *w, hid_t *out)
 {
     float *plain = xmalloc(largest_tensor(p) * sizeof(float));
-    hid_t g = group_create(file, "model", w);
+    hid_t g = group_create(file, group, w);
     for (int i = 0; i < p->count; i++) {
         const ParamInfo *info = &p->info[i];
-        params_get_plain(p, i, BUF_VALUE, plain);
+        params_get_plain(p, i, buf, plain);
         dataset_write(g, info->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, info->ndims, info->dims,
                       plain, w);
     }
     char name[TENSOR_PATH_MAX];
     for (int i = 0; i < p->bn_count; i++) {
         int64_t c = (int64_t)p->bn[i].channels; /* (C) */
+        const float *mean = state + p->bn[i].offset, *var = mean + p->bn[i].channels;
         snprintf(name, sizeof name, "%s.running_mean", p->bn[i].name);
-        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, params_bn_running_mean(p, i),
-                      w);
+        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, mean, w);
         snprintf(name, sizeof name, "%s.running_var", p->bn[i].name);
-        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, params_bn_running_var(p, i),
-                      w);
+        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, var, w);
         snprintf(name, sizeof name, "%s.num_batches_tracked", p->bn[i].name);
-        dataset_write(g, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 0, NULL,
-                      &p->num_batches_tracked, w);
+        dataset_write(g, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 0, NULL, &nbt, w);
     }
-    object_close(g, w);
     free(plain);
+    if (out)
+        *out = g;
+    else
+        object_close(g, w);
+}
+
+/* /model_ema: the moving average, named and shaped as /model. */
+static void ema_write(hid_t file, const Params *p, const CheckpointMeta *m, const Target *w)
+{
+    hid_t g;
+    model_write(file, p, "model_ema", BUF_EMA, p->ema_state, p->ema_num_batches_tracked, w, &g);
+    attr_write_f64(g, "decay", m->ema_decay, w);
+    attr_write_i64(g, "every", m->ema_every, w);
+    object_close(g, w);
 }
 
 static void momentum_write(hid_t file, const Params *p, const Target *w)
@@ -405,7 +419,9 @@ int checkpoint_write(const char *path, const Params *p, const CheckpointMeta *m,
                    "system without locks set HDF5_USE_FILE_LOCKING=FALSE)", tmp);
     }
 
-    model_write(file, p, &w);
+    model_write(file, p, "model", BUF_VALUE, p->state, p->num_batches_tracked, &w, NULL);
+    if (p->ema)
+        ema_write(file, p, m, &w);
     momentum_write(file, p, &w);
     meta_write(file, m, &w);
     if (m->has_plateau)
@@ -848,27 +864,30 @@ static int param_io(Reader *r, Params *p, int i, const char *prefix, ParamBuffer
     return 0;
 }
 
-/* BN layer i's running statistics and counter; the counter may be absent
- * in weights-only loads. One counter serves all layers, so the first one
- * found wins. */
-static int bn_io(Reader *r, Params *p, int i, int nbt_optional, int load, int *nbt_seen)
+/* BN layer i's running statistics and counter under group ("/model/" or
+ * "/model_ema/"), into state (laid out as p->state) and *nbt_out; the
+ * counter may be absent in weights-only loads. One counter serves all
+ * layers, so the first one found wins. */
+static int bn_io(Reader *r, Params *p, int i, const char *group, float *state, int64_t *nbt_out,
+                 int nbt_optional, int load, int *nbt_seen)
 {
     const BnStateInfo *bn = &p->bn[i];
     int64_t c = (int64_t)bn->channels;
+    float *mean = state + bn->offset, *var = mean + bn->channels;
     char name[TENSOR_PATH_MAX];
-    snprintf(name, sizeof name, "/model/%s.running_mean", bn->name);
-    if (tensor_io(r, name, 1, &c, 0, 0, load ? params_bn_running_mean(p, i) : NULL) < 0)
+    snprintf(name, sizeof name, "%s%s.running_mean", group, bn->name);
+    if (tensor_io(r, name, 1, &c, 0, 0, load ? mean : NULL) < 0)
         return -1;
-    snprintf(name, sizeof name, "/model/%s.running_var", bn->name);
-    if (tensor_io(r, name, 1, &c, 0, 0, load ? params_bn_running_var(p, i) : NULL) < 0)
+    snprintf(name, sizeof name, "%s%s.running_var", group, bn->name);
+    if (tensor_io(r, name, 1, &c, 0, 0, load ? var : NULL) < 0)
         return -1;
     for (int64_t k = 0; load && k < c; k++)
-        if (params_bn_running_var(p, i)[k] < 0) {
+        if (var[k] < 0) {
             status_set(r->st, EXIT_USAGE, "%s: %s holds the negative variance %g at index %lld",
-                       r->path, name, params_bn_running_var(p, i)[k], (long long)k);
+                       r->path, name, var[k], (long long)k);
             return -1;
         }
-    snprintf(name, sizeof name, "/model/%s.num_batches_tracked", bn->name);
+    snprintf(name, sizeof name, "%s%s.num_batches_tracked", group, bn->name);
     int64_t nbt = 0;
     int found = tensor_io(r, name, -1, NULL, 1, nbt_optional, load ? &nbt : NULL);
     if (found < 0)
@@ -879,22 +898,37 @@ static int bn_io(Reader *r, Params *p, int i, int nbt_optional, int load, int *n
         return -1;
     }
     if (found && load && !*nbt_seen) {
-        p->num_batches_tracked = nbt;
+        *nbt_out = nbt;
         *nbt_seen = 1;
     }
     return 0;
 }
 
-/* Checks (load 0) or loads (load 1) every tensor the model needs. */
-static int tensors_io(Reader *r, Params *p, CheckpointPart what, int load)
+/* One state_dict group's tensors into buf, state and *nbt. */
+static int group_io(Reader *r, Params *p, const char *group, ParamBuffer buf, float *state,
+                    int64_t *nbt, int nbt_optional, int load)
 {
     int nbt_seen = 0;
     for (int i = 0; i < p->count; i++)
-        if (param_io(r, p, i, "/model/", BUF_VALUE, load) < 0)
+        if (param_io(r, p, i, group, buf, load) < 0)
             return -1;
     for (int i = 0; i < p->bn_count; i++)
-        if (bn_io(r, p, i, what == CKPT_WEIGHTS_ONLY, load, &nbt_seen) < 0)
+        if (bn_io(r, p, i, group, state, nbt, nbt_optional, load, &nbt_seen) < 0)
             return -1;
+    return 0;
+}
+
+/* Checks (load 0) or loads (load 1) every tensor the model needs; with_ema:
+ * also /model_ema into the EMA buffers. */
+static int tensors_io(Reader *r, Params *p, CheckpointPart what, int with_ema, int load)
+{
+    const char *model = what == CKPT_EMA_WEIGHTS ? "/model_ema/" : "/model/";
+    if (group_io(r, p, model, BUF_VALUE, p->state, &p->num_batches_tracked,
+                 what != CKPT_FULL, load) < 0)
+        return -1;
+    if (with_ema && group_io(r, p, "/model_ema/", BUF_EMA, p->ema_state,
+                             &p->ema_num_batches_tracked, 0, load) < 0)
+        return -1;
     if (what == CKPT_FULL)
         for (int i = 0; i < p->count; i++)
             if (param_io(r, p, i, "/optimizer/momentum/", BUF_MOMENTUM, load) < 0)
@@ -987,9 +1021,16 @@ int checkpoint_read(const char *path, Params *p, CheckpointMeta *m, CheckpointPa
                    path);
         goto done;
     }
+    if (what == CKPT_EMA_WEIGHTS && !link_exists(r.file, "model_ema")) {
+        status_set(st, EXIT_USAGE, "%s: has no /model_ema group (saved by a run without "
+                   "--model-ema); drop --init-from-ema to load /model", path);
+        goto done;
+    }
+    meta.has_ema = what == CKPT_FULL && p->ema && link_exists(r.file, "model_ema");
     /* Check everything first, so a bad file usually leaves p untouched. */
     r.plain = xmalloc(largest_tensor(p) * sizeof(float));
-    if (tensors_io(&r, p, what, 0) < 0 || tensors_io(&r, p, what, 1) < 0)
+    if (tensors_io(&r, p, what, meta.has_ema, 0) < 0 ||
+        tensors_io(&r, p, what, meta.has_ema, 1) < 0)
         goto done;
     warn_extra_keys(&r, p);
     if (what == CKPT_FULL && m)

@@ -22,7 +22,8 @@ enum {
     OPT_CHECK_EVERY, OPT_MLLOG, OPT_SYNC_BN, OPT_PROGRESS, OPT_AUG, OPT_LOADER_THREADS,
     OPT_NO_DROP_LAST, OPT_BENCH_STEPS, OPT_BENCH_WARMUP, OPT_DRY_RUN, OPT_HELP,
     OPT_VERSION, OPT_WRN_DROPOUT, OPT_DROP_PATH, OPT_LIST_ARCHS, OPT_CONV_ALGO, OPT_DROP_LAST,
-    OPT_MAX_PIXELS, OPT_OVERWRITE, OPT_STALL_TIMEOUT,
+    OPT_MAX_PIXELS, OPT_OVERWRITE, OPT_STALL_TIMEOUT, OPT_MODEL_EMA, OPT_MODEL_EMA_EVERY,
+    OPT_MODEL_EMA_EVAL, OPT_INIT_FROM_EMA, OPT_TTA,
 };
 
 typedef struct {
@@ -77,6 +78,11 @@ static const OptionSpec SPECS[] = {
     {"plateau-threshold-mode", 1, OPT_PLATEAU_THRESHOLD_MODE, "M", "rel or abs [rel]", "Schedule"},
     {"plateau-cooldown", 1, OPT_PLATEAU_COOLDOWN, "N", "validations to wait after a cut [0]", "Schedule"},
     {"min-lr", 1, OPT_MIN_LR, "X", "lower bound of the learning rate [0]", "Schedule"},
+    {"model-ema", 1, OPT_MODEL_EMA, "DECAY", "keep an exponential moving average of the weights and BN statistics, ema = DECAY * ema + (1 - DECAY) * w; validation reports it too; 0: off [0]", "Averaging and evaluation"},
+    {"model-ema-every", 1, OPT_MODEL_EMA_EVERY, "N", "update the average after every N-th optimizer step (DECAY is used as given) [1]", "Averaging and evaluation"},
+    {"model-ema-eval", 0, OPT_MODEL_EMA_EVAL, NULL, "validate the averaged weights only: the plateau rule and best.h5 follow them [off]", "Averaging and evaluation"},
+    {"init-from-ema", 0, OPT_INIT_FROM_EMA, NULL, "--init-from loads the checkpoint's /model_ema (averaged) weights instead of /model [off]", "Averaging and evaluation"},
+    {"tta", 1, OPT_TTA, "KIND", "test-time augmentation in validation and --eval-only: none, or flip (mean softmax of each image and its mirror, reported besides the plain figures) [none]", "Averaging and evaluation"},
     {"threads", 1, OPT_THREADS, "N", "OpenMP threads per rank [OMP_NUM_THREADS, else cores / ranks per node]", "Run"},
     {"init-from", 1, OPT_INIT_FROM, "CKPT", "initialise weights from a checkpoint's /model group [none]", "Checkpoints"},
     {"resume", 1, OPT_RESUME, "PATH|auto", "resume from a checkpoint, or the newest valid one in --checkpoint-dir [none]", "Checkpoints"},
@@ -133,6 +139,7 @@ void options_defaults(Options *o)
     o->in_channels = 3;
     o->bench_steps = 20;
     o->bench_warmup = 3;
+    o->model_ema_every = 1;
 }
 
 void options_usage(FILE *out)
@@ -245,6 +252,15 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
         break;
     case OPT_PLATEAU_COOLDOWN: if (parse_int(flag, v, 0, 1 << 20, &i, st)) o->plateau.cooldown = (int)i; break;
     case OPT_MIN_LR: if (parse_num(flag, v, 0, 1e3, &d, st)) o->plateau.min_lr = d; break;
+    case OPT_MODEL_EMA:
+        if (parse_num(flag, v, 0, 1, &d, st) && d == 1)
+            status_set(st, EXIT_USAGE, "--model-ema: the decay must be below 1 (0 turns the average off)");
+        o->model_ema = d;
+        break;
+    case OPT_MODEL_EMA_EVERY: if (parse_int(flag, v, 1, 1 << 30, &i, st)) o->model_ema_every = (int)i; break;
+    case OPT_MODEL_EMA_EVAL: o->model_ema_eval = 1; break;
+    case OPT_INIT_FROM_EMA: o->init_from_ema = 1; break;
+    case OPT_TTA: o->tta_flip = parse_choice(flag, v, "none", "flip", st); break;
     case OPT_THREADS: if (parse_int(flag, v, 1, 4096, &i, st)) o->threads = (int)i; break;
     case OPT_INIT_FROM: o->init_from = v; break;
     case OPT_RESUME: o->resume = v; break;
@@ -324,6 +340,10 @@ static void options_validate(Options *o, Status *st)
         status_set(st, EXIT_USAGE, "--eval-only needs weights: give --init-from CKPT");
     if (o->init_from && o->resume)
         status_set(st, EXIT_USAGE, "--init-from and --resume exclude each other");
+    if (o->model_ema_eval && o->model_ema == 0)
+        status_set(st, EXIT_USAGE, "--model-ema-eval needs --model-ema DECAY (above 0)");
+    if (o->init_from_ema && !o->init_from)
+        status_set(st, EXIT_USAGE, "--init-from-ema needs --init-from CKPT");
     if (o->resume && strcmp(o->resume, "auto") == 0 && !o->checkpoint_dir[0])
         status_set(st, EXIT_USAGE, "--resume auto needs --checkpoint-dir");
     if (o->plateau_on_loss)

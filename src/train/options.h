@@ -51,6 +51,12 @@ typedef struct {
     double warmup_start_lr; /* < 0: lr x 256 / batch (Goyal et al.), at most lr */
     Plateau plateau;      /* settings only; state starts fresh */
     int plateau_on_loss;  /* metric val_loss (mode min) instead of val_top1 */
+    /* weight averaging and test-time augmentation */
+    double model_ema;     /* EMA decay; 0: no average kept */
+    int model_ema_every;  /* update after every N-th optimizer step */
+    int model_ema_eval;   /* validation, plateau rule and best.h5 on the average */
+    int init_from_ema;    /* --init-from loads /model_ema into the weights */
+    int tta_flip;         /* evaluation also averages each image with its mirror */
     uint64_t seed;
     int threads;          /* 0: OMP_NUM_THREADS, else cores / local ranks */
     /* checkpoints and logs */

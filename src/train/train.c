@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "h5lock.h"
+#include "loss.h"
 #include "log.h"
 #include "syncbn.h"
 #include "timer.h"
@@ -115,10 +116,25 @@ static Net *eval_net_for(Trainer *t, int n)
     return res->eval_rest;
 }
 
+/* The batch (n, c, h, w) in place, each image mirrored left to right. */
+static void mirror_batch(float *x, int n, int c, int h, int w)
+{
+    for (size_t row = 0; row < (size_t)n * c * h; row++) {
+        float *r = x + row * w;
+        for (int i = 0, j = w - 1; i < j; i++, j--) {
+            float v = r[i];
+            r[i] = r[j];
+            r[j] = v;
+        }
+    }
+}
+
 /* Every image of the split exactly once across ranks, through the loader in
  * evaluation mode (the same reads, decode and centre crop as training's
  * loader): rank r evaluates its contiguous share in batches of the local
- * training batch, the last one shorter, so nothing is padded or dropped. */
+ * training batch, the last one shorter, so nothing is padded or dropped.
+ * With --tta flip each batch runs a second time mirrored, and the mean of
+ * the two softmaxes gives the tta_ sums. With the weights in the network. */
 static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
 {
     const TrainConfig *c = &t->cfg;
@@ -132,6 +148,8 @@ static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
         fail_local(__FILE__, __LINE__, "loader_create", "%s", st.msg);
     EvalTotals tot = {0};
     LoaderBatch b;
+    float *plain_logits =
+        c->opt.tta_flip ? xmalloc((size_t)c->local_batch * c->num_classes * sizeof(float)) : NULL;
     while (loader_next_batch(loader, &b, &st) == 0 && b.n > 0) {
         Net *net = eval_net_for(t, b.n);
         memcpy(net_input(net), b.images,
@@ -142,17 +160,54 @@ static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
         tot.top1 += (double)ls.top1;
         tot.top5 += (double)ls.top5;
         tot.count += b.n;
+        if (plain_logits) {
+            memcpy(plain_logits, net_logits(net), (size_t)b.n * c->num_classes * sizeof(float));
+            mirror_batch(net_input(net), b.n, c->channels, c->crop, c->crop);
+            net_forward(net, 0);
+            ls = loss_mean_softmax_xent(plain_logits, net_logits(net), b.labels, b.n,
+                                        c->num_classes);
+            tot.tta_loss_sum += ls.loss_sum;
+            tot.tta_top1 += (double)ls.top1;
+            tot.tta_top5 += (double)ls.top5;
+        }
         watchdog_progress();
     }
     if (st.code != 0)
         fail_local(__FILE__, __LINE__, "loader_next_batch", "%s", st.msg);
     loader_free(loader);
+    free(plain_logits);
     EvalTotals sum;
-    dist_allreduce(&tot, &sum, 4, MPI_DOUBLE, MPI_SUM);
+    dist_allreduce(&tot, &sum, (int)(sizeof tot / sizeof(double)), MPI_DOUBLE, MPI_SUM);
     int64_t total = dataset_count(&t->res.data, split);
     CHECK((int64_t)sum.count == total, "validation saw %lld of %lld images",
           (long long)sum.count, (long long)total);
     return sum;
+}
+
+/* trainer_evaluate with the moving average in the network, then the
+ * weights back, bit for bit. */
+static EvalTotals trainer_evaluate_ema(Trainer *t, DatasetSplit split)
+{
+    ema_swap(&t->res.params);
+    EvalTotals e = trainer_evaluate(t, split);
+    ema_swap(&t->res.params);
+    return e;
+}
+
+/* Evaluates split and reports it as kind: the weights (the average under
+ * --model-ema-eval), and a kept average besides. Returns the figures the
+ * plateau rule and best.h5 follow. */
+static EvalTotals trainer_evaluate_report(Trainer *t, DatasetSplit split, const char *kind,
+                                          int64_t epoch)
+{
+    int averaged = t->cfg.opt.model_ema_eval && t->res.params.ema;
+    EvalTotals e = averaged ? trainer_evaluate_ema(t, split) : trainer_evaluate(t, split);
+    EvalTotals ema;
+    int besides = t->res.params.ema && !averaged;
+    if (besides)
+        ema = trainer_evaluate_ema(t, split);
+    report_eval_all(t, kind, epoch, &e, besides ? &ema : NULL);
+    return e;
 }
 
 /* The rate of the coming step from the schedule; logged where a phase or a
@@ -175,8 +230,7 @@ static int trainer_validate(Trainer *t, int64_t epoch)
 {
     double start = timer_now();
     t->state.validation_pending = 0;
-    EvalTotals e = trainer_evaluate(t, SPLIT_VAL);
-    report_eval(t, "val", epoch, e);
+    EvalTotals e = trainer_evaluate_report(t, SPLIT_VAL, "val", epoch);
     report_mllog(t, "eval_accuracy", e.top1 / e.count, epoch + 1);
     double metric = t->state.plateau.mode == PLATEAU_MIN ? e.loss_sum / e.count : e.top1 / e.count;
     int improved = isnan(t->state.best_metric) ||
@@ -317,12 +371,8 @@ static int trainer_eval_only(Trainer *t)
         status_set(&st, EXIT_USAGE, "%s has no /%s split to evaluate", t->cfg.opt.data,
                    t->cfg.opt.split);
     status_agree(&st);
-    EvalTotals e = trainer_evaluate(t, split);
-    if (t->cfg.opt.init_from)
-        report_eval_only(t, split == SPLIT_TEST ? "test" : "val", e);
-    else /* --resume: the run's own position */
-        report_eval(t, split == SPLIT_TEST ? "test" : "val",
-                    t->state.step / (t->cfg.steps_per_epoch ? t->cfg.steps_per_epoch : 1), e);
+    trainer_evaluate_report(t, split, split == SPLIT_TEST ? "test" : "val",
+                            t->state.step / (t->cfg.steps_per_epoch ? t->cfg.steps_per_epoch : 1));
     return EXIT_OK;
 }
 

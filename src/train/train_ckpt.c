@@ -191,6 +191,8 @@ static int checkpoint_save(Trainer *t, const char *name, const char *why, Status
     m.validation_pending = name ? 0 : t->state.validation_pending;
     describe_input(&m, &t->res.params, t->cfg.opt.small_stem, t->cfg.crop, t->cfg.resize_size,
                    t->res.have_data ? &t->res.data : NULL);
+    m.ema_decay = t->cfg.ema.decay;
+    m.ema_every = t->cfg.ema.every;
     char path[4096], own[CHECKPOINT_NAME_MAX];
     if (name)
         snprintf(own, sizeof own, "%s", name);

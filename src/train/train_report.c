@@ -10,19 +10,82 @@
 #include "timer.h"
 #include "version.h"
 
-void report_eval(Trainer *t, const char *kind, int64_t epoch, EvalTotals e)
+/* --eval-only with --init-from: the position is the checkpoint's, not the
+ * run's own. */
+static int eval_of_checkpoint(const Trainer *t)
 {
-    double loss = e.loss_sum / e.count, top1 = e.top1 / e.count, top5 = e.top5 / e.count;
-    log_info("%s epoch %lld step %lld: loss %.4f top-1 error %.2f%% top-5 error %.2f%% (%lld images)",
-             kind, (long long)epoch, (long long)t->state.step, loss, 100.0 * (1.0 - top1),
-             100.0 * (1.0 - top5), (long long)e.count);
+    return t->cfg.opt.eval_only && t->cfg.opt.init_from;
+}
+
+/* One evaluation line: "<kind> epoch E step S: loss ... (N images<note>)";
+ * an --eval-only run of a checkpoint names the step once, before, so its
+ * lines are "<kind>: loss ...". */
+static void eval_line(const Trainer *t, const char *kind, int64_t epoch, double loss_sum,
+                      double top1, double top5, double count, const char *note)
+{
+    char where[64] = "";
+    if (!eval_of_checkpoint(t))
+        snprintf(where, sizeof where, " epoch %lld step %lld", (long long)epoch,
+                 (long long)t->state.step);
+    log_info("%s%s: loss %.4f top-1 error %.2f%% top-5 error %.2f%% (%lld images%s)", kind,
+             where, loss_sum / count, 100.0 * (1.0 - top1 / count), 100.0 * (1.0 - top5 / count),
+             (long long)count, note);
+}
+
+/* loss, top1, top5 of e (the tta_ sums when tta) as "<prefix>loss" etc. */
+static void eval_fields(Trainer *t, const char *prefix, const EvalTotals *e, int tta)
+{
+    char key[32];
+    double sums[3] = {e->loss_sum, e->top1, e->top5};
+    if (tta)
+        sums[0] = e->tta_loss_sum, sums[1] = e->tta_top1, sums[2] = e->tta_top5;
+    static const char *names[3] = {"loss", "top1", "top5"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(key, sizeof key, "%s%s", prefix, names[i]);
+        metrics_num(&t->res.metrics, key, sums[i] / e->count);
+    }
+}
+
+void report_eval_all(Trainer *t, const char *kind, int64_t epoch, const EvalTotals *e,
+                     const EvalTotals *ema)
+{
+    int tta = t->cfg.opt.tta_flip, averaged = t->cfg.opt.model_ema_eval;
+    char k[64];
+    eval_line(t, kind, epoch, e->loss_sum, e->top1, e->top5, e->count,
+              averaged ? ", averaged weights" : "");
+    snprintf(k, sizeof k, "%s tta", kind);
+    if (tta)
+        eval_line(t, k, epoch, e->tta_loss_sum, e->tta_top1, e->tta_top5, e->count,
+                  averaged ? ", averaged weights, flip" : ", flip");
+    snprintf(k, sizeof k, "%s ema", kind);
+    if (ema)
+        eval_line(t, k, epoch, ema->loss_sum, ema->top1, ema->top5, ema->count, "");
+    snprintf(k, sizeof k, "%s ema tta", kind);
+    if (ema && tta)
+        eval_line(t, k, epoch, ema->tta_loss_sum, ema->tta_top1, ema->tta_top5, ema->count,
+                  ", flip");
     metrics_begin(&t->res.metrics, kind);
-    metrics_int(&t->res.metrics, "step", t->state.step);
-    metrics_int(&t->res.metrics, "epoch", epoch);
+    if (eval_of_checkpoint(t)) {
+        const CheckpointSpec *s = &t->cfg.source;
+        if (s->step >= 0)
+            metrics_int(&t->res.metrics, "step", s->step);
+        if (s->epoch >= 0)
+            metrics_int(&t->res.metrics, "epoch", s->epoch);
+        metrics_str(&t->res.metrics, "checkpoint", t->cfg.opt.init_from);
+    } else {
+        metrics_int(&t->res.metrics, "step", t->state.step);
+        metrics_int(&t->res.metrics, "epoch", epoch);
+    }
     metrics_num(&t->res.metrics, "time", timer_unix_now());
-    metrics_num(&t->res.metrics, "loss", loss);
-    metrics_num(&t->res.metrics, "top1", top1);
-    metrics_num(&t->res.metrics, "top5", top5);
+    eval_fields(t, "", e, 0);
+    if (averaged)
+        metrics_str(&t->res.metrics, "weights", "ema");
+    if (tta)
+        eval_fields(t, "tta_", e, 1);
+    if (ema)
+        eval_fields(t, "ema_", ema, 0);
+    if (ema && tta)
+        eval_fields(t, "ema_tta_", ema, 1);
     metrics_end(&t->res.metrics);
 }
 
@@ -232,6 +295,18 @@ static void put_checkpoints(Text *x, const Options *o)
     put(x, " bucket_mb=%g\n", o->bucket_mb);
 }
 
+static void put_averaging(Text *x, const Options *o)
+{
+    if (o->model_ema > 0)
+        put(x, "config: model_ema=%g model_ema_every=%d model_ema_eval=%d", o->model_ema,
+            o->model_ema_every, o->model_ema_eval);
+    else
+        put(x, "config: model_ema=off");
+    if (o->init_from_ema)
+        put(x, " init_from_ema=1");
+    put(x, " tta=%s\n", o->tta_flip ? "flip" : "none");
+}
+
 size_t report_format_config(const TrainConfig *c, const Plateau *plateau, char *out, size_t len)
 {
     Text x = {out, len, 0};
@@ -242,6 +317,7 @@ size_t report_format_config(const TrainConfig *c, const Plateau *plateau, char *
     put_optimizer(&x, c);
     put_schedule(&x, c, plateau);
     put_checkpoints(&x, &c->opt);
+    put_averaging(&x, &c->opt);
     return x.used;
 }
 
@@ -286,24 +362,6 @@ static void report_eval_config(Trainer *t)
     metrics_end(&t->res.metrics);
 }
 
-void report_eval_only(Trainer *t, const char *kind, EvalTotals e)
-{
-    const CheckpointSpec *s = &t->cfg.source;
-    double loss = e.loss_sum / e.count, top1 = e.top1 / e.count, top5 = e.top5 / e.count;
-    log_info("%s: loss %.4f top-1 error %.2f%% top-5 error %.2f%% (%lld images)", kind, loss,
-             100.0 * (1.0 - top1), 100.0 * (1.0 - top5), (long long)e.count);
-    metrics_begin(&t->res.metrics, kind);
-    if (s->step >= 0)
-        metrics_int(&t->res.metrics, "step", s->step);
-    if (s->epoch >= 0)
-        metrics_int(&t->res.metrics, "epoch", s->epoch);
-    metrics_str(&t->res.metrics, "checkpoint", t->cfg.opt.init_from);
-    metrics_num(&t->res.metrics, "time", timer_unix_now());
-    metrics_num(&t->res.metrics, "loss", loss);
-    metrics_num(&t->res.metrics, "top1", top1);
-    metrics_num(&t->res.metrics, "top5", top5);
-    metrics_end(&t->res.metrics);
-}
 
 void report_config(Trainer *t)
 {

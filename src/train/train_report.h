@@ -21,9 +21,12 @@ void report_config(Trainer *t);
 size_t report_format_config(const TrainConfig *c, const Plateau *plateau, char *out, size_t len);
 /* --dry-run: what the run would do, after every check has passed. */
 void report_plan(Trainer *t);
-void report_eval(Trainer *t, const char *kind, int64_t epoch, EvalTotals e);
-/* --eval-only's result: the metrics record carries the checkpoint's step. */
-void report_eval_only(Trainer *t, const char *kind, EvalTotals e);
+/* The evaluation of a split: the line of the evaluated weights (under
+ * --model-ema-eval the average, marked so), with --tta flip a "tta" line,
+ * and when ema is not NULL "ema" lines for the average besides; one
+ * metrics record of kind with all the figures (docs/training.md). */
+void report_eval_all(Trainer *t, const char *kind, int64_t epoch, const EvalTotals *e,
+                     const EvalTotals *ema);
 void report_lr_change(Trainer *t, double lr, const char *reason);
 /* On a terminal: a live line for the current epoch, a few times a second. */
 void report_progress(Trainer *t, const TrainWindow *w);

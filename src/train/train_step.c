@@ -53,7 +53,11 @@ void trainer_step(Trainer *t, StepRequests req, double out[STEP_NVALUES])
         [STEP_CKPT_DUE] = req.ckpt_due ? 1.0 : 0.0};
     watchdog_phase(WATCHDOG_STEP_SUMS, t->state.step + 1);
     dist_allreduce(local, out, STEP_NVALUES, MPI_DOUBLE, MPI_SUM);
-    if (out[STEP_NONFINITE] == 0.0 && isfinite(out[STEP_LOSS]))
+    if (out[STEP_NONFINITE] == 0.0 && isfinite(out[STEP_LOSS])) {
         sgd_step(&t->cfg.sgd, &t->res.params, t->state.lr);
+        /* the weights and BN statistics are the same on every rank now */
+        if (ema_due(&t->cfg.ema, t->state.step + 1))
+            ema_update(&t->res.params, t->cfg.ema.decay);
+    }
     t->state.times.step_s += timer_now() - start;
 }

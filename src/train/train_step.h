@@ -1,7 +1,7 @@
 /*
  * train_step.h - one training step: the next batch into the network, then
  * forward, loss, backward with the overlapped gradient allreduce, the
- * step's global sums and the SGD update. Used by the step loop (train.c)
+ * step's global sums, the SGD update and the weights' moving average. Used by the step loop (train.c)
  * and --bench (train_bench.c). Collective: every rank calls them in step.
  */
 #ifndef RESNET_TRAIN_STEP_H
@@ -30,8 +30,9 @@ typedef struct {
 /* The next training batch into the network input; its wait goes to
  * t->state.times.wait_s. */
 void trainer_read_train(Trainer *t);
-/* One optimizer step at t->state.lr; the update is skipped when a rank saw
- * a non-finite loss. out: the global sums above. */
+/* One optimizer step at t->state.lr, then the moving average when due;
+ * both are skipped when a rank saw a non-finite loss. out: the global sums
+ * above. */
 void trainer_step(Trainer *t, StepRequests req, double out[STEP_NVALUES]);
 
 #endif

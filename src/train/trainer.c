@@ -144,6 +144,11 @@ static void trainer_build(Trainer *t)
     t->res.net = net_create(&cfg, &t->res.params);
     params_allocate(&t->res.params);
     net_init_weights(t->res.net, t->cfg.opt.seed);
+    t->cfg.ema = (EmaConfig){t->cfg.opt.model_ema, t->cfg.opt.model_ema_every};
+    if (t->cfg.ema.decay > 0) {
+        params_allocate_ema(&t->res.params);
+        ema_reset(&t->res.params);
+    }
     t->res.labels = xcalloc((size_t)t->cfg.local_batch, sizeof *t->res.labels);
     t->res.sample_index = xcalloc((size_t)t->cfg.local_batch, sizeof *t->res.sample_index);
     t->cfg.sgd = (SgdConfig){t->cfg.opt.momentum, t->cfg.opt.weight_decay, t->cfg.opt.nesterov,
@@ -173,10 +178,18 @@ static void trainer_load(Trainer *t, const char *path, CheckpointPart part)
     status_agree(&st);
     MPI_CHECK(MPI_Bcast(&meta, sizeof meta, MPI_BYTE, 0, MPI_COMM_WORLD));
     dist_broadcast_state(&t->res.params);
-    if (part == CKPT_WEIGHTS_ONLY) {
+    if (part != CKPT_FULL) {
+        if (t->res.params.ema)
+            ema_reset(&t->res.params); /* the average starts from the loaded weights */
         if (!t->cfg.opt.eval_only) /* eval-only names it with its step (report_config) */
-            log_info("initialised weights from %s", path);
+            log_info("initialised weights from %s%s", path,
+                     part == CKPT_EMA_WEIGHTS ? " (its averaged weights, /model_ema)" : "");
         return;
+    }
+    if (t->res.params.ema && !meta.has_ema) {
+        ema_reset(&t->res.params);
+        log_info("%s holds no weight average (/model_ema): --model-ema starts it from the "
+                 "checkpoint's weights", path);
     }
     if (strcmp(meta.arch, t->cfg.opt.arch) != 0 || meta.num_classes != t->cfg.num_classes)
         status_set(&st, EXIT_USAGE, "%s holds %s with %d classes; this run is %s with %d", path,
@@ -206,7 +219,7 @@ static void trainer_restore(Trainer *t)
 {
     const Options *o = &t->cfg.opt;
     if (o->init_from) {
-        trainer_load(t, o->init_from, CKPT_WEIGHTS_ONLY);
+        trainer_load(t, o->init_from, o->init_from_ema ? CKPT_EMA_WEIGHTS : CKPT_WEIGHTS_ONLY);
         return;
     }
     if (!o->resume)

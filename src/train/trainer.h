@@ -17,6 +17,7 @@
 #include "checkpoint.h"
 #include "dataset.h"
 #include "dist.h"
+#include "ema.h"
 #include "loader.h"
 #include "lr_schedule.h"
 #include "metrics.h"
@@ -39,6 +40,7 @@ typedef struct {
     int resize_size;       /* shorter side of the stored images, for checkpoints */
     CheckpointSpec source; /* --eval-only: what the checkpoint says (no class names) */
     char crop_from[4200];  /* what set --crop, for messages: "" (the flag) or the checkpoint */
+    EmaConfig ema; /* decay 0: no moving average */
 } TrainConfig;
 
 /* What the run allocated and trainer_free releases. */
@@ -76,10 +78,12 @@ typedef struct {
     TrainState state;
 } Trainer;
 
-/* Sums over every rank's share of a split. */
+/* Sums over every rank's share of a split; the tta_ sums with --tta flip
+ * (zero without). Doubles only: summed over the ranks as one array. */
 typedef struct {
     double loss_sum;
     double top1, top5, count;
+    double tta_loss_sum, tta_top1, tta_top5;
 } EvalTotals;
 
 /* From parsed options to a network ready to run: threads, dataset, output

@@ -271,6 +271,79 @@ static void test_round_trip_blocked(void **state)
     params_free(&c);
 }
 
+/* The weight average: written as /model_ema when the registry keeps one,
+ * loaded back on a full read into a registry with EMA buffers (has_ema),
+ * skipped by one without; CKPT_EMA_WEIGHTS loads it into the weights; a
+ * file without it reads fully (has_ema 0) but refuses CKPT_EMA_WEIGHTS. */
+/* Buffer bx of b holds what buffer ax of a holds, tensor by tensor. */
+static void tensors_equal(const Params *a, ParamBuffer ax, const Params *b, ParamBuffer bx)
+{
+    float x[2048], y[2048];
+    for (int i = 0; i < a->count; i++) {
+        params_get_plain(a, i, ax, x);
+        params_get_plain(b, i, bx, y);
+        assert_close(y, x, a->info[i].numel, 0, 0, a->info[i].name);
+    }
+}
+
+static void test_ema_round_trip(void **state)
+{
+    (void)state;
+    Params a, b, c;
+    CheckpointMeta m, back;
+    testutil_params_tiny(&a, dnnl_OIhw16i16o, 5);
+    params_allocate_ema(&a);
+    float plain[2048];
+    for (int i = 0; i < a.count; i++) {
+        params_get_plain(&a, i, BUF_VALUE, plain);
+        for (size_t k = 0; k < a.info[i].numel; k++)
+            plain[k] = 0.5f * plain[k] + 0.125f;
+        params_set_plain(&a, i, BUF_EMA, plain);
+    }
+    for (size_t k = 0; k < a.state_total; k++)
+        a.ema_state[k] = 0.5f * a.state[k] + 0.25f;
+    a.ema_num_batches_tracked = a.num_batches_tracked + 7;
+    meta_example(&m);
+    m.ema_decay = 0.999;
+    m.ema_every = 4;
+    char path[1024];
+    testutil_join(path, sizeof path, g_dir, "ema.h5");
+    write_ok(path, &a, &m);
+
+    testutil_params_tiny(&b, dnnl_oihw, 0);
+    params_allocate_ema(&b);
+    expect_ok(path, &b, &back, CKPT_FULL);
+    assert_int_equal(back.has_ema, 1);
+    params_compare(&a, &b);
+    tensors_equal(&a, BUF_EMA, &b, BUF_EMA);
+    assert_close(b.ema_state, a.ema_state, a.state_total, 0, 0, "averaged BN statistics");
+    assert_int_equal(b.ema_num_batches_tracked, a.ema_num_batches_tracked);
+    params_free(&b);
+
+    testutil_params_tiny(&c, dnnl_oihw, 0); /* no --model-ema: /model only */
+    expect_ok(path, &c, &back, CKPT_FULL);
+    assert_int_equal(back.has_ema, 0);
+    params_compare(&a, &c);
+    params_free(&c);
+
+    testutil_params_tiny(&c, dnnl_oihw, 0); /* --init-from-ema */
+    expect_ok(path, &c, NULL, CKPT_EMA_WEIGHTS);
+    tensors_equal(&a, BUF_EMA, &c, BUF_VALUE);
+    assert_close(c.state, a.ema_state, a.state_total, 0, 0, "BN statistics from /model_ema");
+    assert_int_equal(c.num_batches_tracked, a.ema_num_batches_tracked);
+    params_free(&c);
+    params_free(&a);
+
+    char old[1024];
+    write_example("no-ema.h5", old, sizeof old, 3);
+    testutil_params_tiny(&b, dnnl_oihw, 0);
+    params_allocate_ema(&b);
+    expect_ok(old, &b, &back, CKPT_FULL);
+    assert_int_equal(back.has_ema, 0);
+    params_free(&b);
+    expect_error_tiny(old, CKPT_EMA_WEIGHTS, "has no /model_ema group", "--init-from-ema");
+}
+
 /* The file itself holds plain OIHW float32 data, PyTorch's shapes, and
  * num_batches_tracked as an int64 scalar. */
 static void test_file_is_plain_pytorch(void **state)
@@ -1014,6 +1087,7 @@ int main(void)
     omp_set_num_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_blocked),
+        cmocka_unit_test(test_ema_round_trip),
         cmocka_unit_test(test_file_is_plain_pytorch),
         cmocka_unit_test(test_missing_tensor),
         cmocka_unit_test(test_missing_momentum),

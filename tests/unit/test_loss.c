@@ -3,7 +3,10 @@
  * and without label smoothing): the summed loss and its gradient against
  * the naive double reference and against central differences, hand-worked
  * values, numerical stability, top-1/top-5 counting with ties (the lower
- * index wins, as loss.h states), and the non-finite flag.
+ * index wins, as loss.h states), and the non-finite flag. The two-view
+ * (test-time augmentation) loss against a naive reference that stores
+ * both softmaxes, averages them and ranks the label by sorting, a worked
+ * example, and equal views giving the plain figures.
  *
  * Both implementations work in double from the same float logits, so the
  * loss agrees to ~1e-15 relative (atol/rtol 1e-12 leave room for k = 1000
@@ -251,6 +254,102 @@ static void test_loss_nonfinite(void **state)
     assert_true(loss_softmax_xent(two, labels, 2, 4, 0.0f, NULL, 2).nonfinite);
 }
 
+/* The label's place when row's classes are sorted by decreasing value,
+ * ties by increasing index: a selection sort, as naive as it gets. */
+static int naive_place(const double *row, int k, int label)
+{
+    int *order = xmalloc((size_t)k * sizeof(int)), place = -1;
+    for (int j = 0; j < k; j++)
+        order[j] = j;
+    for (int i = 0; i < k; i++) {
+        int best = i;
+        for (int j = i + 1; j < k; j++)
+            if (row[order[j]] > row[order[best]] ||
+                (row[order[j]] == row[order[best]] && order[j] < order[best]))
+                best = j;
+        int tmp = order[i];
+        order[i] = order[best];
+        order[best] = tmp;
+        if (order[i] == label)
+            place = i;
+    }
+    free(order);
+    return place;
+}
+
+static void softmax_naive(const float *x, int k, double *p)
+{
+    double mx = -INFINITY, z = 0.0;
+    for (int j = 0; j < k; j++)
+        mx = fmax(mx, x[j]);
+    for (int j = 0; j < k; j++)
+        z += p[j] = exp((double)x[j] - mx);
+    for (int j = 0; j < k; j++)
+        p[j] /= z;
+}
+
+static void test_mean_softmax_vs_naive(void **state)
+{
+    (void)state;
+    const int n = 40, k = 7;
+    float *a = xmalloc((size_t)n * k * sizeof(float)), *b = xmalloc((size_t)n * k * sizeof(float));
+    int32_t labels[40];
+    make_batch(a, labels, n, k, 11);
+    ref_fill_normal(b, (size_t)n * k, 12, 2.0);
+    double pa[7], pb[7], mean[7], loss = 0.0;
+    int64_t top1 = 0, top5 = 0, plain1, plain5;
+    for (int i = 0; i < n; i++) {
+        softmax_naive(a + i * k, k, pa);
+        softmax_naive(b + i * k, k, pb);
+        for (int j = 0; j < k; j++)
+            mean[j] = (pa[j] + pb[j]) / 2;
+        loss -= log(mean[labels[i]]);
+        int place = naive_place(mean, k, labels[i]);
+        top1 += place < 1;
+        top5 += place < 5;
+    }
+    LossStats st = loss_mean_softmax_xent(a, b, labels, n, k);
+    assert_false(st.nonfinite);
+    if (fabs(st.loss_sum - loss) > 1e-12 * (1.0 + fabs(loss)))
+        fail_msg("two-view loss_sum %.17g vs naive %.17g", st.loss_sum, loss);
+    assert_int_equal(st.top1, top1);
+    assert_int_equal(st.top5, top5);
+    /* the views disagree often enough that the mean decides some rows */
+    loss_topk(a, labels, n, k, &plain1, &plain5);
+    int64_t b1, b5;
+    loss_topk(b, labels, n, k, &b1, &b5);
+    assert_true(top1 != plain1 || top1 != b1);
+    free(a), free(b);
+}
+
+/* a = (0, 0): p = (1/2, 1/2); b = (ln 3, 0): p = (3/4, 1/4); the mean is
+ * (5/8, 3/8). Label 1: loss -ln(3/8), second place. Equal views: exactly
+ * the plain loss's counts and (to rounding) its loss. */
+static void test_mean_softmax_worked(void **state)
+{
+    (void)state;
+    float a[2] = {0.0f, 0.0f}, b[2] = {(float)log(3.0), 0.0f};
+    int32_t label = 1;
+    LossStats st = loss_mean_softmax_xent(a, b, &label, 1, 2);
+    assert_true(fabs(st.loss_sum + log(3.0 / 8.0)) < 1e-7);
+    assert_int_equal(st.top1, 0);
+    assert_int_equal(st.top5, 1);
+    const int n = 30, k = 12;
+    float *x = xmalloc((size_t)n * k * sizeof(float));
+    int32_t labels[30];
+    make_batch(x, labels, n, k, 5);
+    x[3] = x[4]; /* a tie in row 0 */
+    labels[0] = 4;
+    LossStats same = loss_mean_softmax_xent(x, x, labels, n, k);
+    LossStats plain = loss_softmax_xent(x, labels, n, k, 0.0f, NULL, n);
+    assert_int_equal(same.top1, plain.top1);
+    assert_int_equal(same.top5, plain.top5);
+    assert_true(fabs(same.loss_sum - plain.loss_sum) <= 1e-12 * fabs(plain.loss_sum));
+    float bad[2] = {NAN, 0.0f};
+    assert_true(loss_mean_softmax_xent(a, bad, &label, 1, 2).nonfinite);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +359,8 @@ int main(void)
         cmocka_unit_test(test_loss_stable),
         cmocka_unit_test(test_topk_counts),
         cmocka_unit_test(test_loss_nonfinite),
+        cmocka_unit_test(test_mean_softmax_vs_naive),
+        cmocka_unit_test(test_mean_softmax_worked),
     };
     return cmocka_run_group_tests_name("loss", tests, NULL, NULL);
 }

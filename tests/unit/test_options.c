@@ -55,6 +55,33 @@ static void test_defaults(void **state)
     assert_string_equal(o.checkpoint_dir, "checkpoints");
     /* Goyal et al.: warmup starts at lr x 256 / batch, never above lr */
     assert_true(o.warmup_start_lr == 0.1);
+    /* no weight average, no test-time augmentation */
+    assert_true(o.model_ema == 0 && o.model_ema_every == 1 && !o.model_ema_eval);
+    assert_false(o.tta_flip);
+}
+
+static void test_ema_and_tta_flags(void **state)
+{
+    (void)state;
+    Options o;
+    Status st = parse_args(&o, "--synthetic", "--model-ema", "0.9999", "--model-ema-every", "32",
+                           "--model-ema-eval", "--tta", "flip", NULL);
+    assert_int_equal(st.code, 0);
+    assert_true(o.model_ema == 0.9999 && o.model_ema_every == 32 && o.model_ema_eval);
+    assert_true(o.tta_flip);
+    assert_int_equal(parse_args(&o, "--synthetic", "--tta", "none", NULL).code, 0);
+    assert_false(o.tta_flip);
+    expect_error(parse_args(&o, "--synthetic", "--model-ema", "1", NULL), "below 1");
+    expect_error(parse_args(&o, "--synthetic", "--model-ema", "-0.5", NULL), "--model-ema: '-0.5'");
+    expect_error(parse_args(&o, "--synthetic", "--model-ema-every", "0", NULL),
+                 "--model-ema-every: '0'");
+    expect_error(parse_args(&o, "--synthetic", "--tta", "crop", NULL), "neither none nor flip");
+    expect_error(parse_args(&o, "--synthetic", "--model-ema-eval", NULL), "needs --model-ema DECAY");
+    expect_error(parse_args(&o, "--synthetic", "--init-from-ema", NULL), "needs --init-from CKPT");
+    st = parse_args(&o, "--data", "d.h5", "--eval-only", "--init-from", "c.h5", "--init-from-ema",
+                    NULL);
+    assert_int_equal(st.code, 0);
+    assert_true(o.init_from_ema);
 }
 
 static void test_numbers_checked(void **state)
@@ -229,6 +256,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_ema_and_tta_flags),
         cmocka_unit_test(test_numbers_checked),
         cmocka_unit_test(test_choices_checked),
         cmocka_unit_test(test_command_line_shape),

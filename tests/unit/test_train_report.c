@@ -73,6 +73,7 @@ static void test_defaults_say_everything(void **state)
            "plateau_threshold_mode=rel plateau_cooldown=0 min_lr=0 val_every=1\n");
     has(s, "config: checkpoint_dir=checkpoints checkpoint_every=1 checkpoint_minutes=off keep=3 "
            "bucket_mb=25\n");
+    has(s, "config: model_ema=off tta=none\n");
     lacks(s, "max_steps");
     lacks(s, "warmup_start_lr");
     lacks(s, "wrn_dropout");
@@ -98,6 +99,22 @@ static void test_no_misleading_settings(void **state)
     s = format(&c);
     lacks(s, "stem=");
     has(s, " wrn_dropout=0.3 ");
+}
+
+static void test_ema_and_tta(void **state)
+{
+    (void)state;
+    TrainConfig c = base_config();
+    c.opt.model_ema = 0.9998;
+    c.opt.model_ema_every = 32;
+    c.opt.model_ema_eval = 1;
+    c.opt.tta_flip = 1;
+    const char *s = format(&c);
+    has(s, "config: model_ema=0.9998 model_ema_every=32 model_ema_eval=1 tta=flip\n");
+    c.opt.init_from = "ema.h5";
+    c.opt.init_from_ema = 1;
+    s = format(&c);
+    has(s, " model_ema_eval=1 init_from_ema=1 tta=flip\n");
 }
 
 static void test_schedules(void **state)
@@ -183,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_defaults_say_everything),
         cmocka_unit_test(test_no_misleading_settings),
         cmocka_unit_test(test_schedules),
+        cmocka_unit_test(test_ema_and_tta),
         cmocka_unit_test(test_plateau_in_effect),
         cmocka_unit_test(test_other_settings),
         cmocka_unit_test(test_small_buffer),
