@@ -34,6 +34,18 @@ _Noreturn void fail_local(const char *file, int line, const char *call,
                           const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* What a writer does when one of its checks fails (the checkpoint writer:
+ * remove the partial file, say which file it was writing). While a context
+ * is set on a thread, fail_local on that thread first lets it reword the
+ * message (errno as the failed call left it), then prints and aborts as
+ * always; so a writer uses the same checks as everyone else. */
+typedef struct FailContext FailContext;
+struct FailContext {
+    void (*reword)(const FailContext *context, char *what, size_t len);
+};
+/* Sets this thread's context; NULL clears it. */
+void fail_context_set(const FailContext *context);
+
 void status_set(Status *st, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

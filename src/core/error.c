@@ -21,13 +21,27 @@ static int mpi_running(void)
     return init && !fin;
 }
 
+static _Thread_local const FailContext *g_fail_context;
+
+void fail_context_set(const FailContext *context)
+{
+    g_fail_context = context;
+}
+
 void fail_local(const char *file, int line, const char *call, const char *fmt, ...)
 {
+    int err = errno;
     char what[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    const FailContext *context = g_fail_context;
+    if (context) {
+        g_fail_context = NULL; /* a failure inside reword fails plainly */
+        errno = err;
+        context->reword(context, what, sizeof what);
+    }
     fprintf(stderr, "[rank %d] %s:%d: %s: %s\n", log_rank_id(), file, line, call, what);
     fflush(stderr);
     if (mpi_running())

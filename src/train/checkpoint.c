@@ -46,16 +46,19 @@
 /* writing: every failure is local I/O and aborts, naming the file     */
 
 /* A checkpoint being written: the final name and the temporary it is
- * written under until the rename. */
+ * written under until the rename. While it is written, the Target is the
+ * thread's failure context (error.h): a failed check removes the partial
+ * temporary, so that a full disk is not kept full by it, and its message
+ * names the checkpoint. */
 typedef struct {
+    FailContext context; /* first: fail_local hands it back as the Target */
     const char *path;
     const char *tmp;
 } Target;
 
-/* Removes the partial temporary, so that a full disk is not kept full by
- * it, and aborts naming the checkpoint. */
-static _Noreturn void write_failed(const Target *w, const char *file, int line, const char *call)
+static void write_failed(const FailContext *context, char *what, size_t len)
 {
+    const Target *w = (const Target *)context;
     char cause[160];
     int err = errno;
     h5_lock();
@@ -64,102 +67,92 @@ static _Noreturn void write_failed(const Target *w, const char *file, int line, 
     if (!cause[0] && err)
         snprintf(cause, sizeof cause, "%s", strerror(err));
     int removed = unlink(w->tmp) == 0 || errno == ENOENT;
-    fail_local(file, line, call,
-               "writing checkpoint %s failed: %s (disk full, quota or I/O error?); %s %s; the "
-               "previous checkpoints are kept",
-               w->path, cause[0] ? cause : "unknown reason",
-               removed ? "removed the partial" : "could not remove the partial", w->tmp);
+    snprintf(what, len,
+             "writing checkpoint %s failed: %s (disk full, quota or I/O error?); %s %s; the "
+             "previous checkpoints are kept",
+             w->path, cause[0] ? cause : "unknown reason",
+             removed ? "removed the partial" : "could not remove the partial", w->tmp);
 }
 
-static int64_t write_checked(int64_t ret, const Target *w, const char *file, int line,
-                             const char *call)
-{
-    if (ret < 0)
-        write_failed(w, file, line, call);
-    return ret;
-}
-#define W_CHECK(w, call) write_checked((int64_t)(call), w, __FILE__, __LINE__, #call)
-
-static hid_t group_create(hid_t loc, const char *name, const Target *w)
+static hid_t group_create(hid_t loc, const char *name)
 {
     h5_lock();
-    hid_t g = W_CHECK(w, H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    hid_t g = H5_CHECK(H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     h5_unlock();
     return g;
 }
 
-static void object_close(hid_t id, const Target *w)
+static void object_close(hid_t id)
 {
     h5_lock();
-    W_CHECK(w, H5Oclose(id));
+    H5_CHECK(H5Oclose(id));
     h5_unlock();
 }
 
 /* ndims 0 writes a scalar (0-dim) dataset, as h5py does for a 0-dim array. */
 static void dataset_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, int ndims,
-                          const int64_t *dims, const void *data, const Target *w)
+                          const int64_t *dims, const void *data)
 {
     hsize_t hdims[4];
     for (int d = 0; d < ndims; d++)
         hdims[d] = (hsize_t)dims[d];
     h5_lock();
-    hid_t space = W_CHECK(w, ndims ? H5Screate_simple(ndims, hdims, NULL)
+    hid_t space = H5_CHECK(ndims ? H5Screate_simple(ndims, hdims, NULL)
                                       : H5Screate(H5S_SCALAR));
-    hid_t ds = W_CHECK(w, H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT,
+    hid_t ds = H5_CHECK(H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT,
                                         H5P_DEFAULT));
-    W_CHECK(w, H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
-    W_CHECK(w, H5Dclose(ds));
-    W_CHECK(w, H5Sclose(space));
+    H5_CHECK(H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+    H5_CHECK(H5Dclose(ds));
+    H5_CHECK(H5Sclose(space));
     h5_unlock();
 }
 
 /* n values of an array attribute (n 0: a scalar). */
 static void attr_write_n(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, int n,
-                         const void *value, const Target *w)
+                         const void *value)
 {
     hsize_t dims = (hsize_t)n;
     h5_lock();
-    hid_t space = W_CHECK(w, n ? H5Screate_simple(1, &dims, NULL) : H5Screate(H5S_SCALAR));
-    hid_t attr = W_CHECK(w, H5Acreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT));
-    W_CHECK(w, H5Awrite(attr, mem_type, value));
-    W_CHECK(w, H5Aclose(attr));
-    W_CHECK(w, H5Sclose(space));
+    hid_t space = H5_CHECK(n ? H5Screate_simple(1, &dims, NULL) : H5Screate(H5S_SCALAR));
+    hid_t attr = H5_CHECK(H5Acreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT));
+    H5_CHECK(H5Awrite(attr, mem_type, value));
+    H5_CHECK(H5Aclose(attr));
+    H5_CHECK(H5Sclose(space));
     h5_unlock();
 }
 
 static void attr_write(hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
-                       const void *value, const Target *w)
+                       const void *value)
 {
-    attr_write_n(loc, name, file_type, mem_type, 0, value, w);
+    attr_write_n(loc, name, file_type, mem_type, 0, value);
 }
 
-static void attr_write_i64(hid_t loc, const char *name, int64_t v, const Target *w)
+static void attr_write_i64(hid_t loc, const char *name, int64_t v)
 {
-    attr_write(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, w);
+    attr_write(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
 }
 
-static void attr_write_f64(hid_t loc, const char *name, double v, const Target *w)
+static void attr_write_f64(hid_t loc, const char *name, double v)
 {
-    attr_write(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, w);
+    attr_write(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 
 /* n variable-length UTF-8 strings (n 0: one, as a scalar), which h5py
  * returns as str. */
-static void attr_write_strs(hid_t loc, const char *name, int n, const char *const *s,
-                            const Target *w)
+static void attr_write_strs(hid_t loc, const char *name, int n, const char *const *s)
 {
     h5_lock();
-    hid_t type = W_CHECK(w, H5Tcopy(H5T_C_S1));
-    W_CHECK(w, H5Tset_size(type, H5T_VARIABLE));
-    W_CHECK(w, H5Tset_cset(type, H5T_CSET_UTF8));
-    attr_write_n(loc, name, type, type, n, s, w);
-    W_CHECK(w, H5Tclose(type));
+    hid_t type = H5_CHECK(H5Tcopy(H5T_C_S1));
+    H5_CHECK(H5Tset_size(type, H5T_VARIABLE));
+    H5_CHECK(H5Tset_cset(type, H5T_CSET_UTF8));
+    attr_write_n(loc, name, type, type, n, s);
+    H5_CHECK(H5Tclose(type));
     h5_unlock();
 }
 
-static void attr_write_str(hid_t loc, const char *name, const char *s, const Target *w)
+static void attr_write_str(hid_t loc, const char *name, const char *s)
 {
-    attr_write_strs(loc, name, 0, &s, w);
+    attr_write_strs(loc, name, 0, &s);
 }
 
 static size_t largest_tensor(const Params *p)
@@ -174,77 +167,77 @@ static size_t largest_tensor(const Params *p)
 /* A state_dict group: the tensors of buf, then each BN layer's statistics
  * from state (the layout of p->state) and the counter nbt. */
 static void model_write(hid_t file, const Params *p, const char *group, ParamBuffer buf,
-                        const float *state, int64_t nbt, const Target *w, hid_t *out)
+                        const float *state, int64_t nbt, hid_t *out)
 {
     float *plain = xmalloc(largest_tensor(p) * sizeof(float));
-    hid_t g = group_create(file, group, w);
+    hid_t g = group_create(file, group);
     for (int i = 0; i < p->count; i++) {
         const ParamInfo *info = &p->info[i];
         params_get_plain(p, i, buf, plain);
         dataset_write(g, info->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, info->ndims, info->dims,
-                      plain, w);
+                      plain);
     }
     char name[TENSOR_PATH_MAX];
     for (int i = 0; i < p->bn_count; i++) {
         int64_t c = (int64_t)p->bn[i].channels; /* (C) */
         const float *mean = state + p->bn[i].offset, *var = mean + p->bn[i].channels;
         snprintf(name, sizeof name, "%s.running_mean", p->bn[i].name);
-        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, mean, w);
+        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, mean);
         snprintf(name, sizeof name, "%s.running_var", p->bn[i].name);
-        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, var, w);
+        dataset_write(g, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &c, var);
         snprintf(name, sizeof name, "%s.num_batches_tracked", p->bn[i].name);
-        dataset_write(g, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 0, NULL, &nbt, w);
+        dataset_write(g, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 0, NULL, &nbt);
     }
     free(plain);
     if (out)
         *out = g;
     else
-        object_close(g, w);
+        object_close(g);
 }
 
 /* /model_ema: the moving average, named and shaped as /model. */
-static void ema_write(hid_t file, const Params *p, const CheckpointMeta *m, const Target *w)
+static void ema_write(hid_t file, const Params *p, const CheckpointMeta *m)
 {
     hid_t g;
-    model_write(file, p, "model_ema", BUF_EMA, p->ema_state, p->ema_num_batches_tracked, w, &g);
-    attr_write_f64(g, "decay", m->ema_decay, w);
-    attr_write_i64(g, "every", m->ema_every, w);
-    object_close(g, w);
+    model_write(file, p, "model_ema", BUF_EMA, p->ema_state, p->ema_num_batches_tracked, &g);
+    attr_write_f64(g, "decay", m->ema_decay);
+    attr_write_i64(g, "every", m->ema_every);
+    object_close(g);
 }
 
-static void momentum_write(hid_t file, const Params *p, const Target *w)
+static void momentum_write(hid_t file, const Params *p)
 {
     float *plain = xmalloc(largest_tensor(p) * sizeof(float));
-    hid_t opt = group_create(file, "optimizer", w);
-    hid_t g = group_create(opt, "momentum", w);
+    hid_t opt = group_create(file, "optimizer");
+    hid_t g = group_create(opt, "momentum");
     for (int i = 0; i < p->count; i++) {
         const ParamInfo *info = &p->info[i];
         params_get_plain(p, i, BUF_MOMENTUM, plain);
         dataset_write(g, info->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, info->ndims, info->dims,
-                      plain, w);
+                      plain);
     }
-    object_close(g, w);
-    object_close(opt, w);
+    object_close(g);
+    object_close(opt);
     free(plain);
 }
 
 /* What evaluation and prediction need to feed the model without flags. */
-static void model_input_write(hid_t file, const CheckpointMeta *m, const Target *w)
+static void model_input_write(hid_t file, const CheckpointMeta *m)
 {
-    attr_write_str(file, "stem", m->small_stem ? "small" : "imagenet", w);
+    attr_write_str(file, "stem", m->small_stem ? "small" : "imagenet");
     if (m->input_size)
-        attr_write_i64(file, "input_size", m->input_size, w);
+        attr_write_i64(file, "input_size", m->input_size);
     if (m->resize_size)
-        attr_write_i64(file, "resize_size", m->resize_size, w);
+        attr_write_i64(file, "resize_size", m->resize_size);
     if (m->channels) {
-        attr_write_n(file, "mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, m->channels, m->mean, w);
-        attr_write_n(file, "std", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, m->channels, m->std, w);
+        attr_write_n(file, "mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, m->channels, m->mean);
+        attr_write_n(file, "std", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, m->channels, m->std);
     }
     if (m->num_class_names > 0 && m->num_class_names <= CHECKPOINT_CLASS_NAMES_MAX)
-        attr_write_strs(file, "class_names", m->num_class_names, m->class_names, w);
+        attr_write_strs(file, "class_names", m->num_class_names, m->class_names);
 }
 
-static void meta_write(hid_t file, const CheckpointMeta *m, const Target *w)
+static void meta_write(hid_t file, const CheckpointMeta *m)
 {
     char version[sizeof m->version];
     if (m->version[0])
@@ -252,50 +245,50 @@ static void meta_write(hid_t file, const CheckpointMeta *m, const Target *w)
     else
         version_string(version, sizeof version);
     uint64_t seed = m->seed;
-    attr_write_i64(file, "format_version", CHECKPOINT_FORMAT_VERSION, w);
-    attr_write_str(file, "arch", m->arch, w);
-    attr_write_i64(file, "num_classes", m->num_classes, w);
-    attr_write_i64(file, "epoch", m->epoch, w);
-    attr_write_i64(file, "epoch_step", m->epoch_step, w);
-    attr_write_i64(file, "step", m->step, w);
-    attr_write_f64(file, "lr", m->lr, w);
-    attr_write_i64(file, "global_batch", m->global_batch, w);
-    attr_write(file, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed, w);
-    attr_write_i64(file, "world_size", m->world_size, w);
-    attr_write_f64(file, "best_metric", m->best_metric, w);
-    attr_write_str(file, "dataset_fingerprint", m->dataset_fingerprint, w);
-    attr_write_str(file, "version", version, w);
-    attr_write_str(file, "command_line", m->command_line, w);
-    attr_write_i64(file, "validation_pending", m->validation_pending, w);
-    model_input_write(file, m, w);
+    attr_write_i64(file, "format_version", CHECKPOINT_FORMAT_VERSION);
+    attr_write_str(file, "arch", m->arch);
+    attr_write_i64(file, "num_classes", m->num_classes);
+    attr_write_i64(file, "epoch", m->epoch);
+    attr_write_i64(file, "epoch_step", m->epoch_step);
+    attr_write_i64(file, "step", m->step);
+    attr_write_f64(file, "lr", m->lr);
+    attr_write_i64(file, "global_batch", m->global_batch);
+    attr_write(file, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &seed);
+    attr_write_i64(file, "world_size", m->world_size);
+    attr_write_f64(file, "best_metric", m->best_metric);
+    attr_write_str(file, "dataset_fingerprint", m->dataset_fingerprint);
+    attr_write_str(file, "version", version);
+    attr_write_str(file, "command_line", m->command_line);
+    attr_write_i64(file, "validation_pending", m->validation_pending);
+    model_input_write(file, m);
 }
 
 /* torch's state_dict spelling: mode "min"/"max", threshold_mode "rel"/"abs". */
-static void scheduler_write(hid_t file, const Plateau *s, const Target *w)
+static void scheduler_write(hid_t file, const Plateau *s)
 {
-    hid_t g = group_create(file, "scheduler", w);
-    attr_write_str(g, "type", "ReduceLROnPlateau", w);
-    attr_write_str(g, "mode", s->mode == PLATEAU_MIN ? "min" : "max", w);
-    attr_write_f64(g, "factor", s->factor, w);
-    attr_write_i64(g, "patience", s->patience, w);
-    attr_write_f64(g, "threshold", s->threshold, w);
-    attr_write_str(g, "threshold_mode", s->threshold_mode == THRESHOLD_REL ? "rel" : "abs", w);
-    attr_write_i64(g, "cooldown", s->cooldown, w);
-    attr_write_f64(g, "min_lr", s->min_lr, w);
-    attr_write_f64(g, "eps", s->eps, w);
-    attr_write_f64(g, "best", s->best, w);
-    attr_write_i64(g, "num_bad_epochs", s->num_bad_epochs, w);
-    attr_write_i64(g, "cooldown_counter", s->cooldown_counter, w);
-    attr_write_i64(g, "last_epoch", s->last_epoch, w);
-    object_close(g, w);
+    hid_t g = group_create(file, "scheduler");
+    attr_write_str(g, "type", "ReduceLROnPlateau");
+    attr_write_str(g, "mode", s->mode == PLATEAU_MIN ? "min" : "max");
+    attr_write_f64(g, "factor", s->factor);
+    attr_write_i64(g, "patience", s->patience);
+    attr_write_f64(g, "threshold", s->threshold);
+    attr_write_str(g, "threshold_mode", s->threshold_mode == THRESHOLD_REL ? "rel" : "abs");
+    attr_write_i64(g, "cooldown", s->cooldown);
+    attr_write_f64(g, "min_lr", s->min_lr);
+    attr_write_f64(g, "eps", s->eps);
+    attr_write_f64(g, "best", s->best);
+    attr_write_i64(g, "num_bad_epochs", s->num_bad_epochs);
+    attr_write_i64(g, "cooldown_counter", s->cooldown_counter);
+    attr_write_i64(g, "last_epoch", s->last_epoch);
+    object_close(g);
 }
 
 /* The data must be on disk before the rename makes it the checkpoint. */
-static void file_sync(const Target *w)
+static void file_sync(const char *tmp)
 {
-    int fd = open(w->tmp, O_RDONLY);
+    int fd = open(tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0)
-        write_failed(w, __FILE__, __LINE__, "fsync");
+        fail_local(__FILE__, __LINE__, "fsync", "%s", sys_error_string());
     close(fd);
 }
 
@@ -403,7 +396,7 @@ int checkpoint_write(const char *path, const Params *p, const CheckpointMeta *m,
                    "checkpoints are kept", path, what);
         return st->code;
     }
-    Target w = {.path = path, .tmp = tmp};
+    Target w = {.context = {.reword = write_failed}, .path = path, .tmp = tmp};
     tmp_clear(&w);
     h5_lock();
     hid_t file;
@@ -419,21 +412,23 @@ int checkpoint_write(const char *path, const Params *p, const CheckpointMeta *m,
                    "system without locks set HDF5_USE_FILE_LOCKING=FALSE)", tmp);
     }
 
-    model_write(file, p, "model", BUF_VALUE, p->state, p->num_batches_tracked, &w, NULL);
+    fail_context_set(&w.context);
+    model_write(file, p, "model", BUF_VALUE, p->state, p->num_batches_tracked, NULL);
     if (p->ema)
-        ema_write(file, p, m, &w);
-    momentum_write(file, p, &w);
-    meta_write(file, m, &w);
+        ema_write(file, p, m);
+    momentum_write(file, p);
+    meta_write(file, m);
     if (m->has_plateau)
-        scheduler_write(file, &m->plateau, &w);
+        scheduler_write(file, &m->plateau);
 
     h5_lock();
-    W_CHECK(&w, H5Fflush(file, H5F_SCOPE_GLOBAL));
-    W_CHECK(&w, H5Fclose(file));
+    H5_CHECK(H5Fflush(file, H5F_SCOPE_GLOBAL));
+    H5_CHECK(H5Fclose(file));
     h5_unlock();
-    file_sync(&w);
+    file_sync(tmp);
     if (rename(tmp, path) != 0)
-        write_failed(&w, __FILE__, __LINE__, "rename");
+        fail_local(__FILE__, __LINE__, "rename", "%s", sys_error_string());
+    fail_context_set(NULL);
     dir_sync(path);
     return 0;
 }

@@ -2,7 +2,8 @@
  * test_error.c - the one error format and the exit paths: a local failure
  * prints "[rank R] file:line: call: what" and aborts; a Status keeps the
  * first error; status_agree exits with the status's code; H5_CHECK names
- * the HDF5 function and the object that failed. Each failing path runs in a
+ * the HDF5 function and the object that failed; a failure context (the
+ * checkpoint writer's) rewords the message before the abort. Each failing path runs in a
  * child process whose stderr and end are captured.
  */
 #include <errno.h>
@@ -79,6 +80,46 @@ static void test_sys_check_names_errno(void **state)
     assert_int_equal(o.signal, SIGABRT);
     assert_non_null(strstr(o.err, "open(\"/nonexistent/dir/file\", O_RDONLY): "));
     assert_non_null(strstr(o.err, strerror(ENOENT)));
+}
+
+/* A failure context rewords the message with the errno of the failed call
+ * and runs before the abort; it is cleared once used, and a context cleared
+ * beforehand changes nothing. */
+static void reword_naming_errno(const FailContext *context, char *what, size_t len)
+{
+    (void)context;
+    char was[256];
+    snprintf(was, sizeof was, "%s", what);
+    snprintf(what, len, "writing out.h5 failed: %s [%s]", strerror(errno), was);
+}
+
+static void child_context_rewords(void)
+{
+    static const FailContext context = {.reword = reword_naming_errno};
+    fail_context_set(&context);
+    SYS_CHECK(open("/nonexistent/dir/file", O_RDONLY));
+}
+
+static void child_context_cleared(void)
+{
+    static const FailContext context = {.reword = reword_naming_errno};
+    fail_context_set(&context);
+    fail_context_set(NULL);
+    SYS_CHECK(open("/nonexistent/dir/file", O_RDONLY));
+}
+
+static void test_fail_context(void **state)
+{
+    (void)state;
+    Outcome o = run_child(child_context_rewords);
+    assert_int_equal(o.signal, SIGABRT);
+    char want[256];
+    snprintf(want, sizeof want, "O_RDONLY): writing out.h5 failed: %s [%s]\n", strerror(ENOENT),
+             strerror(ENOENT));
+    assert_non_null(strstr(o.err, want));
+    o = run_child(child_context_cleared);
+    assert_int_equal(o.signal, SIGABRT);
+    assert_null(strstr(o.err, "writing out.h5"));
 }
 
 static void child_h5_fails(void)
@@ -166,6 +207,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_format),
         cmocka_unit_test(test_sys_check_names_errno),
+        cmocka_unit_test(test_fail_context),
         cmocka_unit_test(test_h5_check_names_call_and_object),
         cmocka_unit_test(test_h5_system_reason),
         cmocka_unit_test(test_status_keeps_first_and_exits),
