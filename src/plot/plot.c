@@ -163,12 +163,12 @@ static void write_data(FILE *const f[4], const Records *rs, Summary *s)
         if (r.kind != REC_LR && r.loss > 0)
             widen(&s->loss_min, &s->loss_max, r.loss, s->n_loss_positive++ == 0);
         if (r.kind == REC_TRAIN) {
-            fprintf(f[0], "%g %g %g ", x, r.step, r.loss);
+            fprintf(f[0], "%.17g %g %g ", x, r.step, r.loss);
             fprintf(f[0], isnan(r.top1) ? "NaN\n" : "%g\n", err(r.top1));
             s->n_top1 += !isnan(r.top1);
             s->n_train++;
         } else if (r.kind == REC_VAL || r.kind == REC_TEST) {
-            fprintf(f[r.kind == REC_VAL ? 1 : 2], "%g %g %g %g %g\n", x, r.step, err(r.top1),
+            fprintf(f[r.kind == REC_VAL ? 1 : 2], "%.17g %g %g %g %g\n", x, r.step, err(r.top1),
                     err(r.top5), r.loss);
             s->top5 |= r.top5 < 1;
             s->n_top1++;
@@ -180,7 +180,7 @@ static void write_data(FILE *const f[4], const Records *rs, Summary *s)
             }
         }
         if ((r.kind == REC_TRAIN || r.kind == REC_LR) && !isnan(r.lr)) {
-            fprintf(f[3], "%g %g %g\n", x, r.step, r.lr);
+            fprintf(f[3], "%.17g %g %g\n", x, r.step, r.lr);
             widen(&s->lr_min, &s->lr_max, r.lr, s->n_lr++ == 0);
         }
     }

@@ -426,8 +426,7 @@ int checkpoint_write(const char *path, const Params *p, const CheckpointMeta *m,
     H5_CHECK(H5Fclose(file));
     h5_unlock();
     file_sync(tmp);
-    if (rename(tmp, path) != 0)
-        fail_local(__FILE__, __LINE__, "rename", "%s", sys_error_string());
+    SYS_CHECK(rename(tmp, path));
     fail_context_set(NULL);
     dir_sync(path);
     return 0;

@@ -414,6 +414,10 @@ extract() {
         if (w ~ /^make bench/ || w ~ /^sh bench\// || w ~ /bench\/(update_perf_doc|scaling_model)\.py/)
             return "COVERED benchmarks: make bench (minutes; rewrites docs/performance.md)"
         if (w ~ /^sbatch /) return "COVERED Slurm: tests/slurm/test_*.sh"
+        if (w ~ /^(sh tests\/slurm\/multinode\.sh|eval "\$\(sh tests\/slurm\/multinode\.sh|sinfo|squeue)/)
+            return "COVERED Slurm: tests/slurm/test_multinode*.sh start and stop this cluster"
+        if (doc ~ /README\.md$/ && w ~ /^(build\/bin\/resnet_predict|python3 tools\/)/)
+            return "COVERED tests/slurm/test_walkthrough.sh runs it on the checkpoint its jobs trained"
         if (doc ~ /dataset-format\.md$/ && w ~ /^resnet_prep verify mydata\.h5/)
             return "COVERED tests/e2e/prep_interop.sh runs the page'"'"'s h5py code and this"
         if (w ~ /^(mpirun|build\/bin\/resnet_(dist|prep|plot|predict)|resnet_(dist|prep|plot|predict)|python3 (tools\/)?[A-Za-z0-9_.-]+\.py|mkdir|export|kill|wait|until|grep|h5ls|ls|sleep)( |$)/ || w ~ /^[A-Za-z_][A-Za-z_0-9]*=\$!$/)

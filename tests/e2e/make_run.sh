@@ -41,7 +41,8 @@ check test -f "$run/checkpoints/step-00000008.h5"
 BUILD=$BUILD RUN_ROOT="$T/long" DATA_DIR="$T/data" MAX_STEPS=3 \
     sh datasets/fashion-mnist/long-recipe.sh >"$T/long.log" 2>&1
 check test $? -eq 0
-check grep -q "epochs=70 .*weight_decay=0.0005" "$T/long.log"
+check grep -q "^config: schedule=plateau epochs=70 " "$T/long.log"
+check grep -q "^config: .* weight_decay=0.0005 " "$T/long.log"
 check grep -q "training data: cifar augmentation" "$T/long.log"
 check grep -q '"kind":"test"' "$(ls -d "$T"/long/*/ | head -n 1)metrics.jsonl"
 BUILD=$BUILD OUT="$T/curves" DATA="$T/data/fashion-mnist-val5k.h5" SEEDS=0 MAX_STEPS=3 \

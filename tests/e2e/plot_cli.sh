@@ -73,6 +73,14 @@ printf '%s\n' '{"kind":"train","step":1,"loss":inf,"top1":nan,"lr":1e400}' \
 "$BUILD/bin/resnet_plot" "$T/odd.jsonl" -o "$T/odd.png" >"$T/out" 2>&1
 check test $? -eq 0
 check is_png "$T/odd.png"
+# A run stopped early in a long epoch: its last x (3/429 epochs) is the
+# x range's edge and must stay inside it when written to the data files.
+printf '%s\n' '{"kind":"config","steps_per_epoch":429,"total_steps":3}' \
+    '{"kind":"train","step":3,"epoch":0,"loss":2.45,"top1":0.12,"top5":0.55,"lr":0.1}' \
+    '{"kind":"val","step":3,"epoch":0,"loss":2.62,"top1":0.12,"top5":0.50}' >"$T/short.jsonl"
+"$BUILD/bin/resnet_plot" "$T/short.jsonl" -o "$T/short.png" >"$T/out" 2>&1
+check test $? -eq 0
+check is_png "$T/short.png"
 
 # ---------------------------------------------------------------- what is drawn
 # plot_kept METRICS PNG DIR: resnet_plot, keeping the gnuplot script and data in DIR

@@ -246,8 +246,11 @@ refused "JPEG val bomb" "/val/jpeg image 3 declares 40000 x 40000 pixels" "$T/bo
 bounded "first small JPEG over 2 ranks" 2 "^error: .*/val/jpeg image 2 is 20x20" -- \
     mpirun -np 2 --oversubscribe $RUN --data "$T/small-jpeg-2-6.h5"
 bounded "training does not read /test" 0 "dry run" -- $RUN --data "$T/small-test.h5"
+# the checkpoint --eval-only needs (it takes the model and the crop from it)
+$BIN --arch resnet20 --stem small --batch-size 4 --crop 24 --data "$T/good-jpeg.h5" \
+    --max-steps 1 --checkpoint-dir "$T/ckpt" >"$T/ckpt.log" 2>&1 || bad "a checkpoint to evaluate"
 refused "--eval-only --split test checks /test" "/test/jpeg image 1 is 12x30" \
-    "$T/small-test.h5" --eval-only --split test --init-from "$T/checked-later.h5"
+    "$T/small-test.h5" --eval-only --split test --init-from "$T/ckpt/step-00000001.h5"
 
 echo "reader_hostile: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
