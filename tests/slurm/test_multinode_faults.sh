@@ -91,7 +91,7 @@ if wait_log "$id" "$T/nodefail.out" "^checkpoint .*step-00000021.h5" 120; then
     resumed=$(sed -n 's/^resumed from .*step-0*[0-9]*\.h5 at step \([0-9]*\).*/\1/p' "$T/nodefail.out" | tail -n 1)
     check "nodefail: resumed at step ${resumed:-?}, the last checkpoint before the failure" \
         test -n "$resumed" -a "$resumed" = "$last"
-    check "nodefail: 2 ranks after the requeue" grep -q "^ranks 2 x threads 1" "$T/nodefail.out"
+    check "nodefail: 2 ranks after the requeue" grep -q "^2 ranks x 1 thread, " "$T/nodefail.out"
     check "nodefail: final checkpoint at the planned step 252" final_step "$T/nodefail" 252
 else
     bad "nodefail: no first checkpoint"
