@@ -167,7 +167,8 @@ ifneq ($(filter test run bench,$(MAKECMDGOALS)),)
 $(LIB_OBJ) $(REF_OBJ): | $(if $(filter test,$(MAKECMDGOALS)),deps-test,$(if $(filter run,$(MAKECMDGOALS)),deps-run,deps-bench))
 endif
 
-unit: $(TOOLS) $(UNIT) $(MPITESTS)
+# The benchmarks' programs are built with the tests, so that no change breaks them unseen.
+unit: $(TOOLS) $(UNIT) $(MPITESTS) $(BUILD)/bench/gemm_peak $(BUILD)/bench/loader_bench
 
 test: deps-test
 	@$(MAKE) --no-print-directory unit
