@@ -137,7 +137,7 @@ PKG_BUILD := make gcc pkg-config libdnnl-dev libopenmpi-dev openmpi-bin \
              libhdf5-openmpi-dev libturbojpeg0-dev libpng-dev zlib1g-dev
 PKG_RUN   := dataset-fashion-mnist gnuplot-nox
 PKG_TEST  := libcmocka-dev hdf5-tools python3-torch python3-torchvision python3-h5py python3-numpy \
-             slurm-wlm munge shellcheck
+             slurm-wlm munge shellcheck iproute2
 PKG_BENCH := python3-torch python3-torchvision python3-h5py
 
 # The package step of make run/test/bench. NO_INSTALL=1 skips it; when the
