@@ -31,12 +31,14 @@ static const char *format(const TrainConfig *c)
 
 static void has(const char *s, const char *what)
 {
+    assert_non_null(s); /* and tells GCC's sanitizer build that s is no null argument */
     if (!strstr(s, what))
         fail_msg("'%s' not in:\n%s", what, s);
 }
 
 static void lacks(const char *s, const char *what)
 {
+    assert_non_null(s);
     if (strstr(s, what))
         fail_msg("'%s' should not be in:\n%s", what, s);
 }
