@@ -199,9 +199,9 @@ int prep_flags_parse(const PrepCommandLine *cl, int argc, char **argv, void *opt
         }
         value_store(cl, &cl->flags[c - 256], optarg, opts);
     }
-    if (cl->positionals == 0 && optind < argc)
+    if (!cl->positional_name && optind < argc)
         prep_usage_fail(cl->cmd, "unexpected argument '%s'", argv[optind]);
-    if (cl->positionals > 0 && argc - optind != cl->positionals)
+    if (cl->positional_name && argc - optind != 1)
         prep_usage_fail(cl->cmd, "expected exactly one %s", cl->positional_name);
     for (size_t i = 0; i < cl->nflags; i++) {
         const PrepFlag *f = &cl->flags[i];

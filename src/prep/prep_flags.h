@@ -38,8 +38,8 @@ typedef struct {
     const char *intro;    /* usage line(s) and description, ending in a blank line */
     const PrepFlag *flags;
     size_t nflags;
-    int positionals;      /* non-option arguments required (0 or 1) */
-    const char *positional_name;
+    const char *positional_name; /* the one non-option argument it takes ("FILE.h5"), or
+                                  * NULL for none */
 } PrepCommandLine;
 
 #define PREP_NFLAGS(table) (sizeof(table) / sizeof(table)[0])

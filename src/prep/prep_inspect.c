@@ -409,7 +409,6 @@ int prep_inspect_main(int argc, char **argv)
                  "few), mean/std and per split the record count and dataset shapes. Checks\n"
                  "the layout (attributes, dtypes, shapes) but reads no records: see verify.\n"
                  "\n",
-        .positionals = 1,
         .positional_name = "FILE.h5",
     };
     const char *path = argv[prep_flags_parse(&cli, argc, argv, NULL)];

@@ -201,7 +201,6 @@ int prep_verify_main(int argc, char **argv)
                  "from 0 to the byte count and every JPEG decodable. Exits 2 naming the first\n"
                  "bad split and index; 0 when everything is fine.\n"
                  "\n",
-        .positionals = 1,
         .positional_name = "FILE.h5",
     };
     const char *path = argv[prep_flags_parse(&cli, argc, argv, NULL)];
