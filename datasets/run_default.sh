@@ -12,7 +12,9 @@
 # (runs), DATA_DIR (datasets/fashion-mnist/data; the file is
 # fashion-mnist-val5k.h5 there), FASHION_MNIST_DIR (the four IDX files,
 # /usr/share/datasets/fashion-mnist), BUILD (build); the recipe itself: ARCH
-# (resnet20), AUG (none), WEIGHT_DECAY (1e-4), PATIENCE (0).
+# (resnet20), AUG (none), WEIGHT_DECAY (1e-4), PATIENCE (0), SEED (0),
+# TRAIN_FLAGS (more resnet_dist flags for training, e.g. --lr-schedule cosine)
+# and EVAL_FLAGS (for the test evaluation of best.h5, e.g. --tta flip).
 set -e
 BUILD=${BUILD:-build}
 SRC=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
@@ -24,6 +26,7 @@ ARCH=${ARCH:-resnet20}
 AUG=${AUG:-none}
 WEIGHT_DECAY=${WEIGHT_DECAY:-1e-4}
 PATIENCE=${PATIENCE:-0}
+SEED=${SEED:-0}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 if [ "${RESUME:-0}" = 1 ]; then
@@ -54,14 +57,15 @@ echo "training $ARCH on $DATA: $ranks ranks x $threads threads, run directory $R
 start=$(date +%s)
 mpirun -np "$ranks" --bind-to none -x OMP_NUM_THREADS="$threads" "$BUILD/bin/resnet_dist" \
     --arch "$ARCH" --data "$DATA" --batch-size 128 --lr 0.1 --epochs "$EPOCHS" \
-    --weight-decay "$WEIGHT_DECAY" --plateau-patience "$PATIENCE" --aug "$AUG" --log-every 50 --progress "$progress" \
+    --weight-decay "$WEIGHT_DECAY" --plateau-patience "$PATIENCE" --aug "$AUG" --seed "$SEED" \
+    --log-every 50 --progress "$progress" \
     --checkpoint-dir "$RUN/checkpoints" --metrics "$RUN/metrics.jsonl" --resume auto \
-    ${MAX_STEPS:+--max-steps "$MAX_STEPS"}
+    ${MAX_STEPS:+--max-steps "$MAX_STEPS"} ${TRAIN_FLAGS:-}
 echo "training took $(($(date +%s) - start)) s"
 
 mpirun -np "$ranks" --bind-to none -x OMP_NUM_THREADS="$threads" "$BUILD/bin/resnet_dist" \
     --eval-only --split test --arch "$ARCH" --data "$DATA" --batch-size 500 \
-    --init-from "$RUN/checkpoints/best.h5" --metrics "$RUN/metrics.jsonl"
+    --init-from "$RUN/checkpoints/best.h5" --metrics "$RUN/metrics.jsonl" ${EVAL_FLAGS:-}
 "$BUILD/bin/resnet_plot" "$RUN/metrics.jsonl" -o "$RUN/curves.png" --title "$ARCH on Fashion-MNIST ($RUN)"
 echo "run directory: $RUN"
 echo "  checkpoints: $RUN/checkpoints (best: $RUN/checkpoints/best.h5)"
