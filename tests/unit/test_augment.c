@@ -411,13 +411,14 @@ static void test_sample_keys(void **state)
     AugScratch s1 = {0}, s2 = {0};
     const float (*lut)[256] = (const float (*)[256])g_identity;
     for (int m = AUG_RRC; m < AUG_COUNT; m++) {
-        augment_sample((AugMode)m, CROP, 9, 3, 100, img, H, W, 3, lut, &s1, a);
-        augment_sample(AUG_RRC, CROP, 1, 1, 1, img, H, W, 3, lut, &s2, b); /* scratch reuse */
-        augment_sample((AugMode)m, CROP, 9, 3, 100, img, H, W, 3, lut, &s2, b);
+        augment_sample((AugMode)m, 0.0, CROP, 9, 3, 100, img, H, W, 3, lut, &s1, a);
+        augment_sample(AUG_RRC, 0.0, CROP, 1, 1, 1, img, H, W, 3, lut, &s2, b); /* scratch reuse */
+        augment_sample((AugMode)m, 0.0, CROP, 9, 3, 100, img, H, W, 3, lut, &s2, b);
         assert_memory_equal(a, b, N * sizeof *a);
         int differ = 0; /* another key gives another crop (for some of a few) */
         for (int k = 0; k < 4 && !differ; k++) {
-            augment_sample((AugMode)m, CROP, 9, 3 + (k & 1), 101 + k, img, H, W, 3, lut, &s2, b);
+            augment_sample((AugMode)m, 0.0, CROP, 9, 3 + (k & 1), 101 + k, img, H, W, 3, lut,
+                           &s2, b);
             differ = memcmp(a, b, N * sizeof *a) != 0;
         }
         assert_true(differ);

@@ -146,7 +146,7 @@ static void direct_batch(Dataset *d, const LoaderConfig *cfg, int64_t step, floa
         Status st = {0};
         if (dataset_read_image(d, cfg->split, idx[i], &img, &st) != 0)
             fail_msg("%s", st.msg);
-        augment_sample(cfg->aug, cfg->crop, cfg->seed, sampler_epoch(&s, step),
+        augment_sample(cfg->aug, cfg->erase, cfg->crop, cfg->seed, sampler_epoch(&s, step),
                        sampler_position(&s, step) + i, img.px, img.h, img.w, img.c,
                        (const float (*)[256])d->norm.lut, &aug, out + (size_t)i * image);
         labels[i] = dataset_labels(d, cfg->split)[idx[i]];
