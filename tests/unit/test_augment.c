@@ -500,7 +500,8 @@ static AugBox erase_box(AugMode mode, double p, int crop, int size, int64_t k)
  * flip draws), for several modes, crops and P; the crop and flip are those
  * of plain augment_choose. Crops 1 and 2 take the paths where attempts do
  * not fit and where a fitting rectangle is 0 pixels high or wide. (That all
- * ten attempts fail is too rare, about 1e-10 per image, to be met here.) */
+ * ten attempts fail is too rare, below 1e-16 per image at crops of 8 px or
+ * more, to be met here.) */
 static void test_erase_matches_rules(void **state)
 {
     (void)state;
