@@ -203,6 +203,32 @@ static void box_stats(const int32_t *boxes, int n, int height, int width, double
     }
 }
 
+/* Fails unless the area, log ratio and centre of our boxes (i, j, h, w) of
+ * an H x W image are distributed as torchvision's: two-sample
+ * Kolmogorov-Smirnov at alpha 0.001, critical value 1.95 sqrt((n + m) / nm). */
+static void ks_boxes(const char *what, const int32_t *ours, int n, const int32_t *theirs, int m,
+                     int height, int width)
+{
+    double *a = malloc(4 * ((size_t)n + m) * sizeof *a);
+    double *st[8];
+    for (int q = 0; q < 4; q++) {
+        st[q] = a + (size_t)q * n;
+        st[q + 4] = a + 4 * (size_t)n + (size_t)q * m;
+    }
+    box_stats(ours, n, height, width, st[0], st[1], st[2], st[3]);
+    box_stats(theirs, m, height, width, st[4], st[5], st[6], st[7]);
+    double crit = 1.95 * sqrt((double)(n + m) / ((double)n * m));
+    const char *stat[4] = {"area", "log ratio", "centre y", "centre x"};
+    for (int q = 0; q < 4; q++) {
+        double d = ks(st[q], (size_t)n, st[q + 4], (size_t)m);
+        print_message("%s %s: KS D = %.4f (critical %.4f)\n", what, stat[q], d, crit);
+        if (d > crit)
+            fail_msg("%s: %s distribution differs from torchvision's: KS D = %.4f", what,
+                     stat[q], d);
+    }
+    free(a);
+}
+
 /* Our rrc boxes: inside the image, area and ratio within the limits (up to
  * the rounding of w and h) unless the fallback was taken, and distributed as
  * torchvision's. */
@@ -245,24 +271,8 @@ static void test_rrc_boxes(void **state)
             ours[4 * k + 3] = w;
         }
         assert_in_range(flips, KS_OURS / 2 - 300, KS_OURS / 2 + 300); /* sd 71 */
-        double *a = malloc(4 * (KS_OURS + KS_THEIRS) * sizeof *a);
-        double *st[8];
-        for (int q = 0; q < 4; q++) {
-            st[q] = a + (size_t)q * KS_OURS;
-            st[q + 4] = a + 4 * (size_t)KS_OURS + (size_t)q * KS_THEIRS;
-        }
-        box_stats(ours, KS_OURS, height, width, st[0], st[1], st[2], st[3]);
-        box_stats(theirs, KS_THEIRS, height, width, st[4], st[5], st[6], st[7]);
-        const char *what[4] = {"area", "log ratio", "centre y", "centre x"};
-        for (int q = 0; q < 4; q++) {
-            /* the critical value at alpha 0.001 for 20000 + 10000 is 0.0239 */
-            double d = ks(st[q], KS_OURS, st[q + 4], KS_THEIRS);
-            print_message("rrc %dx%d %s: KS D = %.4f\n", height, width, what[q], d);
-            if (d > 0.0239)
-                fail_msg("%dx%d: %s distribution differs from torchvision's: KS D = %.4f",
-                         height, width, what[q], d);
-        }
-        free(a);
+        snprintf(name, sizeof name, "rrc %dx%d", height, width);
+        ks_boxes(name, ours, KS_OURS, theirs, KS_THEIRS, height, width);
         free(ours);
         free(theirs);
     }
@@ -696,24 +706,7 @@ static void test_erase_torchvision(void **state)
     double z = (p1 - p2) / sqrt(pooled * (1 - pooled) * (1.0 / OURS + 1.0 / THEIRS));
     print_message("erase rate: ours %.4f, torchvision %.4f (z = %.2f)\n", p1, p2, z);
     assert_true(fabs(z) < 4.0);
-    double *a = malloc(4 * ((size_t)n_ours + n_theirs) * sizeof *a);
-    double *st[8];
-    for (int q = 0; q < 4; q++) {
-        st[q] = a + (size_t)q * n_ours;
-        st[q + 4] = a + 4 * (size_t)n_ours + (size_t)q * n_theirs;
-    }
-    box_stats(ours, n_ours, CROP, CROP, st[0], st[1], st[2], st[3]);
-    box_stats(theirs, n_theirs, CROP, CROP, st[4], st[5], st[6], st[7]);
-    /* the critical value at alpha 0.001 for about 10000 + 5000 */
-    double crit = 1.95 * sqrt((double)(n_ours + n_theirs) / ((double)n_ours * n_theirs));
-    const char *what[4] = {"area", "log ratio", "centre y", "centre x"};
-    for (int q = 0; q < 4; q++) {
-        double d = ks(st[q], (size_t)n_ours, st[q + 4], (size_t)n_theirs);
-        print_message("erase %s: KS D = %.4f (critical %.4f)\n", what[q], d, crit);
-        if (d > crit)
-            fail_msg("erase %s distribution differs from torchvision's: KS D = %.4f", what[q], d);
-    }
-    free(a);
+    ks_boxes("erase", ours, n_ours, theirs, n_theirs, CROP, CROP);
     free(ours);
     free(theirs);
 }
