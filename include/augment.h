@@ -130,8 +130,8 @@ void augment_apply(const AugBox *box, const uint8_t *hwc, int height, int width,
 
 /* augment_choose and augment_choose_erase(erase, ...) with augment_rng(seed,
  * epoch, position), then augment_apply. erase = 0: no random erasing. */
-void augment_sample(AugMode mode, double erase, int crop, uint64_t seed, int64_t epoch, int64_t position,
-                    const uint8_t *hwc, int height, int width, int channels,
+void augment_sample(AugMode mode, double erase, int crop, uint64_t seed, int64_t epoch,
+                    int64_t position, const uint8_t *hwc, int height, int width, int channels,
                     const float (*lut)[256], AugScratch *s, float *out);
 
 #endif
