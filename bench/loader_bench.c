@@ -251,8 +251,9 @@ static void bench_pipeline(const BenchOptions *o, const char *path, const char *
             double t0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
             CHECK(dataset_read_image(&d, SPLIT_TRAIN, idx[i], &img, &st) == 0, "%s", st.msg);
             double t1 = clock_s(CLOCK_THREAD_CPUTIME_ID);
-            augment_sample(o->aug, o->crop, 5, sampler_epoch(&s, k), sampler_position(&s, k) + i,
-                           img.px, img.h, img.w, img.c, (const float (*)[256])d.norm.lut, &aug,
+            augment_sample(o->aug, 0.0, o->crop, 5, sampler_epoch(&s, k),
+                           sampler_position(&s, k) + i, img.px, img.h, img.w, img.c,
+                           (const float (*)[256])d.norm.lut, &aug,
                            out + (size_t)i * 3 * o->crop * o->crop);
             read_s += t1 - t0;
             aug_s += clock_s(CLOCK_THREAD_CPUTIME_ID) - t1;

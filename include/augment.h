@@ -28,10 +28,15 @@
  * rounded to 8 bits (half to even) before normalising, as an 8-bit image
  * would be.
  *
+ * Random erasing (`--random-erase P`, with any mode) is torchvision's
+ * RandomErasing(p=P, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0) placed
+ * after Normalize: with probability P a rectangle of the output, in all
+ * channels, is set to 0, the dataset mean once normalised.
+ *
  * Randomness: each sample draws from its own stream augment_rng(seed, epoch,
  * position) (position = the sample's slot in the epoch, see sampler.h), so
  * the augmentation of a sample is independent of the rank count and of which
- * thread computes it.
+ * thread computes it. The erasing draws come after the crop and flip draws.
  *
  * Local; thread-compatible with one AugScratch per thread.
  */
@@ -53,6 +58,11 @@ typedef enum { AUG_NONE, AUG_RRC, AUG_PAPER, AUG_CIFAR, AUG_COUNT } AugMode;
 #define AUG_PAPER_SHORT_MIN 256 /* at crop 224; scaled by crop / 224 */
 #define AUG_PAPER_SHORT_MAX 480
 #define AUG_CIFAR_PAD 4
+#define AUG_ERASE_SCALE_MIN 0.02
+#define AUG_ERASE_SCALE_MAX 0.33
+#define AUG_ERASE_RATIO_MIN 0.3
+#define AUG_ERASE_RATIO_MAX 3.3
+#define AUG_ERASE_ATTEMPTS 10
 /* augment_default picks cifar for stored images at most this many pixels. */
 #define AUG_SMALL_IMAGE 64
 
@@ -79,6 +89,8 @@ typedef struct {
                             * pixels outside are not used); 0 resizes the whole
                             * image, then crops (paper: neighbours count at the edges) */
     int flip;              /* mirror left-right after cropping */
+    int erase_top, erase_left; /* random erasing: this erase_h x erase_w */
+    int erase_h, erase_w;  /* rectangle of the output is set to 0; 0 x 0: none */
 } AugBox;
 
 /* The stream of the sample at `position` of `epoch`. */
@@ -87,6 +99,13 @@ void augment_rng(Rng *r, uint64_t seed, int64_t epoch, int64_t position);
 /* Chooses mode's box for a height x width image (both >= 1), drawing from r
  * (AUG_NONE draws nothing). */
 void augment_choose(AugMode mode, int crop, int height, int width, Rng *r, AugBox *box);
+
+/* Random erasing of the crop x crop output, called after augment_choose with
+ * the same r: with probability p (in [0, 1]) chooses the rectangle with
+ * torchvision's rules (up to AUG_ERASE_ATTEMPTS tries; none fitting erases
+ * nothing) into box's erase fields. p = 0 draws nothing and leaves box as it
+ * is. */
+void augment_choose_erase(double p, int crop, Rng *r, AugBox *box);
 
 /* Per-thread buffers, grown on demand; zero-initialise, release with
  * augment_scratch_free. */
@@ -104,13 +123,15 @@ void augment_scratch_free(AugScratch *s);
 
 /* Applies box to hwc, an interleaved (height, width, channels) uint8 image,
  * writing out (channels, crop, crop) = lut[c][pixel], where lut[c][v] is the
- * normalised value of pixel value v in channel c (Dataset.lut). */
+ * normalised value of pixel value v in channel c (Dataset.lut), then 0 in
+ * box's erase rectangle. */
 void augment_apply(const AugBox *box, const uint8_t *hwc, int height, int width, int channels,
                    int crop, const float (*lut)[256], AugScratch *s, float *out);
 
-/* augment_choose with augment_rng(seed, epoch, position), then augment_apply. */
-void augment_sample(AugMode mode, int crop, uint64_t seed, int64_t epoch, int64_t position,
-                    const uint8_t *hwc, int height, int width, int channels,
+/* augment_choose and augment_choose_erase(erase, ...) with augment_rng(seed,
+ * epoch, position), then augment_apply. erase = 0: no random erasing. */
+void augment_sample(AugMode mode, double erase, int crop, uint64_t seed, int64_t epoch,
+                    int64_t position, const uint8_t *hwc, int height, int width, int channels,
                     const float (*lut)[256], AugScratch *s, float *out);
 
 #endif

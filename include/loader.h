@@ -6,9 +6,10 @@
  *
  *   LOADER_TRAIN: global step s, s = start_step, start_step + 1, ...: the
  *     rank's share of the sampler's batch (sampler.h) augmented with
- *     cfg.aug keyed by (seed, epoch, position) (augment.h). The batches are
- *     the same for any number of threads and, concatenated over ranks, for
- *     any number of ranks; a resumed run passes the step it resumes at.
+ *     cfg.aug and cfg.erase keyed by (seed, epoch, position) (augment.h).
+ *     The batches are the same for any number of threads and, concatenated
+ *     over ranks, for any number of ranks; a resumed run passes the step it
+ *     resumes at.
  *   LOADER_EVAL: the rank's contiguous range of the split
  *     (sampler_eval_range), centre-cropped, in batches of cfg.batch images;
  *     the last one may be shorter, after it loader_next_batch gives n = 0.
@@ -49,6 +50,7 @@ typedef struct {
     LoaderMode mode;
     int crop;            /* output crop x crop */
     AugMode aug;         /* TRAIN only; EVAL always centre-crops */
+    double erase;        /* TRAIN only: random erasing probability in [0, 1]; 0: off */
     int64_t batch;       /* TRAIN: the global batch; EVAL: images per batch on this rank */
     int rank, world;
     uint64_t seed;       /* TRAIN: order and augmentation */

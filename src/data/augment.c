@@ -2,7 +2,8 @@
  * augment.c - choosing each sample's crop (torchvision's rules, see
  * augment.h) and producing it: an exact copy of a window for centre and
  * padded crops, a separable antialiased bilinear resample for the resized
- * ones, then mirror and normalisation through the dataset's lookup table.
+ * ones, then mirror and normalisation through the dataset's lookup table,
+ * and last the random erasing rectangle.
  */
 #include "augment.h"
 
@@ -165,6 +166,32 @@ void augment_choose(AugMode mode, int crop, int height, int width, Rng *r, AugBo
     default: CHECK(0, "augmentation mode %d", (int)mode);
     }
     box->flip = rng_uniform(r) < 0.5;
+}
+
+/* torchvision.transforms.RandomErasing.get_params on a crop x crop tensor:
+ * the area uniform in scale, the ratio h / w log-uniform in ratio, h and w
+ * rounded halves to even, accepted when strictly smaller than the image. */
+void augment_choose_erase(double p, int crop, Rng *r, AugBox *box)
+{
+    CHECK(p >= 0 && p <= 1 && crop >= 1, "erase probability %g, crop %d", p, crop);
+    if (p == 0 || rng_uniform(r) >= p)
+        return;
+    double area = (double)crop * crop;
+    double log_lo = log(AUG_ERASE_RATIO_MIN), log_hi = log(AUG_ERASE_RATIO_MAX);
+    for (int attempt = 0; attempt < AUG_ERASE_ATTEMPTS; attempt++) {
+        double target = area * (AUG_ERASE_SCALE_MIN +
+                                (AUG_ERASE_SCALE_MAX - AUG_ERASE_SCALE_MIN) * rng_uniform(r));
+        double aspect = exp(log_lo + (log_hi - log_lo) * rng_uniform(r));
+        int h = (int)nearbyint(sqrt(target * aspect));
+        int w = (int)nearbyint(sqrt(target / aspect));
+        if (h < crop && w < crop) {
+            box->erase_top = (int)rng_below(r, (uint64_t)(crop - h + 1));
+            box->erase_left = (int)rng_below(r, (uint64_t)(crop - w + 1));
+            box->erase_h = h;
+            box->erase_w = w;
+            return;
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -361,6 +388,18 @@ static void apply_resample(const AugBox *b, const uint8_t *hwc, int height, int 
     resample_cols(s->mid, y_first, channels, crop, fy, cy, wy, ty, b->flip, lut, acc, out);
 }
 
+/* Value 0 after normalisation (the dataset mean) in the erase rectangle of
+ * every channel of out (C, crop, crop). */
+static void apply_erase(const AugBox *b, int channels, int crop, float *out)
+{
+    for (int c = 0; c < channels; c++)
+        for (int y = b->erase_top; y < b->erase_top + b->erase_h; y++) {
+            float *row = out + ((size_t)c * crop + y) * crop + b->erase_left;
+            for (int x = 0; x < b->erase_w; x++)
+                row[x] = 0.f;
+        }
+}
+
 void augment_apply(const AugBox *box, const uint8_t *hwc, int height, int width, int channels,
                    int crop, const float (*lut)[256], AugScratch *s, float *out)
 {
@@ -368,15 +407,17 @@ void augment_apply(const AugBox *box, const uint8_t *hwc, int height, int width,
         apply_resample(box, hwc, height, width, channels, crop, lut, s, out);
     else
         apply_copy(box, hwc, height, width, channels, crop, lut, out);
+    apply_erase(box, channels, crop, out);
 }
 
-void augment_sample(AugMode mode, int crop, uint64_t seed, int64_t epoch, int64_t position,
-                    const uint8_t *hwc, int height, int width, int channels,
+void augment_sample(AugMode mode, double erase, int crop, uint64_t seed, int64_t epoch,
+                    int64_t position, const uint8_t *hwc, int height, int width, int channels,
                     const float (*lut)[256], AugScratch *s, float *out)
 {
     Rng r;
     AugBox box;
     augment_rng(&r, seed, epoch, position);
     augment_choose(mode, crop, height, width, &r, &box);
+    augment_choose_erase(erase, crop, &r, &box);
     augment_apply(&box, hwc, height, width, channels, crop, lut, s, out);
 }

@@ -94,12 +94,14 @@ static void slot_fill(Loader *l, Worker *w, Slot *slot)
     const Dataset *d = &l->data;
     const int32_t *labels = dataset_labels(d, c->split);
     AugMode mode = c->mode == LOADER_TRAIN ? c->aug : AUG_NONE;
+    double erase = c->mode == LOADER_TRAIN ? c->erase : 0.0;
     memset(&slot->st, 0, sizeof slot->st);
     for (int i = 0; i < slot->n && !atomic_load(&l->stop); i++) {
         if (dataset_read_image(&l->data, c->split, slot->index[i], &w->img, &slot->st) != 0)
             return;
-        augment_sample(mode, c->crop, c->seed, slot->epoch, slot->position + i, w->img.px,
-                       w->img.h, w->img.w, w->img.c, (const float (*)[256])d->norm.lut, &w->aug,
+        augment_sample(mode, erase, c->crop, c->seed, slot->epoch, slot->position + i,
+                       w->img.px, w->img.h, w->img.w, w->img.c,
+                       (const float (*)[256])d->norm.lut, &w->aug,
                        slot->images + (size_t)i * l->image_floats);
         slot->labels[i] = labels[slot->index[i]];
     }
@@ -157,10 +159,11 @@ int loader_create(Loader **out, const LoaderConfig *cfg, Status *st)
 {
     CHECK(cfg->crop >= 1 && cfg->batch >= 1 && cfg->batch <= INT32_MAX && cfg->world >= 1 &&
           cfg->rank >= 0 && cfg->rank < cfg->world && cfg->start_step >= 0 &&
-          cfg->threads >= 0 && cfg->depth >= 0 && cfg->aug >= 0 && cfg->aug < AUG_COUNT,
-          "crop %d batch %lld rank %d of %d start %lld threads %d depth %d aug %d", cfg->crop,
-          (long long)cfg->batch, cfg->rank, cfg->world, (long long)cfg->start_step,
-          cfg->threads, cfg->depth, (int)cfg->aug);
+          cfg->threads >= 0 && cfg->depth >= 0 && cfg->aug >= 0 && cfg->aug < AUG_COUNT &&
+          cfg->erase >= 0 && cfg->erase <= 1,
+          "crop %d batch %lld rank %d of %d start %lld threads %d depth %d aug %d erase %g",
+          cfg->crop, (long long)cfg->batch, cfg->rank, cfg->world, (long long)cfg->start_step,
+          cfg->threads, cfg->depth, (int)cfg->aug, cfg->erase);
     *out = NULL;
     Loader *l = xcalloc(1, sizeof *l);
     l->cfg = *cfg;

@@ -24,6 +24,7 @@ enum {
     OPT_VERSION, OPT_WRN_DROPOUT, OPT_DROP_PATH, OPT_LIST_ARCHS, OPT_CONV_ALGO, OPT_DROP_LAST,
     OPT_MAX_PIXELS, OPT_OVERWRITE, OPT_STALL_TIMEOUT, OPT_MODEL_EMA, OPT_MODEL_EMA_EVERY,
     OPT_MODEL_EMA_EVAL, OPT_INIT_FROM_EMA, OPT_TTA,
+    OPT_RANDOM_ERASE,
 };
 
 typedef struct {
@@ -49,6 +50,7 @@ static const OptionSpec SPECS[] = {
     {"in-channels", 1, OPT_IN_CHANNELS, "C", "input channels with --synthetic: 1 or 3 [3]", "Data"},
     {"synthetic", 0, OPT_SYNTHETIC, NULL, "train on random tensors, no dataset file [off]", "Data"},
     {"aug", 1, OPT_AUG, "KIND", "training augmentation: rrc, paper, cifar or none [cifar up to 64 px, else rrc]", "Data"},
+    {"random-erase", 1, OPT_RANDOM_ERASE, "P", "random erasing in training (torchvision's RandomErasing after Normalize): with probability P a rectangle of 2-33% of the crop, aspect 0.3-3.3, is set to the dataset mean in all channels; any --aug; 0: off [0]", "Data"},
     {"loader-threads", 1, OPT_LOADER_THREADS, "N", "threads decoding and augmenting ahead of the step [1]", "Data"},
     {"drop-last", 0, OPT_DROP_LAST, NULL, "drop the last partial training batch of an epoch, as PyTorch's drop_last=True [on]", "Data"},
     {"no-drop-last", 0, OPT_NO_DROP_LAST, NULL, "keep the last partial batch of an epoch, padded from its start [dropped]", "Data"},
@@ -308,6 +310,7 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
         o->aug = (int)mode;
         break;
     }
+    case OPT_RANDOM_ERASE: if (parse_num(flag, v, 0, 1, &d, st)) o->random_erase = d; break;
     case OPT_LOADER_THREADS: if (parse_int(flag, v, 1, 64, &i, st)) o->loader_threads = (int)i; break;
     case OPT_DROP_LAST: o->drop_last = 1; break;
     case OPT_NO_DROP_LAST: o->drop_last = 0; break;

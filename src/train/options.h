@@ -32,6 +32,7 @@ typedef struct {
     const char *split;    /* evaluated split for --eval-only: val or test */
     int64_t max_pixels;   /* --max-pixels; 0: image_io's default */
     int aug;              /* AugMode, or -1: by stored image size (resolved at set-up) */
+    double random_erase;  /* training images erased with this probability; 0: off */
     int loader_threads;
     int drop_last;
     /* schedule */

@@ -235,8 +235,11 @@ static void put_data(Text *x, const Options *o)
         put(x, "config: data=synthetic (one random batch per rank, no augmentation)\n");
         return;
     }
-    put(x, "config: data=%s aug=%s drop_last=%d loader_threads=%d\n", o->data,
-        o->aug >= 0 ? augment_name((AugMode)o->aug) : "default", o->drop_last, o->loader_threads);
+    put(x, "config: data=%s aug=%s", o->data,
+        o->aug >= 0 ? augment_name((AugMode)o->aug) : "default");
+    if (o->random_erase > 0)
+        put(x, " random_erase=%g", o->random_erase);
+    put(x, " drop_last=%d loader_threads=%d\n", o->drop_last, o->loader_threads);
 }
 
 static void put_optimizer(Text *x, const TrainConfig *c)

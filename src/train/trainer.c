@@ -267,6 +267,7 @@ static void trainer_start_loader(Trainer *t)
         .path = o->data, .split = SPLIT_TRAIN, .mode = LOADER_TRAIN, .crop = t->cfg.crop,
         .aug = (AugMode)o->aug, .batch = o->batch_size, .rank = t->cfg.dist.rank,
         .world = t->cfg.dist.size, .seed = o->seed, .drop_last = o->drop_last,
+        .erase = o->random_erase,
         .start_step = t->state.step, .threads = o->loader_threads};
     Status st = {0};
     loader_create(&t->res.loader, &cfg, &st);

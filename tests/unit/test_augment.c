@@ -11,7 +11,15 @@
  *     crop with torchvision's rounding and zero padding;
  *   - mirrored output is the mirror image; normalisation is exactly
  *     (v / 255 - mean) / std in float32; the per-sample stream depends
- *     only on (seed, epoch, position).
+ *     only on (seed, epoch, position);
+ *   - random erasing: the rectangle is the one torchvision's
+ *     RandomErasing rules give for the same draws (a plain transcription
+ *     below); P = 0 draws nothing and changes nothing; erased values are
+ *     exactly 0 in every channel and nothing else changes; the erased
+ *     fraction of images is about P and the erased area in [0.02, 0.33] of
+ *     the crop; the same keys erase the same rectangle; rate, area, ratio
+ *     and position are distributed as torchvision's RandomErasing makes
+ *     them.
  * The torchvision side is made by a Python script written to build/tmp.
  */
 #include <math.h>
@@ -195,6 +203,32 @@ static void box_stats(const int32_t *boxes, int n, int height, int width, double
     }
 }
 
+/* Fails unless the area, log ratio and centre of our boxes (i, j, h, w) of
+ * an H x W image are distributed as torchvision's: two-sample
+ * Kolmogorov-Smirnov at alpha 0.001, critical value 1.95 sqrt((n + m) / nm). */
+static void ks_boxes(const char *what, const int32_t *ours, int n, const int32_t *theirs, int m,
+                     int height, int width)
+{
+    double *a = malloc(4 * ((size_t)n + m) * sizeof *a);
+    double *st[8];
+    for (int q = 0; q < 4; q++) {
+        st[q] = a + (size_t)q * n;
+        st[q + 4] = a + 4 * (size_t)n + (size_t)q * m;
+    }
+    box_stats(ours, n, height, width, st[0], st[1], st[2], st[3]);
+    box_stats(theirs, m, height, width, st[4], st[5], st[6], st[7]);
+    double crit = 1.95 * sqrt((double)(n + m) / ((double)n * m));
+    const char *stat[4] = {"area", "log ratio", "centre y", "centre x"};
+    for (int q = 0; q < 4; q++) {
+        double d = ks(st[q], (size_t)n, st[q + 4], (size_t)m);
+        print_message("%s %s: KS D = %.4f (critical %.4f)\n", what, stat[q], d, crit);
+        if (d > crit)
+            fail_msg("%s: %s distribution differs from torchvision's: KS D = %.4f", what,
+                     stat[q], d);
+    }
+    free(a);
+}
+
 /* Our rrc boxes: inside the image, area and ratio within the limits (up to
  * the rounding of w and h) unless the fallback was taken, and distributed as
  * torchvision's. */
@@ -237,24 +271,8 @@ static void test_rrc_boxes(void **state)
             ours[4 * k + 3] = w;
         }
         assert_in_range(flips, KS_OURS / 2 - 300, KS_OURS / 2 + 300); /* sd 71 */
-        double *a = malloc(4 * (KS_OURS + KS_THEIRS) * sizeof *a);
-        double *st[8];
-        for (int q = 0; q < 4; q++) {
-            st[q] = a + (size_t)q * KS_OURS;
-            st[q + 4] = a + 4 * (size_t)KS_OURS + (size_t)q * KS_THEIRS;
-        }
-        box_stats(ours, KS_OURS, height, width, st[0], st[1], st[2], st[3]);
-        box_stats(theirs, KS_THEIRS, height, width, st[4], st[5], st[6], st[7]);
-        const char *what[4] = {"area", "log ratio", "centre y", "centre x"};
-        for (int q = 0; q < 4; q++) {
-            /* the critical value at alpha 0.001 for 20000 + 10000 is 0.0239 */
-            double d = ks(st[q], KS_OURS, st[q + 4], KS_THEIRS);
-            print_message("rrc %dx%d %s: KS D = %.4f\n", height, width, what[q], d);
-            if (d > 0.0239)
-                fail_msg("%dx%d: %s distribution differs from torchvision's: KS D = %.4f",
-                         height, width, what[q], d);
-        }
-        free(a);
+        snprintf(name, sizeof name, "rrc %dx%d", height, width);
+        ks_boxes(name, ours, KS_OURS, theirs, KS_THEIRS, height, width);
         free(ours);
         free(theirs);
     }
@@ -411,13 +429,14 @@ static void test_sample_keys(void **state)
     AugScratch s1 = {0}, s2 = {0};
     const float (*lut)[256] = (const float (*)[256])g_identity;
     for (int m = AUG_RRC; m < AUG_COUNT; m++) {
-        augment_sample((AugMode)m, CROP, 9, 3, 100, img, H, W, 3, lut, &s1, a);
-        augment_sample(AUG_RRC, CROP, 1, 1, 1, img, H, W, 3, lut, &s2, b); /* scratch reuse */
-        augment_sample((AugMode)m, CROP, 9, 3, 100, img, H, W, 3, lut, &s2, b);
+        augment_sample((AugMode)m, 0.0, CROP, 9, 3, 100, img, H, W, 3, lut, &s1, a);
+        augment_sample(AUG_RRC, 0.0, CROP, 1, 1, 1, img, H, W, 3, lut, &s2, b); /* scratch reuse */
+        augment_sample((AugMode)m, 0.0, CROP, 9, 3, 100, img, H, W, 3, lut, &s2, b);
         assert_memory_equal(a, b, N * sizeof *a);
         int differ = 0; /* another key gives another crop (for some of a few) */
         for (int k = 0; k < 4 && !differ; k++) {
-            augment_sample((AugMode)m, CROP, 9, 3 + (k & 1), 101 + k, img, H, W, 3, lut, &s2, b);
+            augment_sample((AugMode)m, 0.0, CROP, 9, 3 + (k & 1), 101 + k, img, H, W, 3, lut,
+                           &s2, b);
             differ = memcmp(a, b, N * sizeof *a) != 0;
         }
         assert_true(differ);
@@ -427,6 +446,269 @@ static void test_sample_keys(void **state)
     free(img);
     augment_scratch_free(&s1);
     augment_scratch_free(&s2);
+}
+
+/* ------------------------------------------------------------------ */
+/* random erasing                                                      */
+
+/* Python's round(): halves to even. */
+static int py_round(double x)
+{
+    double f = floor(x), d = x - f;
+    if (d > 0.5 || (d == 0.5 && fmod(f, 2.0) != 0.0))
+        f += 1.0;
+    return (int)f;
+}
+
+typedef struct {
+    int erased, i, j, h, w;
+    int rejected; /* attempts that did not fit */
+} EraseRef;
+
+/* torchvision.transforms.RandomErasing(p, scale=(0.02, 0.33),
+ * ratio=(0.3, 3.3)).forward and get_params on a crop x crop tensor, line by
+ * line, torch's draws replaced by ours in the same order. */
+static EraseRef erase_reference(double p, int crop, Rng *r)
+{
+    EraseRef e = {0};
+    if (p == 0 || !(rng_uniform(r) < p)) /* torch.rand(1) < p */
+        return e;
+    int img_h = crop, img_w = crop;
+    double area = (double)img_h * img_w;
+    double log_ratio[2] = {log(0.3), log(3.3)};
+    for (int attempt = 0; attempt < 10; attempt++) {
+        double erase_area = area * (0.02 + (0.33 - 0.02) * rng_uniform(r));
+        double aspect_ratio = exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * rng_uniform(r));
+        int h = py_round(sqrt(erase_area * aspect_ratio));
+        int w = py_round(sqrt(erase_area / aspect_ratio));
+        if (!(h < img_h && w < img_w)) {
+            e.rejected++;
+            continue;
+        }
+        e.i = (int)rng_below(r, (uint64_t)(img_h - h + 1)); /* torch.randint(0, img_h - h + 1) */
+        e.j = (int)rng_below(r, (uint64_t)(img_w - w + 1));
+        e.h = h;
+        e.w = w;
+        e.erased = 1;
+        return e;
+    }
+    return e; /* no attempt fitted: the image is returned as it is */
+}
+
+/* The box of (mode, crop, size) at key k, with erasing probability p. */
+static AugBox erase_box(AugMode mode, double p, int crop, int size, int64_t k)
+{
+    Rng r;
+    AugBox b;
+    augment_rng(&r, 11, 4, k);
+    augment_choose(mode, crop, size, size, &r, &b);
+    augment_choose_erase(p, crop, &r, &b);
+    return b;
+}
+
+/* Our rectangle is the reference's for the same stream (after the crop and
+ * flip draws), for several modes, crops and P; the crop and flip are those
+ * of plain augment_choose. Crops 1 and 2 take the paths where attempts do
+ * not fit and where a fitting rectangle is 0 pixels high or wide. (That all
+ * ten attempts fail is too rare, below 1e-16 per image at crops of 8 px or
+ * more, to be met here.) */
+static void test_erase_matches_rules(void **state)
+{
+    (void)state;
+    const AugMode modes[] = {AUG_NONE, AUG_CIFAR, AUG_RRC, AUG_PAPER};
+    const int crops[] = {1, 2, 8, 32, 224};
+    const double ps[] = {0.25, 0.5, 1.0};
+    int fitted = 0, rejected = 0, empty = 0;
+    for (int m = 0; m < 4; m++)
+        for (int c = 0; c < 5; c++)
+            for (int q = 0; q < 3; q++)
+                for (int64_t k = 0; k < 2000; k++) {
+                    int crop = crops[c], size = crop + 9;
+                    AugBox got = erase_box(modes[m], ps[q], crop, size, k);
+                    Rng r;
+                    AugBox plain;
+                    augment_rng(&r, 11, 4, k);
+                    augment_choose(modes[m], crop, size, size, &r, &plain);
+                    EraseRef want = erase_reference(ps[q], crop, &r);
+                    assert_int_equal(got.erase_top, want.i);
+                    assert_int_equal(got.erase_left, want.j);
+                    assert_int_equal(got.erase_h, want.h);
+                    assert_int_equal(got.erase_w, want.w);
+                    fitted += want.erased;
+                    rejected += want.rejected;
+                    empty += want.erased && want.h * want.w == 0;
+                    got.erase_top = got.erase_left = got.erase_h = got.erase_w = 0;
+                    assert_memory_equal(&got, &plain, sizeof got);
+                }
+    print_message("erase: %d rectangles (%d empty), %d attempts rejected\n", fitted, empty,
+                  rejected);
+    assert_true(fitted > 0 && rejected > 0 && empty > 0);
+}
+
+/* P = 0: no draw is taken and nothing changes, so the plain augmentation is
+ * bitwise what it was; P > 0 does draw. */
+static void test_erase_off(void **state)
+{
+    (void)state;
+    for (int64_t k = 0; k < 200; k++) {
+        Rng r, before;
+        AugBox b, plain;
+        augment_rng(&r, 3, 1, k);
+        augment_choose(AUG_RRC, 24, 40, 50, &r, &b);
+        plain = b;
+        before = r;
+        augment_choose_erase(0.0, 24, &r, &b);
+        assert_memory_equal(&r, &before, sizeof r);
+        assert_memory_equal(&b, &plain, sizeof b);
+        augment_choose_erase(1e-9, 24, &r, &b); /* draws the coin, erases nothing */
+        assert_true(memcmp(&r, &before, sizeof r) != 0);
+        assert_int_equal(b.erase_h, 0);
+        assert_int_equal(b.erase_w, 0);
+    }
+    enum { H = 40, W = 50, CROP = 24, N = 3 * CROP * CROP };
+    uint8_t *img = malloc(H * W * 3);
+    for (int i = 0; i < H * W * 3; i++)
+        img[i] = (uint8_t)(i * 29 + i / 5);
+    float *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+    AugScratch s = {0};
+    const float (*lut)[256] = (const float (*)[256])g_identity;
+    for (int m = 0; m < AUG_COUNT; m++)
+        for (int64_t k = 0; k < 20; k++) {
+            Rng r;
+            AugBox box;
+            augment_rng(&r, 9, 2, k);
+            augment_choose((AugMode)m, CROP, H, W, &r, &box);
+            augment_apply(&box, img, H, W, 3, CROP, lut, &s, a);
+            augment_sample((AugMode)m, 0.0, CROP, 9, 2, k, img, H, W, 3, lut, &s, b);
+            assert_memory_equal(a, b, N * sizeof *a);
+        }
+    free(a);
+    free(b);
+    free(img);
+    augment_scratch_free(&s);
+}
+
+/* augment_sample with P = 1 against P = 0 through a table without zeros:
+ * exactly the rectangle of the chosen box is 0 in every channel, every other
+ * value is unchanged; the same keys give the same output. */
+static void test_erase_pixels(void **state)
+{
+    (void)state;
+    enum { H = 37, W = 45, CROP = 32, C = 3, N = C * CROP * CROP };
+    static float lut[C][256]; /* never 0: (v + 1) / 64 - mean-like offsets */
+    for (int c = 0; c < C; c++)
+        for (int v = 0; v < 256; v++)
+            lut[c][v] = (float)(v + 1) / 64.0f + (float)c;
+    uint8_t *img = malloc(H * W * C);
+    for (int i = 0; i < H * W * C; i++)
+        img[i] = (uint8_t)(i * 37 + i / 11);
+    float *plain = malloc(N * sizeof *plain), *out = malloc(N * sizeof *out),
+          *again = malloc(N * sizeof *again);
+    AugScratch s = {0};
+    const float (*l)[256] = (const float (*)[256])lut;
+    int erased_images = 0;
+    for (int m = 0; m < AUG_COUNT; m++)
+        for (int64_t k = 0; k < 30; k++) {
+            augment_sample((AugMode)m, 0.0, CROP, 5, 1, k, img, H, W, C, l, &s, plain);
+            augment_sample((AugMode)m, 1.0, CROP, 5, 1, k, img, H, W, C, l, &s, out);
+            augment_sample((AugMode)m, 1.0, CROP, 5, 1, k, img, H, W, C, l, &s, again);
+            assert_memory_equal(out, again, N * sizeof *out);
+            Rng r;
+            AugBox b;
+            augment_rng(&r, 5, 1, k);
+            augment_choose((AugMode)m, CROP, H, W, &r, &b);
+            augment_choose_erase(1.0, CROP, &r, &b);
+            size_t zeros = 0;
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < CROP; y++)
+                    for (int x = 0; x < CROP; x++) {
+                        size_t i = ((size_t)c * CROP + y) * CROP + x;
+                        int inside = y >= b.erase_top && y < b.erase_top + b.erase_h &&
+                                     x >= b.erase_left && x < b.erase_left + b.erase_w;
+                        if (inside)
+                            assert_true(out[i] == 0.f);
+                        else
+                            assert_true(out[i] == plain[i]);
+                        zeros += out[i] == 0.f;
+                    }
+            assert_int_equal(zeros, (size_t)C * b.erase_h * b.erase_w);
+            erased_images += zeros > 0;
+        }
+    assert_true(erased_images > AUG_COUNT * 30 * 9 / 10); /* crop 32 nearly always fits */
+    free(plain);
+    free(out);
+    free(again);
+    free(img);
+    augment_scratch_free(&s);
+}
+
+/* Over many keys: the fraction of erased images is P (within 4.5 standard
+ * deviations), the rectangle lies inside the crop with its area within
+ * [0.02, 0.33] of it and its ratio h / w within [0.3, 3.3] (up to the
+ * rounding of h and w), and the mean area is about (0.02 + 0.33) / 2. */
+static void test_erase_statistics(void **state)
+{
+    (void)state;
+    enum { CROP = 224, N = 20000 };
+    const double ps[] = {0.1, 0.25, 0.5};
+    for (int q = 0; q < 3; q++) {
+        double p = ps[q], area_sum = 0;
+        int erased = 0;
+        for (int64_t k = 0; k < N; k++) {
+            AugBox b = erase_box(AUG_RRC, p, CROP, 256, k);
+            if (b.erase_h == 0 && b.erase_w == 0)
+                continue;
+            int h = b.erase_h, w = b.erase_w;
+            assert_true(h >= 1 && w >= 1 && h < CROP && w < CROP);
+            assert_true(b.erase_top >= 0 && b.erase_left >= 0 && b.erase_top + h <= CROP &&
+                        b.erase_left + w <= CROP);
+            double frac = (double)h * w / ((double)CROP * CROP);
+            double grow = ((double)h / (h - 0.5)) * ((double)w / (w - 0.5));
+            double shrink = ((double)h / (h + 0.5)) * ((double)w / (w + 0.5));
+            assert_true(frac >= AUG_ERASE_SCALE_MIN * shrink && frac <= AUG_ERASE_SCALE_MAX * grow);
+            assert_true((double)h / w >= AUG_ERASE_RATIO_MIN * shrink * shrink / grow &&
+                        (double)h / w <= AUG_ERASE_RATIO_MAX * grow * grow / shrink);
+            area_sum += frac;
+            erased++;
+        }
+        double rate = (double)erased / N, sd = sqrt(p * (1 - p) / N);
+        double mean_area = area_sum / erased;
+        print_message("erase P = %g: %.4f of images erased, mean area %.4f of the crop\n", p,
+                      rate, mean_area);
+        assert_true(fabs(rate - p) < 4.5 * sd);
+        assert_true(fabs(mean_area - 0.175) < 0.01); /* sd of the mean < 0.002 */
+    }
+}
+
+/* Against torchvision's RandomErasing(p=0.5) itself (the fixture's 10000
+ * rectangles of a 224 x 224 tensor): the erased fraction agrees (two-sample
+ * test of proportions) and area, log ratio and centre are distributed alike
+ * (Kolmogorov-Smirnov). */
+static void test_erase_torchvision(void **state)
+{
+    (void)state;
+    enum { CROP = 224, OURS = 20000, THEIRS = 10000 };
+    int32_t *theirs = load("erase_224.bin", (size_t)THEIRS * 4 * sizeof(int32_t));
+    int32_t *ours = malloc((size_t)OURS * 4 * sizeof(int32_t));
+    int n_ours = 0, n_theirs = 0;
+    for (int k = 0; k < OURS; k++) {
+        AugBox b = erase_box(AUG_CIFAR, 0.5, CROP, CROP, k);
+        if (b.erase_h == 0)
+            continue;
+        int32_t *o = ours + 4 * n_ours++;
+        o[0] = b.erase_top, o[1] = b.erase_left, o[2] = b.erase_h, o[3] = b.erase_w;
+    }
+    for (int k = 0; k < THEIRS; k++)
+        if (theirs[4 * k] >= 0)
+            memmove(theirs + 4 * n_theirs++, theirs + 4 * k, 4 * sizeof *theirs);
+    double p1 = (double)n_ours / OURS, p2 = (double)n_theirs / THEIRS;
+    double pooled = (double)(n_ours + n_theirs) / (OURS + THEIRS);
+    double z = (p1 - p2) / sqrt(pooled * (1 - pooled) * (1.0 / OURS + 1.0 / THEIRS));
+    print_message("erase rate: ours %.4f, torchvision %.4f (z = %.2f)\n", p1, p2, z);
+    assert_true(fabs(z) < 4.0);
+    ks_boxes("erase", ours, n_ours, theirs, n_theirs, CROP, CROP);
+    free(ours);
+    free(theirs);
 }
 
 static void test_names_and_default(void **state)
@@ -457,6 +739,11 @@ int main(void)
         cmocka_unit_test(test_none_centre),
         cmocka_unit_test(test_normalise_exact),
         cmocka_unit_test(test_sample_keys),
+        cmocka_unit_test(test_erase_matches_rules),
+        cmocka_unit_test(test_erase_off),
+        cmocka_unit_test(test_erase_pixels),
+        cmocka_unit_test(test_erase_statistics),
+        cmocka_unit_test(test_erase_torchvision),
         cmocka_unit_test(test_names_and_default),
     };
     return cmocka_run_group_tests_name("augment", tests, group_setup, NULL);

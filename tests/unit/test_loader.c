@@ -3,10 +3,10 @@
  *   - training batches are exactly what the sampler's indices, direct
  *     reads (dataset_read_image) and augment_sample give for the same steps,
  *     for raw, compressed-chunk raw and JPEG files, 1 to 3 threads, from step
- *     0 and resumed mid-epoch;
+ *     0 and resumed mid-epoch, with random erasing too;
  *   - the ranks' batches of W = 2 and 3 concatenate to the W = 1 batch;
  *   - evaluation batches are the centre crops of a naive reference over the
- *     rank's range, the last one short, then n = 0;
+ *     rank's range, the last one short, then n = 0, never erased;
  *   - a corrupt JPEG record comes back from loader_next_batch as a code-2
  *     Status naming the file, the split and the index, at the step that
  *     holds it; a missing file or a bad label fails loader_create;
@@ -146,7 +146,7 @@ static void direct_batch(Dataset *d, const LoaderConfig *cfg, int64_t step, floa
         Status st = {0};
         if (dataset_read_image(d, cfg->split, idx[i], &img, &st) != 0)
             fail_msg("%s", st.msg);
-        augment_sample(cfg->aug, cfg->crop, cfg->seed, sampler_epoch(&s, step),
+        augment_sample(cfg->aug, cfg->erase, cfg->crop, cfg->seed, sampler_epoch(&s, step),
                        sampler_position(&s, step) + i, img.px, img.h, img.w, img.c,
                        (const float (*)[256])d->norm.lut, &aug, out + (size_t)i * image);
         labels[i] = dataset_labels(d, cfg->split)[idx[i]];
@@ -157,20 +157,18 @@ static void direct_batch(Dataset *d, const LoaderConfig *cfg, int64_t step, floa
     sampler_free(&s);
 }
 
-/* The loader's batches for `steps` steps equal direct_batch's, bit for bit. */
-static void check_against_direct(const char *name, int crop, AugMode aug, int64_t batch,
-                                 int rank, int world, int64_t start, int steps, int threads)
+/* The batches of a loader made with cfg for `steps` steps equal
+ * direct_batch's, bit for bit. */
+static void check_config(const char *name, const LoaderConfig *cfg, int steps)
 {
-    char path[1024];
-    fixture(path, sizeof path, name);
     Dataset d;
     Status st = {0};
-    if (dataset_open(&d, path, &st) != 0)
+    if (dataset_open(&d, cfg->path, &st) != 0)
         fail_msg("%s", st.msg);
-    LoaderConfig cfg = train_config(path, crop, aug, batch, rank, world, start, threads);
-    Loader *l = create_ok(&cfg);
+    Loader *l = create_ok(cfg);
+    int64_t start = cfg->start_step;
     int lb = loader_local_batch(l);
-    size_t n = (size_t)lb * d.channels * crop * crop;
+    size_t n = (size_t)lb * d.channels * cfg->crop * cfg->crop;
     float *want = malloc(n * sizeof *want);
     int32_t *want_labels = malloc((size_t)lb * sizeof *want_labels);
     for (int k = 0; k < steps; k++) {
@@ -183,10 +181,11 @@ static void check_against_direct(const char *name, int crop, AugMode aug, int64_
         /* the reported wait is part of this call's own time */
         assert_true(b.wait >= 0 && b.wait <= took);
         assert_true(((uintptr_t)b.images & 63) == 0);
-        direct_batch(&d, &cfg, start + k, want, want_labels);
+        direct_batch(&d, cfg, start + k, want, want_labels);
         char what[256];
-        snprintf(what, sizeof what, "%s %s rank %d/%d step %lld threads %d", name,
-                 augment_name(aug), rank, world, (long long)(start + k), threads);
+        snprintf(what, sizeof what, "%s %s erase %g rank %d/%d step %lld threads %d", name,
+                 augment_name(cfg->aug), cfg->erase, cfg->rank, cfg->world,
+                 (long long)(start + k), cfg->threads);
         assert_close(b.images, want, n, 0, 0, what);
         assert_memory_equal(b.labels, want_labels, (size_t)lb * sizeof *want_labels);
     }
@@ -194,6 +193,15 @@ static void check_against_direct(const char *name, int crop, AugMode aug, int64_
     free(want_labels);
     free(want);
     dataset_close(&d);
+}
+
+static void check_against_direct(const char *name, int crop, AugMode aug, int64_t batch,
+                                 int rank, int world, int64_t start, int steps, int threads)
+{
+    char path[1024];
+    fixture(path, sizeof path, name);
+    LoaderConfig cfg = train_config(path, crop, aug, batch, rank, world, start, threads);
+    check_config(name, &cfg, steps);
 }
 
 static void test_train_raw(void **state)
@@ -217,6 +225,21 @@ static void test_train_jpeg(void **state)
     (void)state;
     check_against_direct("jpeg.h5", 16, AUG_RRC, 4, 0, 1, 0, 7, 2);
     check_against_direct("jpeg.h5", 14, AUG_PAPER, 3, 1, 3, 5, 4, 1);
+}
+
+/* Random erasing rides in the training batches exactly as augment_sample
+ * makes it, with any mode (resumed mid-epoch, 2 threads). */
+static void test_train_erase(void **state)
+{
+    (void)state;
+    char path[1024];
+    fixture(path, sizeof path, "raw.h5");
+    const AugMode modes[] = {AUG_RRC, AUG_NONE};
+    for (int m = 0; m < 2; m++) {
+        LoaderConfig cfg = train_config(path, 16, modes[m], 4, 1, 2, 3, 2);
+        cfg.erase = m ? 1.0 : 0.5;
+        check_config("raw.h5", &cfg, 6);
+    }
 }
 
 /* The chunk cache: none for unfiltered data (HDF5 reads just the image's
@@ -315,7 +338,8 @@ static void centre_crop_reference(Dataset *d, DatasetSplit split, int64_t index,
 }
 
 /* Evaluation: rank r's range in order, centre crops as the reference makes
- * them, the last batch short, then n = 0. */
+ * them, the last batch short, then n = 0; a random erasing probability in
+ * the config is not applied. */
 static void check_eval(const char *name, int crop)
 {
     char path[1024];
@@ -332,8 +356,8 @@ static void check_eval(const char *name, int crop)
     for (int world = 1; world <= 3; world++) {
         for (int rank = 0; rank < world; rank++) {
             LoaderConfig c = {.path = path, .split = SPLIT_VAL, .mode = LOADER_EVAL,
-                              .crop = crop, .batch = 2, .rank = rank, .world = world,
-                              .threads = 2};
+                              .crop = crop, .erase = 1.0, .batch = 2, .rank = rank,
+                              .world = world, .threads = 2};
             Loader *l = create_ok(&c);
             int64_t first, count;
             sampler_eval_range(v, rank, world, &first, &count);
@@ -552,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_train_raw),
         cmocka_unit_test(test_train_gzip_chunks),
         cmocka_unit_test(test_train_jpeg),
+        cmocka_unit_test(test_train_erase),
         cmocka_unit_test(test_chunk_cache),
         cmocka_unit_test(test_ranks_concatenate),
         cmocka_unit_test(test_eval),

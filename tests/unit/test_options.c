@@ -84,6 +84,26 @@ static void test_ema_and_tta_flags(void **state)
     assert_true(o.init_from_ema);
 }
 
+/* --random-erase P: off by default, P in [0, 1] with both ends allowed. */
+static void test_random_erase_flag(void **state)
+{
+    (void)state;
+    Options o;
+    assert_int_equal(parse_args(&o, "--synthetic", NULL).code, 0);
+    assert_true(o.random_erase == 0);
+    const char *good[] = {"0", "0.25", "1"};
+    const double want[] = {0, 0.25, 1};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(parse_args(&o, "--synthetic", "--random-erase", good[i], NULL).code, 0);
+        assert_true(o.random_erase == want[i]);
+    }
+    expect_error(parse_args(&o, "--synthetic", "--random-erase", "1.0001", NULL),
+                 "--random-erase: '1.0001' is not a number in [0, 1]");
+    expect_error(parse_args(&o, "--synthetic", "--random-erase", "-0.1", NULL),
+                 "--random-erase: '-0.1' is not a number in [0, 1]");
+    expect_error(parse_args(&o, "--synthetic", "--random-erase", "nan", NULL), "--random-erase");
+}
+
 static void test_numbers_checked(void **state)
 {
     (void)state;
@@ -257,6 +277,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_ema_and_tta_flags),
+        cmocka_unit_test(test_random_erase_flag),
         cmocka_unit_test(test_numbers_checked),
         cmocka_unit_test(test_choices_checked),
         cmocka_unit_test(test_command_line_shape),

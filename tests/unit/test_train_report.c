@@ -171,10 +171,11 @@ static void test_other_settings(void **state)
     c.opt.resume = "auto";
     c.opt.loader_threads = 4;
     c.opt.drop_last = 0;
+    c.opt.random_erase = 0.25;
     const char *s = format(&c);
     has(s, " conv_algo=winograd sync_bn=1 ");
     has(s, " label_smoothing=0.1 ");
-    has(s, " drop_last=0 loader_threads=4\n");
+    has(s, " aug=rrc random_erase=0.25 drop_last=0 loader_threads=4\n");
     has(s, " resume=auto bucket_mb=50\n");
     c.opt.synthetic = 1;
     c.opt.data = NULL;
@@ -182,6 +183,7 @@ static void test_other_settings(void **state)
     has(s, " in_channels=3 ");
     has(s, "config: data=synthetic ");
     lacks(s, "aug=");
+    lacks(s, "random_erase");
 }
 
 static void test_small_buffer(void **state)

@@ -53,3 +53,28 @@ run_within() {
     wait "$pid"
     got=$?
 }
+
+# run NAME -- command...: run_within, then ok when it exits 0, its output
+# kept in $T/NAME.log; else counts a failure and shows the end of it.
+run() {
+    name=$1
+    shift 2
+    if run_within "$name" -- "$@"; then
+        cp "$T/out" "$T/$name.log"
+        [ "$got" -eq 0 ] && return 0
+        bad "$name: exit $got"; show "$T/out"
+    fi
+    return 1
+}
+
+# compare A.h5 B.h5 NAME [compare_checkpoints.py flags]: the checkpoints'
+# tensors agree (bitwise unless --atol/--rtol); the sourcing script sets PYTHON.
+compare() {
+    a=$1 b=$2 name=$3
+    shift 3
+    if $PYTHON tests/fixtures/compare_checkpoints.py "$a" "$b" "$@" >"$T/cmp" 2>&1; then
+        ok "$name: $(head -n 1 "$T/cmp")"
+    else
+        bad "$name"; show "$T/cmp"
+    fi
+}
