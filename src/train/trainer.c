@@ -93,6 +93,11 @@ static void trainer_open_data(Trainer *t)
         status_set(&st, EXIT_USAGE, "--batch-size %d does not divide over %d ranks",
                    o->batch_size, t->cfg.dist.size);
     t->cfg.local_batch = o->batch_size / t->cfg.dist.size;
+    if ((o->mixup_alpha > 0 || o->cutmix_alpha > 0) && !o->eval_only && t->cfg.local_batch % 2)
+        status_set(&st, EXIT_USAGE,
+                   "--mixup-alpha/--cutmix-alpha mix the samples of a rank's batch in pairs: "
+                   "the local batch %d (--batch-size %d over %d ranks) must be even",
+                   t->cfg.local_batch, o->batch_size, t->cfg.dist.size);
     o->num_classes = t->cfg.num_classes; /* resolved, for the start-up log */
     o->crop = t->cfg.crop;
     if (t->res.have_data && !o->eval_only &&
@@ -151,6 +156,8 @@ static void trainer_build(Trainer *t)
     }
     t->res.labels = xcalloc((size_t)t->cfg.local_batch, sizeof *t->res.labels);
     t->res.sample_index = xcalloc((size_t)t->cfg.local_batch, sizeof *t->res.sample_index);
+    t->res.partner_labels = xcalloc((size_t)t->cfg.local_batch, sizeof *t->res.partner_labels);
+    t->res.partner_weights = xcalloc((size_t)t->cfg.local_batch, sizeof *t->res.partner_weights);
     t->cfg.sgd = (SgdConfig){t->cfg.opt.momentum, t->cfg.opt.weight_decay, t->cfg.opt.nesterov,
                          t->cfg.opt.no_bn_decay};
     if (t->cfg.opt.sync_bn) {
@@ -289,6 +296,10 @@ static void fill_synthetic(Trainer *t)
         x[i] = (float)(2.0 * rng_uniform(&rng) - 1.0);
     for (int i = 0; i < t->cfg.local_batch; i++)
         t->res.labels[i] = (int32_t)rng_below(&rng, (uint64_t)t->cfg.num_classes);
+    if (t->cfg.opt.mixup_alpha > 0 || t->cfg.opt.cutmix_alpha > 0) {
+        t->res.synthetic_batch = xmalloc(n * sizeof *x);
+        memcpy(t->res.synthetic_batch, x, n * sizeof *x);
+    }
 }
 
 void trainer_start_inputs(Trainer *t)
@@ -339,4 +350,7 @@ void trainer_free(Trainer *t)
     dnn_free();
     free(t->res.labels);
     free(t->res.sample_index);
+    free(t->res.partner_labels);
+    free(t->res.partner_weights);
+    free(t->res.synthetic_batch);
 }

@@ -51,7 +51,7 @@ static void check_against_ref(int n, int k, float eps, int scale_n, uint64_t see
     make_batch(logits, labels, n, k, seed);
     double *ld = ref_to_double(logits, total), *dd = xmalloc(total * sizeof(double));
     double ref = ref_softmax_xent(ld, labels, n, k, eps, dd);
-    LossStats st = loss_softmax_xent(logits, labels, n, k, eps, diff, scale_n);
+    LossStats st = loss_softmax_xent(logits, labels, NULL, n, k, eps, diff, scale_n);
     assert_false(st.nonfinite);
     if (fabs(st.loss_sum - ref) > 1e-12 * (1.0 + fabs(ref)))
         fail_msg("%s: loss_sum %.17g vs reference %.17g", name, st.loss_sum, ref);
@@ -68,7 +68,7 @@ static void check_against_ref(int n, int k, float eps, int scale_n, uint64_t see
         assert_true(fabs(s) < 2 * U * k / scale_n + 1e-12);
     }
     /* evaluation: no gradient, same statistics */
-    LossStats ev = loss_softmax_xent(logits, labels, n, k, eps, NULL, scale_n);
+    LossStats ev = loss_softmax_xent(logits, labels, NULL, n, k, eps, NULL, scale_n);
     assert_true(ev.loss_sum == st.loss_sum);
     assert_int_equal(ev.top1, st.top1);
     assert_int_equal(ev.top5, st.top5);
@@ -101,14 +101,14 @@ static void check_fd(int n, int k, float eps, int scale_n, uint64_t seed, const 
     make_batch(logits, labels, n, k, seed);
     for (size_t i = 0; i < total; i++)
         assert_true(fabsf(logits[i]) < 16.0f);
-    loss_softmax_xent(logits, labels, n, k, eps, diff, scale_n);
+    loss_softmax_xent(logits, labels, NULL, n, k, eps, diff, scale_n);
     const float h = 0x1p-10f;
     for (size_t i = 0; i < total; i++) {
         float keep = logits[i];
         logits[i] = keep + h;
-        double lp = loss_softmax_xent(logits, labels, n, k, eps, NULL, scale_n).loss_sum;
+        double lp = loss_softmax_xent(logits, labels, NULL, n, k, eps, NULL, scale_n).loss_sum;
         logits[i] = keep - h;
-        double lm = loss_softmax_xent(logits, labels, n, k, eps, NULL, scale_n).loss_sum;
+        double lm = loss_softmax_xent(logits, labels, NULL, n, k, eps, NULL, scale_n).loss_sum;
         logits[i] = keep;
         fd[i] = (float)((lp - lm) / (2.0 * h) / scale_n);
     }
@@ -133,7 +133,7 @@ static void test_loss_known_values(void **state)
     int32_t label = 3;
     for (int e = 0; e < 3; e++) {
         float eps = 0.1f * (float)e;
-        LossStats st = loss_softmax_xent(zeros, &label, 1, 10, eps, NULL, 1);
+        LossStats st = loss_softmax_xent(zeros, &label, NULL, 1, 10, eps, NULL, 1);
         assert_true(fabs(st.loss_sum - log(10.0)) < 1e-14);
     }
     /* K = 2, logits (0, log 3): p = (1/4, 3/4); label 1, eps 0.2: target
@@ -142,7 +142,7 @@ static void test_loss_known_values(void **state)
     float two[2] = {0.0f, (float)log(3.0)};
     int32_t one = 1;
     float diff[2];
-    LossStats st = loss_softmax_xent(two, &one, 1, 2, 0.2f, diff, 2);
+    LossStats st = loss_softmax_xent(two, &one, NULL, 1, 2, 0.2f, diff, 2);
     double p1 = 1.0 / (1.0 + exp(-(double)two[1])); /* with the float logit */
     double eps = (double)0.2f, t0 = eps / 2, t1 = 1.0 - eps + eps / 2;
     double want = -(t0 * log(1.0 - p1) + t1 * log(p1));
@@ -152,7 +152,7 @@ static void test_loss_known_values(void **state)
     assert_close(diff, wd, 2, 1e-12, 2 * U, "hand-worked gradient");
     assert_true(fabs(diff[0] - 0.075) < 1e-7);
     /* no smoothing, same logits: -log 3/4 */
-    st = loss_softmax_xent(two, &one, 1, 2, 0.0f, NULL, 1);
+    st = loss_softmax_xent(two, &one, NULL, 1, 2, 0.0f, NULL, 1);
     assert_true(fabs(st.loss_sum + log(p1)) < 1e-14);
 }
 
@@ -163,17 +163,17 @@ static void test_loss_stable(void **state)
     float logits[3] = {1000.0f, 0.0f, -1000.0f};
     int32_t right = 0, wrong = 1;
     float diff[3];
-    LossStats st = loss_softmax_xent(logits, &right, 1, 3, 0.0f, diff, 1);
+    LossStats st = loss_softmax_xent(logits, &right, NULL, 1, 3, 0.0f, diff, 1);
     assert_false(st.nonfinite);
     assert_true(st.loss_sum >= 0.0 && st.loss_sum < 1e-12);
     assert_true(fabsf(diff[0]) < 1e-30f && diff[1] >= 0.0f && diff[1] < 1e-30f);
-    st = loss_softmax_xent(logits, &wrong, 1, 3, 0.0f, diff, 1);
+    st = loss_softmax_xent(logits, &wrong, NULL, 1, 3, 0.0f, diff, 1);
     assert_false(st.nonfinite);
     assert_true(fabs(st.loss_sum - 1000.0) < 1e-9);
     assert_true(fabsf(diff[0] - 1.0f) < 1e-7f && fabsf(diff[1] + 1.0f) < 1e-7f);
     /* with smoothing, the other logits cost eps/K (lse - x_j) each:
      * eps/K (1000 + 2000) */
-    st = loss_softmax_xent(logits, &right, 1, 3, 0.3f, NULL, 1);
+    st = loss_softmax_xent(logits, &right, NULL, 1, 3, 0.3f, NULL, 1);
     assert_true(fabs(st.loss_sum - (double)0.3f / 3 * (1000.0 + 2000.0)) < 1e-9);
 }
 
@@ -222,7 +222,7 @@ static void test_topk_counts(void **state)
     assert_int_equal(top5, 1);
     /* loss_softmax_xent reports the same counts */
     labels[5] = 2;
-    LossStats st = loss_softmax_xent(&rows[0][0], labels, 6, k, 0.0f, NULL, 6);
+    LossStats st = loss_softmax_xent(&rows[0][0], labels, NULL, 6, k, 0.0f, NULL, 6);
     assert_int_equal(st.top1, 2);
     assert_int_equal(st.top5, 4);
 }
@@ -233,7 +233,7 @@ static void test_loss_nonfinite(void **state)
     float row[4] = {0.5f, -1.0f, 2.0f, 0.0f};
     int32_t label = 2;
     float diff[4];
-    assert_false(loss_softmax_xent(row, &label, 1, 4, 0.0f, diff, 1).nonfinite);
+    assert_false(loss_softmax_xent(row, &label, NULL, 1, 4, 0.0f, diff, 1).nonfinite);
     /* any NaN or infinite logit, on the label or not, with or without
      * smoothing, is flagged (loss.h) */
     float cases[3] = {NAN, INFINITY, -INFINITY};
@@ -243,7 +243,7 @@ static void test_loss_nonfinite(void **state)
                 float bad[4];
                 memcpy(bad, row, sizeof row);
                 bad[at] = cases[c];
-                LossStats st = loss_softmax_xent(bad, &label, 1, 4, 0.1f * (float)e, diff, 1);
+                LossStats st = loss_softmax_xent(bad, &label, NULL, 1, 4, 0.1f * (float)e, diff, 1);
                 if (!st.nonfinite)
                     fail_msg("logit %d = %g (smoothing %d) not flagged (loss %g)", at,
                              (double)cases[c], e, st.loss_sum);
@@ -251,7 +251,7 @@ static void test_loss_nonfinite(void **state)
     /* a second, healthy row does not hide the first */
     float two[8] = {NAN, 0, 0, 0, 1, 2, 3, 4};
     int32_t labels[2] = {0, 3};
-    assert_true(loss_softmax_xent(two, labels, 2, 4, 0.0f, NULL, 2).nonfinite);
+    assert_true(loss_softmax_xent(two, labels, NULL, 2, 4, 0.0f, NULL, 2).nonfinite);
 }
 
 /* The label's place when row's classes are sorted by decreasing value,
@@ -341,7 +341,7 @@ static void test_mean_softmax_worked(void **state)
     x[3] = x[4]; /* a tie in row 0 */
     labels[0] = 4;
     LossStats same = loss_mean_softmax_xent(x, x, labels, n, k);
-    LossStats plain = loss_softmax_xent(x, labels, n, k, 0.0f, NULL, n);
+    LossStats plain = loss_softmax_xent(x, labels, NULL, n, k, 0.0f, NULL, n);
     assert_int_equal(same.top1, plain.top1);
     assert_int_equal(same.top5, plain.top5);
     assert_true(fabs(same.loss_sum - plain.loss_sum) <= 1e-12 * fabs(plain.loss_sum));
