@@ -93,17 +93,17 @@ static void trainer_open_data(Trainer *t)
         status_set(&st, EXIT_USAGE, "--batch-size %d does not divide over %d ranks",
                    o->batch_size, t->cfg.dist.size);
     t->cfg.local_batch = o->batch_size / t->cfg.dist.size;
-    if ((o->mixup_alpha > 0 || o->cutmix_alpha > 0) && !o->eval_only && t->cfg.local_batch % 2)
-        status_set(&st, EXIT_USAGE,
-                   "--mixup-alpha/--cutmix-alpha mix the samples of a rank's batch in pairs: "
-                   "the local batch %d (--batch-size %d over %d ranks) must be even",
-                   t->cfg.local_batch, o->batch_size, t->cfg.dist.size);
     o->num_classes = t->cfg.num_classes; /* resolved, for the start-up log */
     o->crop = t->cfg.crop;
     if (t->res.have_data && !o->eval_only &&
         sampler_check(dataset_count(&t->res.data, SPLIT_TRAIN), o->batch_size, t->cfg.dist.size,
                       o->drop_last, &st) != 0)
         snprintf(st.msg + strlen(st.msg), sizeof st.msg - strlen(st.msg), " (%s)", o->data);
+    if ((o->mixup_alpha > 0 || o->cutmix_alpha > 0) && !o->eval_only && t->cfg.local_batch % 2)
+        status_set(&st, EXIT_USAGE,
+                   "--mixup-alpha/--cutmix-alpha mix the samples of a rank's batch in pairs: "
+                   "the local batch %d (--batch-size %d over %d ranks) must be even",
+                   t->cfg.local_batch, o->batch_size, t->cfg.dist.size);
     /* The evaluated split is read centre-cropped: check its images now, not
      * after an epoch (training crops pad or resize images of any size). */
     DatasetSplit eval = o->eval_only && !strcmp(o->split, "test") ? SPLIT_TEST : SPLIT_VAL;
