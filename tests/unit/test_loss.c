@@ -6,7 +6,12 @@
  * index wins, as loss.h states), and the non-finite flag. The two-view
  * (test-time augmentation) loss against a naive reference that stores
  * both softmaxes, averages them and ranks the label by sorting, a worked
- * example, and equal views giving the plain figures.
+ * example, and equal views giving the plain figures. Mixed targets (mixup,
+ * cutmix: a partner label and weight per sample, with and without label
+ * smoothing) against a float64 reference that writes out the soft target,
+ * against central differences, a partner weight of 0 giving the plain loss
+ * and gradient bit for bit, and top-1/top-5 counted against the label of
+ * the larger weight.
  *
  * Both implementations work in double from the same float logits, so the
  * loss agrees to ~1e-15 relative (atol/rtol 1e-12 leave room for k = 1000
@@ -350,6 +355,150 @@ static void test_mean_softmax_worked(void **state)
     free(x);
 }
 
+/* ---- mixed targets ---------------------------------------------------- */
+
+/* A partner per sample: the label of sample i ^ 1, weights spread over [0, 1]. */
+static void make_partner(const int32_t *labels, int n, uint64_t seed, int32_t *plabel,
+                         float *pweight)
+{
+    Rng r;
+    rng_seed(&r, seed, 2, 0);
+    for (int i = 0; i < n; i++) {
+        plabel[i] = labels[i ^ 1];
+        pweight[i] = (float)rng_uniform(&r);
+    }
+}
+
+/* The float64 reference: the soft target written out, -sum t log softmax
+ * and softmax - t. */
+static double ref_mixed_xent(const float *logits, const int32_t *labels, const int32_t *plabel,
+                             const float *pweight, int n, int k, double eps, double *diff)
+{
+    double total = 0.0;
+    double *t = xmalloc((size_t)k * sizeof(double));
+    for (int i = 0; i < n; i++) {
+        const float *x = logits + (size_t)i * k;
+        for (int j = 0; j < k; j++)
+            t[j] = 0.0;
+        t[labels[i]] += 1.0 - pweight[i];
+        t[plabel[i]] += pweight[i];
+        double mx = x[0], z = 0.0;
+        for (int j = 1; j < k; j++)
+            mx = x[j] > mx ? x[j] : mx;
+        for (int j = 0; j < k; j++)
+            z += exp(x[j] - mx);
+        for (int j = 0; j < k; j++) {
+            double p = exp(x[j] - mx) / z, tj = (1.0 - eps) * t[j] + eps / k;
+            total -= tj * log(p);
+            diff[(size_t)i * k + j] = p - tj;
+        }
+    }
+    free(t);
+    return total;
+}
+
+static void check_mixed(int n, int k, float eps, int scale_n, uint64_t seed, const char *name)
+{
+    size_t total = (size_t)n * k;
+    char what[160];
+    float *logits = xmalloc(total * sizeof(float)), *diff = xmalloc(total * sizeof(float));
+    float *pweight = xmalloc((size_t)n * sizeof(float));
+    int32_t *labels = xmalloc((size_t)n * sizeof(int32_t));
+    int32_t *plabel = xmalloc((size_t)n * sizeof(int32_t));
+    double *dd = xmalloc(total * sizeof(double));
+    make_batch(logits, labels, n, k, seed);
+    make_partner(labels, n, seed, plabel, pweight);
+    LossPartner partner = {plabel, pweight};
+    double ref = ref_mixed_xent(logits, labels, plabel, pweight, n, k, eps, dd);
+    LossStats st = loss_softmax_xent(logits, labels, &partner, n, k, eps, diff, scale_n);
+    assert_false(st.nonfinite);
+    if (fabs(st.loss_sum - ref) > 1e-12 * (1.0 + fabs(ref)))
+        fail_msg("%s: loss_sum %.17g vs reference %.17g", name, st.loss_sum, ref);
+    for (size_t i = 0; i < total; i++)
+        dd[i] /= scale_n;
+    float *dr = ref_to_float(dd, total);
+    snprintf(what, sizeof what, "%s gradient", name);
+    assert_close(diff, dr, total, 1e-12, 2 * U, what);
+    /* central differences, as check_fd */
+    float *fd = xmalloc(total * sizeof(float));
+    const float h = 0x1p-10f;
+    for (size_t i = 0; i < total; i++) {
+        float keep = logits[i];
+        logits[i] = keep + h;
+        double lp = loss_softmax_xent(logits, labels, &partner, n, k, eps, NULL, scale_n).loss_sum;
+        logits[i] = keep - h;
+        double lm = loss_softmax_xent(logits, labels, &partner, n, k, eps, NULL, scale_n).loss_sum;
+        logits[i] = keep;
+        fd[i] = (float)((lp - lm) / (2.0 * h) / scale_n);
+    }
+    snprintf(what, sizeof what, "%s gradient vs fd", name);
+    assert_close(diff, fd, total, 1e-7, 2 * U, what);
+    free(logits), free(diff), free(pweight), free(labels), free(plabel), free(dd), free(dr);
+    free(fd);
+}
+
+static void test_mixed_vs_reference(void **state)
+{
+    (void)state;
+    check_mixed(8, 10, 0.0f, 8, 21, "mixed 8x10");
+    check_mixed(8, 10, 0.1f, 8, 22, "mixed 8x10 smoothing 0.1");
+    check_mixed(4, 1000, 0.1f, 4, 23, "mixed 4x1000 smoothing 0.1");
+    check_mixed(2, 10, 0.2f, 8, 24, "mixed 2x10 of a global batch of 8");
+}
+
+/* Partner weight 0 (lam = 1): the plain loss, gradient and counts, bit for
+ * bit; weight 1: the plain loss of the partner's labels. */
+static void test_mixed_extremes(void **state)
+{
+    (void)state;
+    const int n = 6, k = 9;
+    size_t total = (size_t)n * k;
+    for (int e = 0; e < 2; e++) {
+        float eps = e ? 0.1f : 0.0f;
+        float logits[6 * 9], d_plain[6 * 9], d_mixed[6 * 9], weight[6];
+        int32_t labels[6], plabel[6];
+        make_batch(logits, labels, n, k, 31 + (uint64_t)e);
+        make_partner(labels, n, 31, plabel, weight);
+        for (int i = 0; i < n; i++)
+            weight[i] = 0.0f;
+        LossPartner partner = {plabel, weight};
+        LossStats a = loss_softmax_xent(logits, labels, NULL, n, k, eps, d_plain, n);
+        LossStats b = loss_softmax_xent(logits, labels, &partner, n, k, eps, d_mixed, n);
+        assert_true(a.loss_sum == b.loss_sum);
+        assert_memory_equal(d_plain, d_mixed, total * sizeof(float));
+        assert_int_equal(a.top1, b.top1);
+        assert_int_equal(a.top5, b.top5);
+        for (int i = 0; i < n; i++)
+            weight[i] = 1.0f;
+        a = loss_softmax_xent(logits, plabel, NULL, n, k, eps, d_plain, n);
+        b = loss_softmax_xent(logits, labels, &partner, n, k, eps, d_mixed, n);
+        assert_true(fabs(a.loss_sum - b.loss_sum) <= 1e-12 * fabs(a.loss_sum));
+        assert_close(d_mixed, d_plain, total, 1e-12, 2 * U, "partner weight 1");
+        assert_int_equal(a.top1, b.top1);
+    }
+}
+
+/* Top-1 counts against the own label while its weight is at least 1/2,
+ * else against the partner's. */
+static void test_mixed_topk_label(void **state)
+{
+    (void)state;
+    float row[4] = {0.0f, 3.0f, 1.0f, 2.0f}; /* class 1 ranks first */
+    int32_t own = 1, other = 3;
+    float w;
+    LossPartner partner = {&other, &w};
+    w = 0.5f; /* a tie: the own label */
+    assert_int_equal(loss_softmax_xent(row, &own, &partner, 1, 4, 0.0f, NULL, 1).top1, 1);
+    w = 0.6f;
+    assert_int_equal(loss_softmax_xent(row, &own, &partner, 1, 4, 0.0f, NULL, 1).top1, 0);
+    int32_t own3 = 3, other1 = 1;
+    partner.label = &other1;
+    assert_int_equal(loss_softmax_xent(row, &own3, &partner, 1, 4, 0.0f, NULL, 1).top1, 1);
+    w = 0.4f;
+    assert_int_equal(loss_softmax_xent(row, &own3, &partner, 1, 4, 0.0f, NULL, 1).top1, 0);
+    assert_int_equal(loss_softmax_xent(row, &own3, &partner, 1, 4, 0.0f, NULL, 1).top5, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +510,9 @@ int main(void)
         cmocka_unit_test(test_loss_nonfinite),
         cmocka_unit_test(test_mean_softmax_vs_naive),
         cmocka_unit_test(test_mean_softmax_worked),
+        cmocka_unit_test(test_mixed_vs_reference),
+        cmocka_unit_test(test_mixed_extremes),
+        cmocka_unit_test(test_mixed_topk_label),
     };
     return cmocka_run_group_tests_name("loss", tests, NULL, NULL);
 }
