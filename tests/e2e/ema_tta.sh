@@ -25,29 +25,6 @@ export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
 LIMIT=120
 . tests/e2e/lib/common.sh
 
-# run NAME -- command...: bounded; ok when it exits 0, its output in $T/NAME.log
-run() {
-    name=$1
-    shift 2
-    if run_within "$name" -- "$@"; then
-        cp "$T/out" "$T/$name.log"
-        [ "$got" -eq 0 ] && return 0
-        bad "$name: exit $got"; show "$T/out"
-    fi
-    return 1
-}
-
-# compare A.h5 B.h5 NAME [compare_checkpoints.py flags]
-compare() {
-    a=$1 b=$2 name=$3
-    shift 3
-    if $PYTHON tests/fixtures/compare_checkpoints.py "$a" "$b" "$@" >"$T/cmp" 2>&1; then
-        ok "$name: $(head -n 1 "$T/cmp")"
-    else
-        bad "$name"; show "$T/cmp"
-    fi
-}
-
 $PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 64 --val 20 ||
     { echo "cannot make dataset"; exit 1; }
 $PYTHON tests/fixtures/make_dataset.py "$T/data16.h5" --train 16 --val 16 --size 32 ||

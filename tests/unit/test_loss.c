@@ -46,17 +46,63 @@ static void make_batch(float *logits, int32_t *labels, int n, int k, uint64_t se
         labels[i] = (int32_t)rng_below(&r, (uint64_t)k);
 }
 
-static void check_against_ref(int n, int k, float eps, int scale_n, uint64_t seed,
+/* A partner per sample: the label of sample i ^ 1, weights spread over [0, 1]. */
+static void make_partner(const int32_t *labels, int n, uint64_t seed, int32_t *plabel,
+                         float *pweight)
+{
+    Rng r;
+    rng_seed(&r, seed, 2, 0);
+    for (int i = 0; i < n; i++) {
+        plabel[i] = labels[i ^ 1];
+        pweight[i] = (float)rng_uniform(&r);
+    }
+}
+
+/* The float64 reference: the soft target written out, -sum t log softmax
+ * and softmax - t. */
+static double ref_mixed_xent(const float *logits, const int32_t *labels, const int32_t *plabel,
+                             const float *pweight, int n, int k, double eps, double *diff)
+{
+    double total = 0.0;
+    double *t = xmalloc((size_t)k * sizeof(double));
+    for (int i = 0; i < n; i++) {
+        const float *x = logits + (size_t)i * k;
+        for (int j = 0; j < k; j++)
+            t[j] = 0.0;
+        t[labels[i]] += 1.0 - pweight[i];
+        t[plabel[i]] += pweight[i];
+        double mx = x[0], z = 0.0;
+        for (int j = 1; j < k; j++)
+            mx = x[j] > mx ? x[j] : mx;
+        for (int j = 0; j < k; j++)
+            z += exp(x[j] - mx);
+        for (int j = 0; j < k; j++) {
+            double p = exp(x[j] - mx) / z, tj = (1.0 - eps) * t[j] + eps / k;
+            total -= tj * log(p);
+            diff[(size_t)i * k + j] = p - tj;
+        }
+    }
+    free(t);
+    return total;
+}
+
+/* mixed: with a partner per sample (make_partner) against ref_mixed_xent. */
+static void check_against_ref(int n, int k, float eps, int scale_n, uint64_t seed, int mixed,
                               const char *name)
 {
     size_t total = (size_t)n * k;
     char what[160];
     float *logits = xmalloc(total * sizeof(float)), *diff = xmalloc(total * sizeof(float));
     int32_t *labels = xmalloc((size_t)n * sizeof(int32_t));
+    int32_t *plabel = xmalloc((size_t)n * sizeof(int32_t));
+    float *pweight = xmalloc((size_t)n * sizeof(float));
     make_batch(logits, labels, n, k, seed);
+    make_partner(labels, n, seed, plabel, pweight);
+    LossPartner partner = {plabel, pweight}, *mix = mixed ? &partner : NULL;
     double *ld = ref_to_double(logits, total), *dd = xmalloc(total * sizeof(double));
-    double ref = ref_softmax_xent(ld, labels, n, k, eps, dd);
-    LossStats st = loss_softmax_xent(logits, labels, NULL, n, k, eps, diff, scale_n);
+    double ref = mixed ? ref_mixed_xent(logits, labels, plabel, pweight, n, k, eps, dd)
+                       : ref_softmax_xent(ld, labels, n, k, eps, dd);
+    LossStats st = loss_softmax_xent(logits, labels, mix, n, k, eps, diff, scale_n);
     assert_false(st.nonfinite);
     if (fabs(st.loss_sum - ref) > 1e-12 * (1.0 + fabs(ref)))
         fail_msg("%s: loss_sum %.17g vs reference %.17g", name, st.loss_sum, ref);
@@ -73,22 +119,23 @@ static void check_against_ref(int n, int k, float eps, int scale_n, uint64_t see
         assert_true(fabs(s) < 2 * U * k / scale_n + 1e-12);
     }
     /* evaluation: no gradient, same statistics */
-    LossStats ev = loss_softmax_xent(logits, labels, NULL, n, k, eps, NULL, scale_n);
+    LossStats ev = loss_softmax_xent(logits, labels, mix, n, k, eps, NULL, scale_n);
     assert_true(ev.loss_sum == st.loss_sum);
     assert_int_equal(ev.top1, st.top1);
     assert_int_equal(ev.top5, st.top5);
     free(logits), free(diff), free(labels), free(ld), free(dd), free(dr);
+    free(plabel), free(pweight);
 }
 
 static void test_loss_vs_reference(void **state)
 {
     (void)state;
-    check_against_ref(8, 10, 0.0f, 8, 1, "cifar 8x10");
-    check_against_ref(8, 10, 0.1f, 8, 2, "cifar 8x10 smoothing 0.1");
-    check_against_ref(2, 1000, 0.0f, 2, 3, "imagenet 2x1000");
-    check_against_ref(2, 1000, 0.1f, 2, 4, "imagenet 2x1000 smoothing 0.1");
+    check_against_ref(8, 10, 0.0f, 8, 1, 0, "cifar 8x10");
+    check_against_ref(8, 10, 0.1f, 8, 2, 0, "cifar 8x10 smoothing 0.1");
+    check_against_ref(2, 1000, 0.0f, 2, 3, 0, "imagenet 2x1000");
+    check_against_ref(2, 1000, 0.1f, 2, 4, 0, "imagenet 2x1000 smoothing 0.1");
     /* one rank's share of a global batch of 8 */
-    check_against_ref(2, 10, 0.1f, 8, 5, "2x10 of a global batch of 8");
+    check_against_ref(2, 10, 0.1f, 8, 5, 0, "2x10 of a global batch of 8");
 }
 
 /*
@@ -97,36 +144,41 @@ static void test_loss_vs_reference(void **state)
  * h^2 / 6 * max|d^3 lse| < 1e-7 (the third derivative of log-sum-exp is at
  * most 1/(6 sqrt 3) per coordinate) and the double loss adds ~1e-13 / h.
  */
-static void check_fd(int n, int k, float eps, int scale_n, uint64_t seed, const char *name)
+static void check_fd(int n, int k, float eps, int scale_n, uint64_t seed, int mixed,
+                     const char *name)
 {
     size_t total = (size_t)n * k;
     float *logits = xmalloc(total * sizeof(float)), *diff = xmalloc(total * sizeof(float));
     float *fd = xmalloc(total * sizeof(float));
     int32_t *labels = xmalloc((size_t)n * sizeof(int32_t));
+    int32_t *plabel = xmalloc((size_t)n * sizeof(int32_t));
+    float *pweight = xmalloc((size_t)n * sizeof(float));
     make_batch(logits, labels, n, k, seed);
+    make_partner(labels, n, seed, plabel, pweight);
+    LossPartner partner = {plabel, pweight}, *mix = mixed ? &partner : NULL;
     for (size_t i = 0; i < total; i++)
         assert_true(fabsf(logits[i]) < 16.0f);
-    loss_softmax_xent(logits, labels, NULL, n, k, eps, diff, scale_n);
+    loss_softmax_xent(logits, labels, mix, n, k, eps, diff, scale_n);
     const float h = 0x1p-10f;
     for (size_t i = 0; i < total; i++) {
         float keep = logits[i];
         logits[i] = keep + h;
-        double lp = loss_softmax_xent(logits, labels, NULL, n, k, eps, NULL, scale_n).loss_sum;
+        double lp = loss_softmax_xent(logits, labels, mix, n, k, eps, NULL, scale_n).loss_sum;
         logits[i] = keep - h;
-        double lm = loss_softmax_xent(logits, labels, NULL, n, k, eps, NULL, scale_n).loss_sum;
+        double lm = loss_softmax_xent(logits, labels, mix, n, k, eps, NULL, scale_n).loss_sum;
         logits[i] = keep;
         fd[i] = (float)((lp - lm) / (2.0 * h) / scale_n);
     }
     assert_close(diff, fd, total, 1e-7, 2 * U, name);
-    free(logits), free(diff), free(fd), free(labels);
+    free(logits), free(diff), free(fd), free(labels), free(plabel), free(pweight);
 }
 
 static void test_loss_finite_differences(void **state)
 {
     (void)state;
-    check_fd(4, 10, 0.0f, 4, 10, "gradient vs fd");
-    check_fd(4, 10, 0.1f, 4, 11, "gradient vs fd, smoothing 0.1");
-    check_fd(3, 7, 0.25f, 6, 12, "gradient vs fd, smoothing 0.25, scale 6");
+    check_fd(4, 10, 0.0f, 4, 10, 0, "gradient vs fd");
+    check_fd(4, 10, 0.1f, 4, 11, 0, "gradient vs fd, smoothing 0.1");
+    check_fd(3, 7, 0.25f, 6, 12, 0, "gradient vs fd, smoothing 0.25, scale 6");
 }
 
 /* Values worked by hand. */
@@ -357,93 +409,15 @@ static void test_mean_softmax_worked(void **state)
 
 /* ---- mixed targets ---------------------------------------------------- */
 
-/* A partner per sample: the label of sample i ^ 1, weights spread over [0, 1]. */
-static void make_partner(const int32_t *labels, int n, uint64_t seed, int32_t *plabel,
-                         float *pweight)
-{
-    Rng r;
-    rng_seed(&r, seed, 2, 0);
-    for (int i = 0; i < n; i++) {
-        plabel[i] = labels[i ^ 1];
-        pweight[i] = (float)rng_uniform(&r);
-    }
-}
-
-/* The float64 reference: the soft target written out, -sum t log softmax
- * and softmax - t. */
-static double ref_mixed_xent(const float *logits, const int32_t *labels, const int32_t *plabel,
-                             const float *pweight, int n, int k, double eps, double *diff)
-{
-    double total = 0.0;
-    double *t = xmalloc((size_t)k * sizeof(double));
-    for (int i = 0; i < n; i++) {
-        const float *x = logits + (size_t)i * k;
-        for (int j = 0; j < k; j++)
-            t[j] = 0.0;
-        t[labels[i]] += 1.0 - pweight[i];
-        t[plabel[i]] += pweight[i];
-        double mx = x[0], z = 0.0;
-        for (int j = 1; j < k; j++)
-            mx = x[j] > mx ? x[j] : mx;
-        for (int j = 0; j < k; j++)
-            z += exp(x[j] - mx);
-        for (int j = 0; j < k; j++) {
-            double p = exp(x[j] - mx) / z, tj = (1.0 - eps) * t[j] + eps / k;
-            total -= tj * log(p);
-            diff[(size_t)i * k + j] = p - tj;
-        }
-    }
-    free(t);
-    return total;
-}
-
-static void check_mixed(int n, int k, float eps, int scale_n, uint64_t seed, const char *name)
-{
-    size_t total = (size_t)n * k;
-    char what[160];
-    float *logits = xmalloc(total * sizeof(float)), *diff = xmalloc(total * sizeof(float));
-    float *pweight = xmalloc((size_t)n * sizeof(float));
-    int32_t *labels = xmalloc((size_t)n * sizeof(int32_t));
-    int32_t *plabel = xmalloc((size_t)n * sizeof(int32_t));
-    double *dd = xmalloc(total * sizeof(double));
-    make_batch(logits, labels, n, k, seed);
-    make_partner(labels, n, seed, plabel, pweight);
-    LossPartner partner = {plabel, pweight};
-    double ref = ref_mixed_xent(logits, labels, plabel, pweight, n, k, eps, dd);
-    LossStats st = loss_softmax_xent(logits, labels, &partner, n, k, eps, diff, scale_n);
-    assert_false(st.nonfinite);
-    if (fabs(st.loss_sum - ref) > 1e-12 * (1.0 + fabs(ref)))
-        fail_msg("%s: loss_sum %.17g vs reference %.17g", name, st.loss_sum, ref);
-    for (size_t i = 0; i < total; i++)
-        dd[i] /= scale_n;
-    float *dr = ref_to_float(dd, total);
-    snprintf(what, sizeof what, "%s gradient", name);
-    assert_close(diff, dr, total, 1e-12, 2 * U, what);
-    /* central differences, as check_fd */
-    float *fd = xmalloc(total * sizeof(float));
-    const float h = 0x1p-10f;
-    for (size_t i = 0; i < total; i++) {
-        float keep = logits[i];
-        logits[i] = keep + h;
-        double lp = loss_softmax_xent(logits, labels, &partner, n, k, eps, NULL, scale_n).loss_sum;
-        logits[i] = keep - h;
-        double lm = loss_softmax_xent(logits, labels, &partner, n, k, eps, NULL, scale_n).loss_sum;
-        logits[i] = keep;
-        fd[i] = (float)((lp - lm) / (2.0 * h) / scale_n);
-    }
-    snprintf(what, sizeof what, "%s gradient vs fd", name);
-    assert_close(diff, fd, total, 1e-7, 2 * U, what);
-    free(logits), free(diff), free(pweight), free(labels), free(plabel), free(dd), free(dr);
-    free(fd);
-}
-
 static void test_mixed_vs_reference(void **state)
 {
     (void)state;
-    check_mixed(8, 10, 0.0f, 8, 21, "mixed 8x10");
-    check_mixed(8, 10, 0.1f, 8, 22, "mixed 8x10 smoothing 0.1");
-    check_mixed(4, 1000, 0.1f, 4, 23, "mixed 4x1000 smoothing 0.1");
-    check_mixed(2, 10, 0.2f, 8, 24, "mixed 2x10 of a global batch of 8");
+    check_against_ref(8, 10, 0.0f, 8, 21, 1, "mixed 8x10");
+    check_against_ref(8, 10, 0.1f, 8, 22, 1, "mixed 8x10 smoothing 0.1");
+    check_against_ref(4, 1000, 0.1f, 4, 23, 1, "mixed 4x1000 smoothing 0.1");
+    check_against_ref(2, 10, 0.2f, 8, 24, 1, "mixed 2x10 of a global batch of 8");
+    check_fd(4, 10, 0.0f, 4, 25, 1, "mixed gradient vs fd");
+    check_fd(3, 7, 0.25f, 6, 26, 1, "mixed gradient vs fd, smoothing 0.25, scale 6");
 }
 
 /* Partner weight 0 (lam = 1): the plain loss, gradient and counts, bit for

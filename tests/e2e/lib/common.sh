@@ -53,3 +53,27 @@ run_within() {
     wait "$pid"
     got=$?
 }
+
+# run NAME -- command...: bounded; ok when it exits 0, its output in $T/NAME.log
+run() {
+    name=$1
+    shift 2
+    if run_within "$name" -- "$@"; then
+        cp "$T/out" "$T/$name.log"
+        [ "$got" -eq 0 ] && return 0
+        bad "$name: exit $got"; show "$T/out"
+    fi
+    return 1
+}
+
+# compare A.h5 B.h5 NAME [compare_checkpoints.py flags]: the checkpoints'
+# tensors agree (the sourcing script sets PYTHON)
+compare() {
+    a=$1 b=$2 name=$3
+    shift 3
+    if $PYTHON tests/fixtures/compare_checkpoints.py "$a" "$b" "$@" >"$T/cmp" 2>&1; then
+        ok "$name: $(head -n 1 "$T/cmp")"
+    else
+        bad "$name"; show "$T/cmp"
+    fi
+}
