@@ -46,14 +46,15 @@ static void make_batch(float *logits, int32_t *labels, int n, int k, uint64_t se
         labels[i] = (int32_t)rng_below(&r, (uint64_t)k);
 }
 
-/* A partner per sample: the label of sample i ^ 1, weights spread over [0, 1]. */
+/* A partner per sample: the label of sample i ^ 1 (the last of an odd
+ * batch: its own), weights spread over [0, 1]. */
 static void make_partner(const int32_t *labels, int n, uint64_t seed, int32_t *plabel,
                          float *pweight)
 {
     Rng r;
     rng_seed(&r, seed, 2, 0);
     for (int i = 0; i < n; i++) {
-        plabel[i] = labels[i ^ 1];
+        plabel[i] = labels[(i ^ 1) < n ? i ^ 1 : i];
         pweight[i] = (float)rng_uniform(&r);
     }
 }
