@@ -16,8 +16,8 @@ typedef struct {
 } LossStats;
 
 /* A second label per sample (mixup, cutmix): sample i's target is
- * (1 - weight[i]) onehot(labels[i]) + weight[i] onehot(label[i]), before
- * label smoothing; top-1/top-5 count against the label of the larger weight
+ * (1 - weight[i]) onehot(labels[i]) + weight[i] onehot(partner label[i]),
+ * before label smoothing; top-1/top-5 count against the label of the larger weight
  * (the own label on a tie). */
 typedef struct {
     const int32_t *label;  /* (n) */

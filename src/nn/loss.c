@@ -41,7 +41,8 @@ static double log_sum_exp(const float *row, int k)
 }
 
 /* Sample i's target for class j: with a partner, off + (1 - eps) times the
- * mixed one-hot weight; without, on or off exactly as before mixing existed. */
+ * mixed one-hot weight (a partner weight of 0 gives on and off bit for bit);
+ * without, on for the label and off elsewhere. */
 static double target_of(int j, int label, const LossPartner *partner, int i, double eps,
                         double on, double off)
 {

@@ -67,7 +67,7 @@ static const OptionSpec SPECS[] = {
     {"label-smoothing", 1, OPT_SMOOTHING, "X", "label smoothing epsilon [0]", "Optimisation"},
     {"mixup-alpha", 1, OPT_MIXUP_ALPHA, "A", "mixup: each training batch blends sample pairs (2i, 2i+1) of a rank's batch with weight lam ~ Beta(A, A), labels alike; needs an even batch per rank; 0: off [0]", "Optimisation"},
     {"cutmix-alpha", 1, OPT_CUTMIX_ALPHA, "A", "cutmix: pastes a box of area (1 - lam) ~ Beta(A, A) from the pair partner, labels weighted by area; with --mixup-alpha one of the two per step, each with probability 1/2; 0: off [0]", "Optimisation"},
-    {"seed", 1, OPT_SEED, "N", "seed of the initial weights, the data order, augmentation, drop-path/dropout and synthetic data [0]", "Optimisation"},
+    {"seed", 1, OPT_SEED, "N", "seed of the initial weights, the data order, augmentation, mixup/cutmix, drop-path/dropout and synthetic data [0]", "Optimisation"},
     {"lr-schedule", 1, OPT_LR_SCHEDULE, "KIND", "after warmup: plateau, step or cosine [plateau]", "Schedule"},
     {"warmup-epochs", 1, OPT_WARMUP_EPOCHS, "E", "linear warmup over E epochs (fractions allowed) [0]", "Schedule"},
     {"warmup-start-lr", 1, OPT_WARMUP_START_LR, "X", "rate of the first warmup step [lr x 256 / batch, at most lr]", "Schedule"},
