@@ -65,16 +65,18 @@ for mode in mixup cutmix; do
 done
 
 # Flag checks.
-BASE="$BIN --arch resnet20 --stem small --epochs 1 --data $T/data.h5 --checkpoint-dir $T/flags"
+# (each in its own folder, so that one wrongly accepted run cannot fail the next)
+BASE="$BIN --arch resnet20 --stem small --epochs 1 --data $T/data.h5"
 expect 2 "the local batch 3 (--batch-size 6 over 2 ranks) must be even" \
-    "an odd batch per rank" -- $MPI2 $BASE --batch-size 6 --cutmix-alpha 1.0
+    "an odd batch per rank" -- $MPI2 $BASE --checkpoint-dir $T/f1 --batch-size 6 --cutmix-alpha 1.0
+[ "$(grep -c "must be even" "$T/out")" -eq 1 ] && ok "2 ranks: the message is printed once" ||
+    { bad "2 ranks: the message is printed once"; show "$T/out"; }
 expect 2 "the local batch 7 (--batch-size 7 over 1 ranks) must be even" \
-    "an odd batch on one rank" -- $BASE --batch-size 7 --mixup-alpha 0.2
+    "an odd batch on one rank" -- $BASE --checkpoint-dir $T/f2 --batch-size 7 --mixup-alpha 0.2
 expect 2 "mixup-alpha: '-0.5' is not a number in \[0, 100\]" "a negative alpha" -- \
-    $BASE --batch-size 8 --mixup-alpha -0.5
+    $BASE --checkpoint-dir $T/f3 --batch-size 8 --mixup-alpha -0.5
 expect 2 "cutmix-alpha: '101' is not a number in \[0, 100\]" "an alpha above 100" -- \
-    $BASE --batch-size 8 --cutmix-alpha 101
-[ "$(grep -c "must be even" "$T/out")" -le 1 ] || bad "the message is printed once"
+    $BASE --checkpoint-dir $T/f4 --batch-size 8 --cutmix-alpha 101
 
 echo "mixup: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
