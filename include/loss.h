@@ -15,11 +15,24 @@ typedef struct {
     int nonfinite;   /* a logit or the loss was NaN or infinite */
 } LossStats;
 
+/* A second label per sample (mixup, cutmix): sample i's target is
+ * (1 - weight[i]) onehot(labels[i]) + weight[i] onehot(partner label[i]),
+ * before label smoothing; top-1/top-5 count against the label of the larger weight
+ * (the own label on a tie). */
+typedef struct {
+    const int32_t *label;  /* (n) */
+    const float *weight;   /* (n) in [0, 1] */
+} LossPartner;
+
 /* logits (n, k); diff (n, k) receives d(mean loss)/d(logits) scaled by
  * 1/scale_n (scale_n: the global batch, so per-rank gradients sum to the
- * global mean); diff may be NULL for evaluation. */
-LossStats loss_softmax_xent(const float *logits, const int32_t *labels, int n, int k,
-                            float label_smoothing, float *diff, int scale_n);
+ * global mean); diff may be NULL for evaluation. The target is
+ * (1 - label_smoothing) t + label_smoothing / k, t the one-hot label or,
+ * with a partner (NULL: none), the mixed one; the gradient is softmax -
+ * target. */
+LossStats loss_softmax_xent(const float *logits, const int32_t *labels,
+                            const LossPartner *partner, int n, int k, float label_smoothing,
+                            float *diff, int scale_n);
 /* Top-1 and top-5 hits only. */
 void loss_topk(const float *logits, const int32_t *labels, int n, int k, int64_t *top1,
                int64_t *top5);

@@ -88,10 +88,11 @@ void net_set_sample_keys(Net *net, uint64_t seed, int64_t epoch, const int64_t *
 void net_forward(Net *net, int training);
 /* (N, K) plain logits of the last forward. */
 const float *net_logits(const Net *net);
-/* Loss of the last forward; with training set, also its gradient (scaled by
- * 1/grad_scale_n, the global batch) for net_backward. */
-LossStats net_loss(Net *net, const int32_t *labels, float label_smoothing, int training,
-                   int grad_scale_n);
+/* Loss of the last forward (partner: mixed targets, or NULL; loss.h); with
+ * training set, also its gradient (scaled by 1/grad_scale_n, the global
+ * batch) for net_backward. */
+LossStats net_loss(Net *net, const int32_t *labels, const LossPartner *partner,
+                   float label_smoothing, int training, int grad_scale_n);
 /* Backward of the last (training) forward, with its drop-path and dropout
  * choices. */
 void net_backward(Net *net);

@@ -318,11 +318,12 @@ void net_forward(Net *net, int training)
         net->params->num_batches_tracked++;
 }
 
-LossStats net_loss(Net *net, const int32_t *labels, float label_smoothing, int training,
-                   int grad_scale_n)
+LossStats net_loss(Net *net, const int32_t *labels, const LossPartner *partner,
+                   float label_smoothing, int training, int grad_scale_n)
 {
-    return loss_softmax_xent(net_logits(net), labels, net->cfg.batch, net->cfg.num_classes,
-                             label_smoothing, training ? net->diff_logits : NULL, grad_scale_n);
+    return loss_softmax_xent(net_logits(net), labels, partner, net->cfg.batch,
+                             net->cfg.num_classes, label_smoothing,
+                             training ? net->diff_logits : NULL, grad_scale_n);
 }
 
 void net_set_grad_hook(Net *net, GradReadyFn fn, void *ctx)

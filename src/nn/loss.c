@@ -40,26 +40,50 @@ static double log_sum_exp(const float *row, int k)
     return mx + log(z);
 }
 
-LossStats loss_softmax_xent(const float *logits, const int32_t *labels, int n, int k,
-                            float label_smoothing, float *diff, int scale_n)
+/* Sample i's target for class j: with a partner, off + (1 - eps) times the
+ * mixed one-hot weight (a partner weight of 0 gives on and off bit for bit);
+ * without, on for the label and off elsewhere. */
+static double target_of(int j, int label, const LossPartner *partner, int i, double eps,
+                        double on, double off)
+{
+    if (!partner)
+        return j == label ? on : off;
+    double w = partner->weight[i];
+    double mixed = (j == label ? 1.0 - w : 0.0) + (j == partner->label[i] ? w : 0.0);
+    return off + (1.0 - eps) * mixed;
+}
+
+/* The label top-1/top-5 count against: the one of the larger target weight. */
+static int32_t counted_label(const int32_t *labels, const LossPartner *partner, int i)
+{
+    return partner && partner->weight[i] > 0.5f ? partner->label[i] : labels[i];
+}
+
+LossStats loss_softmax_xent(const float *logits, const int32_t *labels,
+                            const LossPartner *partner, int n, int k, float label_smoothing,
+                            float *diff, int scale_n)
 {
     LossStats st = {0};
     double eps = label_smoothing, off = eps / k, on = 1.0 - eps + off;
     for (int i = 0; i < n; i++) {
         const float *row = logits + (size_t)i * k;
         double logz = log_sum_exp(row, k);
-        /* -sum_j target_j log p_j with target = (1-eps) onehot + eps/K */
+        /* -sum_j target_j log p_j */
         double l = 0.0;
         for (int j = 0; j < k; j++)
-            l -= (j == labels[i] ? on : off) * ((double)row[j] - logz);
+            l -= target_of(j, labels[i], partner, i, eps, on, off) * ((double)row[j] - logz);
         st.loss_sum += l;
         if (diff)
             for (int j = 0; j < k; j++)
                 diff[(size_t)i * k + j] =
-                    (float)((exp((double)row[j] - logz) - (j == labels[i] ? on : off)) / scale_n);
+                    (float)((exp((double)row[j] - logz) -
+                             target_of(j, labels[i], partner, i, eps, on, off)) /
+                            scale_n);
+        int r = label_rank(row, k, counted_label(labels, partner, i));
+        st.top1 += r < 1;
+        st.top5 += r < 5;
     }
     st.nonfinite = !isfinite(st.loss_sum);
-    loss_topk(logits, labels, n, k, &st.top1, &st.top5);
     return st;
 }
 

@@ -25,6 +25,7 @@ enum {
     OPT_MAX_PIXELS, OPT_OVERWRITE, OPT_STALL_TIMEOUT, OPT_MODEL_EMA, OPT_MODEL_EMA_EVERY,
     OPT_MODEL_EMA_EVAL, OPT_INIT_FROM_EMA, OPT_TTA,
     OPT_RANDOM_ERASE,
+    OPT_MIXUP_ALPHA, OPT_CUTMIX_ALPHA,
 };
 
 typedef struct {
@@ -66,7 +67,9 @@ static const OptionSpec SPECS[] = {
     {"weight-decay", 1, OPT_WD, "X", "L2 weight decay added to the gradient [1e-4]", "Optimisation"},
     {"no-bn-decay", 0, OPT_NO_BN_DECAY, NULL, "no weight decay on BN parameters and biases [off]", "Optimisation"},
     {"label-smoothing", 1, OPT_SMOOTHING, "X", "label smoothing epsilon [0]", "Optimisation"},
-    {"seed", 1, OPT_SEED, "N", "seed of the initial weights, the data order, augmentation, drop-path/dropout and synthetic data [0]", "Optimisation"},
+    {"mixup-alpha", 1, OPT_MIXUP_ALPHA, "A", "mixup: each training batch blends sample pairs (2i, 2i+1) of a rank's batch with weight lam ~ Beta(A, A), labels alike; needs an even batch per rank; 0: off [0]", "Optimisation"},
+    {"cutmix-alpha", 1, OPT_CUTMIX_ALPHA, "A", "cutmix: pastes a box of area (1 - lam) ~ Beta(A, A) from the pair partner, labels weighted by area; with --mixup-alpha one of the two per step, each with probability 1/2; 0: off [0]", "Optimisation"},
+    {"seed", 1, OPT_SEED, "N", "seed of the initial weights, the data order, augmentation, mixup/cutmix, drop-path/dropout and synthetic data [0]", "Optimisation"},
     {"lr-schedule", 1, OPT_LR_SCHEDULE, "KIND", "after warmup: plateau, step or cosine [plateau]", "Schedule"},
     {"warmup-epochs", 1, OPT_WARMUP_EPOCHS, "E", "linear warmup over E epochs (fractions allowed) [0]", "Schedule"},
     {"warmup-start-lr", 1, OPT_WARMUP_START_LR, "X", "rate of the first warmup step [lr x 256 / batch, at most lr]", "Schedule"},
@@ -243,6 +246,8 @@ static void apply_option(Options *o, int id, const char *flag, const char *v, St
     case OPT_WD: if (parse_num(flag, v, 0, 1, &d, st)) o->weight_decay = d; break;
     case OPT_NO_BN_DECAY: o->no_bn_decay = 1; break;
     case OPT_SMOOTHING: if (parse_num(flag, v, 0, 0.999, &d, st)) o->label_smoothing = d; break;
+    case OPT_MIXUP_ALPHA: if (parse_num(flag, v, 0, 100, &d, st)) o->mixup_alpha = d; break;
+    case OPT_CUTMIX_ALPHA: if (parse_num(flag, v, 0, 100, &d, st)) o->cutmix_alpha = d; break;
     case OPT_SEED: if (parse_int(flag, v, 0, INT64_MAX, &i, st)) o->seed = (uint64_t)i; break;
     case OPT_VAL_EVERY: if (parse_int(flag, v, 1, 1 << 20, &i, st)) o->val_every = (int)i; break;
     case OPT_PLATEAU_METRIC: o->plateau_on_loss = parse_choice(flag, v, "val_top1", "val_loss", st); break;

@@ -46,6 +46,8 @@ typedef struct {
     double weight_decay;
     int no_bn_decay;
     double label_smoothing;
+    double mixup_alpha;   /* mixup's Beta(alpha, alpha); 0: off */
+    double cutmix_alpha;  /* cutmix's Beta(alpha, alpha); 0: off */
     int val_every;
     LrSchedule schedule;  /* kind, warmup, milestones; step counts filled by the driver */
     double warmup_epochs;

@@ -155,7 +155,7 @@ static EvalTotals trainer_evaluate(Trainer *t, DatasetSplit split)
         memcpy(net_input(net), b.images,
                (size_t)b.n * c->channels * c->crop * c->crop * sizeof(float));
         net_forward(net, 0);
-        LossStats ls = net_loss(net, b.labels, 0.0f, 0, b.n);
+        LossStats ls = net_loss(net, b.labels, NULL, 0.0f, 0, b.n);
         tot.loss_sum += ls.loss_sum;
         tot.top1 += (double)ls.top1;
         tot.top5 += (double)ls.top5;

@@ -248,9 +248,11 @@ static void put_optimizer(Text *x, const TrainConfig *c)
     put(x, "config: batch_size=%d local_batch=%d lr=%g", o->batch_size, c->local_batch, o->lr);
     if (o->base_lr > 0)
         put(x, " base_lr=%g", o->base_lr);
-    put(x, " momentum=%g nesterov=%d weight_decay=%g no_bn_decay=%d label_smoothing=%g "
-           "seed=%llu\n", o->momentum, o->nesterov, o->weight_decay, o->no_bn_decay,
-        o->label_smoothing, (unsigned long long)o->seed);
+    put(x, " momentum=%g nesterov=%d weight_decay=%g no_bn_decay=%d label_smoothing=%g",
+        o->momentum, o->nesterov, o->weight_decay, o->no_bn_decay, o->label_smoothing);
+    if (o->mixup_alpha > 0 || o->cutmix_alpha > 0)
+        put(x, " mixup_alpha=%g cutmix_alpha=%g", o->mixup_alpha, o->cutmix_alpha);
+    put(x, " seed=%llu\n", (unsigned long long)o->seed);
 }
 
 static void put_schedule(Text *x, const TrainConfig *c, const Plateau *p)

@@ -5,17 +5,22 @@
 #include <mpi.h>
 #include <string.h>
 
+#include "mix.h"
 #include "timer.h"
 #include "watchdog.h"
 
 void trainer_read_train(Trainer *t)
 {
-    if (!t->res.loader)
-        return; /* synthetic: the batch made at start stays */
+    size_t pixels = (size_t)t->cfg.channels * t->cfg.crop * t->cfg.crop;
+    if (!t->res.loader) { /* synthetic: the batch made at start stays, unmixed */
+        if (t->res.synthetic_batch)
+            memcpy(net_input(t->res.net), t->res.synthetic_batch,
+                   (size_t)t->cfg.local_batch * pixels * sizeof(float));
+        return;
+    }
     float *images;
     int32_t *labels;
     t->state.times.wait_s += loader_next(t->res.loader, &images, &labels);
-    size_t pixels = (size_t)t->cfg.channels * t->cfg.crop * t->cfg.crop;
     memcpy(net_input(t->res.net), images, (size_t)t->cfg.local_batch * pixels * sizeof(float));
     memcpy(t->res.labels, labels, (size_t)t->cfg.local_batch * sizeof *labels);
 }
@@ -33,14 +38,34 @@ static void trainer_set_sample_keys(Trainer *t)
                         t->res.sample_index);
 }
 
+/* Mixup or cutmix of step t->state.step over the batch just read: the same
+ * choice on every rank (keyed by the seed and the global step), pairs
+ * within this rank's batch. NULL when neither is on. */
+static const LossPartner *trainer_mix_batch(Trainer *t, LossPartner *partner)
+{
+    const Options *o = &t->cfg.opt;
+    if (o->mixup_alpha <= 0 && o->cutmix_alpha <= 0)
+        return NULL;
+    MixChoice c = mix_choose(o->mixup_alpha, o->cutmix_alpha, o->seed, t->state.step,
+                             t->cfg.crop, t->cfg.crop);
+    mix_apply(&c, net_input(t->res.net), t->cfg.local_batch, t->cfg.channels, t->cfg.crop,
+              t->cfg.crop);
+    mix_targets(&c, t->res.labels, t->cfg.local_batch, t->res.partner_labels,
+                t->res.partner_weights);
+    *partner = (LossPartner){t->res.partner_labels, t->res.partner_weights};
+    return partner;
+}
+
 void trainer_step(Trainer *t, StepRequests req, double out[STEP_NVALUES])
 {
     double start = timer_now();
     watchdog_phase(WATCHDOG_COMPUTE, t->state.step + 1);
     trainer_set_sample_keys(t);
+    LossPartner storage;
+    const LossPartner *partner = trainer_mix_batch(t, &storage);
     net_forward(t->res.net, 1);
-    LossStats ls = net_loss(t->res.net, t->res.labels, (float)t->cfg.opt.label_smoothing, 1,
-                            t->cfg.opt.batch_size);
+    LossStats ls = net_loss(t->res.net, t->res.labels, partner,
+                            (float)t->cfg.opt.label_smoothing, 1, t->cfg.opt.batch_size);
     reducer_begin_step(t->res.reducer);
     net_backward(t->res.net);
     watchdog_phase(WATCHDOG_ALLREDUCE, t->state.step + 1);

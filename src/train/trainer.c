@@ -95,10 +95,15 @@ static void trainer_open_data(Trainer *t)
     t->cfg.local_batch = o->batch_size / t->cfg.dist.size;
     o->num_classes = t->cfg.num_classes; /* resolved, for the start-up log */
     o->crop = t->cfg.crop;
-    if (t->res.have_data && !o->eval_only &&
+    if (t->res.have_data && !o->eval_only && !st.code &&
         sampler_check(dataset_count(&t->res.data, SPLIT_TRAIN), o->batch_size, t->cfg.dist.size,
                       o->drop_last, &st) != 0)
         snprintf(st.msg + strlen(st.msg), sizeof st.msg - strlen(st.msg), " (%s)", o->data);
+    if ((o->mixup_alpha > 0 || o->cutmix_alpha > 0) && !o->eval_only && t->cfg.local_batch % 2)
+        status_set(&st, EXIT_USAGE,
+                   "--mixup-alpha/--cutmix-alpha mix the samples of a rank's batch in pairs: "
+                   "the local batch %d (--batch-size %d over %d ranks) must be even",
+                   t->cfg.local_batch, o->batch_size, t->cfg.dist.size);
     /* The evaluated split is read centre-cropped: check its images now, not
      * after an epoch (training crops pad or resize images of any size). */
     DatasetSplit eval = o->eval_only && !strcmp(o->split, "test") ? SPLIT_TEST : SPLIT_VAL;
@@ -151,6 +156,8 @@ static void trainer_build(Trainer *t)
     }
     t->res.labels = xcalloc((size_t)t->cfg.local_batch, sizeof *t->res.labels);
     t->res.sample_index = xcalloc((size_t)t->cfg.local_batch, sizeof *t->res.sample_index);
+    t->res.partner_labels = xcalloc((size_t)t->cfg.local_batch, sizeof *t->res.partner_labels);
+    t->res.partner_weights = xcalloc((size_t)t->cfg.local_batch, sizeof *t->res.partner_weights);
     t->cfg.sgd = (SgdConfig){t->cfg.opt.momentum, t->cfg.opt.weight_decay, t->cfg.opt.nesterov,
                          t->cfg.opt.no_bn_decay};
     if (t->cfg.opt.sync_bn) {
@@ -290,6 +297,10 @@ static void fill_synthetic(Trainer *t)
         x[i] = (float)(2.0 * rng_uniform(&rng) - 1.0);
     for (int i = 0; i < t->cfg.local_batch; i++)
         t->res.labels[i] = (int32_t)rng_below(&rng, (uint64_t)t->cfg.num_classes);
+    if (t->cfg.opt.mixup_alpha > 0 || t->cfg.opt.cutmix_alpha > 0) {
+        t->res.synthetic_batch = xmalloc(n * sizeof *x);
+        memcpy(t->res.synthetic_batch, x, n * sizeof *x);
+    }
 }
 
 void trainer_start_inputs(Trainer *t)
@@ -340,4 +351,7 @@ void trainer_free(Trainer *t)
     dnn_free();
     free(t->res.labels);
     free(t->res.sample_index);
+    free(t->res.partner_labels);
+    free(t->res.partner_weights);
+    free(t->res.synthetic_batch);
 }

@@ -55,6 +55,11 @@ typedef struct {
     Metrics metrics;
     int32_t *labels;       /* (local_batch) of the current step */
     int64_t *sample_index; /* (local_batch) epoch positions of this step's local samples */
+    /* --mixup-alpha/--cutmix-alpha: (local_batch) each sample's partner label
+     * and its weight in the target, of the current step */
+    int32_t *partner_labels;
+    float *partner_weights;
+    float *synthetic_batch; /* --synthetic with mixing: the batch as made, mixed afresh each step */
 } TrainResources;
 
 /* Where the run is. Only the step loop and the functions it calls change it. */

@@ -23,6 +23,9 @@ expect 2 "'fast' is neither direct nor winograd" "bad conv algo" -- "$BIN" --syn
     --conv-algo fast
 expect 2 "does not divide over 2 ranks" "batch not divisible" -- \
     mpirun -np 2 --oversubscribe "$BIN" --synthetic $COMMON --batch-size 15 --max-steps 1
+# with a dataset, the message stays the batch's alone (no file appended to it)
+expect 2 "does not divide over 2 ranks$" "batch not divisible, dataset" -- \
+    mpirun -np 2 --oversubscribe "$BIN" --data "$T/good.h5" $COMMON --batch-size 15 --max-steps 1
 
 # 64 images in batches of 24: the last partial batch is dropped (the
 # default, also asked for by name) or padded.

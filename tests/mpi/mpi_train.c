@@ -121,7 +121,7 @@ static void dist_step(Net *net, Params *p, Reducer *r, const float *x, const int
     int b = net_config(net)->batch;
     memcpy(net_input(net), x, (size_t)b * image_floats() * sizeof(float));
     net_forward(net, 1);
-    LossStats ls = net_loss(net, labels, 0.0f, 1, global_batch);
+    LossStats ls = net_loss(net, labels, NULL, 0.0f, 1, global_batch);
     CHECK(!ls.nonfinite, "non-finite loss in a test step");
     if (r)
         reducer_begin_step(r);
@@ -340,7 +340,7 @@ static void test_same_update_as_sequential_slices(void **state)
             memcpy(pr.state, state0, ns * sizeof *state0);
             memcpy(net_input(nr), x + (size_t)s * b * img, (size_t)b * img * sizeof(float));
             net_forward(nr, 1);
-            net_loss(nr, labels + s * b, 0.0f, 1, B);
+            net_loss(nr, labels + s * b, NULL, 0.0f, 1, B);
             net_backward(nr);
             for (size_t k = 0; k < total; k++)
                 grad_sum[k] += pr.grad[k];
@@ -428,7 +428,7 @@ static void test_same_update_as_global_batch(void **state)
         dist_step(nd, &pd, r, x + (size_t)g_rank * b * img, labels + g_rank * b, B);
         memcpy(net_input(nr), x, (size_t)B * img * sizeof(float));
         net_forward(nr, 1);
-        net_loss(nr, labels, 0.0f, 1, B);
+        net_loss(nr, labels, NULL, 0.0f, 1, B);
         net_backward(nr);
         sgd_step(&SGD, &pr, LR);
         predict_running_var(&pr, ref_prev, dist_prev, b, B, want);

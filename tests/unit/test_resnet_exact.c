@@ -546,7 +546,7 @@ static void exact_run(const Case *c)
     load_init(&x);
     int64_t tracked = x.p.num_batches_tracked;
     net_forward(x.net, 1);
-    LossStats ls = net_loss(x.net, x.labels, 0.0f, 1, c->batch);
+    LossStats ls = net_loss(x.net, x.labels, NULL, 0.0f, 1, c->batch);
     net_backward(x.net);
     dnn_wait();
     check_outputs(&x, "train", &ls, "train logits+loss");
@@ -559,7 +559,7 @@ static void exact_run(const Case *c)
     /* The same forward with label smoothing 0.1. */
     load_init(&x);
     net_forward(x.net, 1);
-    ls = net_loss(x.net, x.labels, 0.1f, 1, c->batch);
+    ls = net_loss(x.net, x.labels, NULL, 0.1f, 1, c->batch);
     net_backward(x.net);
     dnn_wait();
     check_smoothed_loss(&x, &ls);
@@ -568,7 +568,7 @@ static void exact_run(const Case *c)
     /* Eval mode with the initial weights and running statistics. */
     load_init(&x);
     net_forward(x.net, 0);
-    ls = net_loss(x.net, x.labels, 0.0f, 0, c->batch);
+    ls = net_loss(x.net, x.labels, NULL, 0.0f, 0, c->batch);
     check_outputs(&x, "eval", &ls, "eval logits+loss");
 
     for (int k = 0; k < x.ninit; k++)

@@ -574,7 +574,7 @@ static void run_small(const SmallCase *sc)
     const int64_t epoch = 3;
     net_set_sample_keys(net, seed, epoch, keys);
     net_forward(net, 1);
-    LossStats ls = net_loss(net, labels, 0.0f, 1, sc->batch);
+    LossStats ls = net_loss(net, labels, NULL, 0.0f, 1, sc->batch);
     net_backward(net);
     dnn_wait();
 
