@@ -19,17 +19,6 @@ export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
 LIMIT=120
 . tests/e2e/lib/common.sh
 
-# differ A.h5 B.h5 NAME: the same tensors, other values
-differ() {
-    if $PYTHON tests/fixtures/compare_checkpoints.py "$1" "$2" >"$T/cmp" 2>&1; then
-        bad "$3: the checkpoints are equal"
-    elif grep -q "^mismatch: largest difference" "$T/cmp" && ! grep -q "names differ" "$T/cmp"; then
-        ok "$3: $(head -n 1 "$T/cmp")"
-    else
-        bad "$3: cannot compare"; show "$T/cmp"
-    fi
-}
-
 $PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 64 --val 20 ||
     { echo "cannot make dataset"; exit 1; }
 $PYTHON tests/fixtures/make_dataset.py "$T/data16.h5" --train 16 --val 16 --size 32 ||

@@ -78,3 +78,18 @@ compare() {
         bad "$name"; show "$T/cmp"
     fi
 }
+
+# differ A.h5 B.h5 NAME [compare_checkpoints.py flags]: the same tensors with
+# other values (beyond --rtol/--atol when given), e.g. a flag that must
+# change the training.
+differ() {
+    a=$1 b=$2 name=$3
+    shift 3
+    if $PYTHON tests/fixtures/compare_checkpoints.py "$a" "$b" "$@" >"$T/cmp" 2>&1; then
+        bad "$name: the checkpoints agree"; show "$T/cmp"
+    elif [ "$(grep -c "^mismatch:" "$T/cmp")" -eq 1 ] && grep -q "^mismatch: largest" "$T/cmp"; then
+        ok "$name: $(head -n 1 "$T/cmp")"
+    else
+        bad "$name: cannot compare"; show "$T/cmp"
+    fi
+}
