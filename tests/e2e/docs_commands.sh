@@ -35,10 +35,11 @@
 #      - a ```python block whose first line is `# NAME.py` is saved as NAME.py,
 #        with weights="..." replaced by weights=None (nothing can be downloaded
 #        here); python3 is $PYTHON.
-#    Covered elsewhere, not run here: `make run` and the long Fashion-MNIST
-#    recipe (tests/e2e/make_run.sh runs datasets/run_default.sh and a few
-#    steps of datasets/fashion-mnist/long-recipe.sh and of
-#    bench/conv_algo_curves.sh), `make test` (this runner), `make bench` and the
+#    Covered elsewhere, not run here: `make run` and the longer Fashion-MNIST
+#    recipes (tests/e2e/make_run.sh runs datasets/run_default.sh and a few
+#    steps of datasets/fashion-mnist/long-recipe.sh, best-recipe.sh,
+#    ablation.sh and of bench/conv_algo_curves.sh, and recipe_summary.py on
+#    their runs), `make test` (this runner), `make bench` and the
 #    bench/ scripts (minutes of benchmarks; `make bench` itself), `sbatch
 #    jobs/*.slurm` (tests/slurm/test_smoke.sh, test_chain.sh, test_requeue.sh,
 #    test_timelimit.sh, test_walkthrough.sh), README.md's `resnet_predict` and
@@ -409,8 +410,10 @@ extract() {
         w = c
         while (w ~ /^[A-Za-z_][A-Za-z_0-9]*=[^ ]* /) sub(/^[^ ]* /, "", w)
         if (w ~ /^make (run|test)( |$)/) return "COVERED make run: tests/e2e/make_run.sh; make test: this runner"
-        if (w ~ /^sh (datasets\/fashion-mnist\/long-recipe|bench\/conv_algo_curves)\.sh( |$)/)
+        if (w ~ /^sh (datasets\/fashion-mnist\/(long-recipe|best-recipe|ablation)|bench\/conv_algo_curves)\.sh( |$)/)
             return "COVERED tests/e2e/make_run.sh runs a few steps of it"
+        if (w ~ /^python3 datasets\/fashion-mnist\/recipe_summary\.py /)
+            return "COVERED tests/e2e/make_run.sh runs it on the runs it makes"
         if (w ~ /^make bench/ || w ~ /^sh bench\// || w ~ /bench\/(update_perf_doc|scaling_model)\.py/)
             return "COVERED benchmarks: make bench (minutes; rewrites docs/performance.md)"
         if (w ~ /^sbatch /) return "COVERED Slurm: tests/slurm/test_*.sh"

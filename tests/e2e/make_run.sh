@@ -1,10 +1,11 @@
 #!/bin/sh
 # The `make run` path, shortened: the same script with a few steps, checked
 # for a valid checkpoint, metrics with a test record, and a PNG plot; then
-# RESUME=1 continues the same run directory; the longer Fashion-MNIST recipe
-# (datasets/fashion-mnist/long-recipe.sh) runs a few steps of its own flags,
-# and so does the direct-against-Winograd curve comparison
-# (bench/conv_algo_curves.sh), down to its summary table.
+# RESUME=1 continues the same run directory; the longer Fashion-MNIST recipes
+# (datasets/fashion-mnist/long-recipe.sh, best-recipe.sh) run a few steps of
+# their own flags, and so do the direct-against-Winograd curve comparison
+# (bench/conv_algo_curves.sh) and the validation ablation
+# (datasets/fashion-mnist/ablation.sh), down to their summary tables.
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 T="$BUILD/tmp/e2e-make-run"
@@ -50,5 +51,43 @@ BUILD=$BUILD OUT="$T/curves" DATA="$T/data/fashion-mnist-val5k.h5" SEEDS=0 MAX_S
 check test $? -eq 0
 check grep -q "| winograd | 0 |" "$T/curves/summary.md"
 check grep -q "conv_algo=winograd" "$T/curves/winograd-seed0/train.log"
+SEED=1 BUILD=$BUILD RUN_ROOT="$T/best" DATA_DIR="$T/data" MAX_STEPS=3 \
+    sh datasets/fashion-mnist/best-recipe.sh >"$T/best.log" 2>&1
+check test $? -eq 0
+check grep -q "^config: schedule=cosine epochs=90 " "$T/best.log"
+best_metrics="$(ls -d "$T"/best/seed-1/*/ | head -n 1)metrics.jsonl"
+check grep -q -- "--seed 1 " "$best_metrics"
+check grep -q '"kind":"test".*"tta_top1"' "$best_metrics"
+# The ablation, two of its variants for a few steps each, down to its table.
+BUILD=$BUILD OUT="$T/ablation" DATA_DIR="$T/data" VARIANTS="base mix" MAX_STEPS=3 \
+    sh datasets/fashion-mnist/ablation.sh >"$T/ablation.log" 2>&1
+check test $? -eq 0
+check grep -q "^| mix | 0 | 3 | " "$T/ablation/summary.md"
+check grep -q "mixup_alpha=0.2 cutmix_alpha=1" "$T/ablation/mix/train.log"
+check grep -q "val ema tta top-1 %" "$T/ablation/summary.md"
+BUILD=$BUILD OUT="$T/ablation" DATA_DIR="$T/data" VARIANTS="base wide" \
+    sh datasets/fashion-mnist/ablation.sh >"$T/ablation-bad.log" 2>&1
+check test $? -eq 2
+check grep -q "unknown variant 'wide'" "$T/ablation-bad.log"
+# Training time adds the segments of a resumed run (10 s + 30 s here) and
+# leaves out evaluation-only start-ups; the test figures are the last ones.
+mkdir -p "$T/summary/resumed"
+cat >"$T/summary/resumed/metrics.jsonl" <<'JSONL'
+{"kind":"config","time":1000.0,"total_steps":8,"command_line":"resnet_dist --seed 7"}
+{"kind":"train","step":4,"epoch":0,"time":1010.0,"loss":1.0,"top1":0.5}
+{"kind":"config","time":2000.0,"total_steps":8,"command_line":"resnet_dist --seed 7 --resume auto"}
+{"kind":"val","step":8,"epoch":1,"time":2030.0,"loss":0.5,"top1":0.9,"top5":1.0,"tta_top1":0.91}
+{"kind":"config","time":3000.0,"checkpoint":"best.h5","command_line":"resnet_dist --eval-only"}
+{"kind":"test","step":8,"epoch":1,"time":3600.0,"loss":0.6,"top1":0.875,"top5":1.0,"tta_top1":0.8825}
+JSONL
+$PYTHON datasets/fashion-mnist/recipe_summary.py "$T/summary/resumed" >"$T/summary.md"
+check grep -q "^| resumed | 7 | 8 | 0.7 | 90.00 | 91.00 | 87.50 | 88.25 |$" "$T/summary.md"
+check grep -q "^- mean test tta top-1: 88.25% over 1 run" "$T/summary.md"
+# A damaged metrics file is exit 2 naming the file and the line.
+mkdir -p "$T/summary/damaged"
+printf '{"kind":"config","time":1.0}\n{"kind":"val","step":"8"\n' >"$T/summary/damaged/metrics.jsonl"
+$PYTHON datasets/fashion-mnist/recipe_summary.py "$T/summary/damaged" >"$T/damaged.log" 2>&1
+check test $? -eq 2
+check grep -q "^error: .*damaged/metrics.jsonl:2: not a JSON record" "$T/damaged.log"
 echo "make_run: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
