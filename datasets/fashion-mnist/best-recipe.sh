@@ -14,8 +14,9 @@
 set -e
 cd "$(dirname "$0")/../.."
 SEED=${SEED:-0}
+export SEED
 ARCH=${ARCH:-resnet20} EPOCHS=${EPOCHS:-90} AUG=${AUG:-cifar} WEIGHT_DECAY=${WEIGHT_DECAY:-5e-4} \
-    SEED=$SEED RUN_ROOT=${RUN_ROOT:-runs/fashion-mnist-best}/seed-$SEED \
+    RUN_ROOT=${RUN_ROOT:-runs/fashion-mnist-best}/seed-$SEED \
     TRAIN_FLAGS="--lr-schedule cosine --warmup-epochs 1 --checkpoint-minutes 10 ${TRAIN_FLAGS:-}" \
     EVAL_FLAGS="--tta flip ${EVAL_FLAGS:-}" \
     exec sh datasets/run_default.sh
