@@ -17,13 +17,8 @@
 #   - a full disk (a small tmpfs) during a checkpoint write: an error naming
 #     the file, the previous checkpoints intact, no temporary, every rank
 #     ended. Skipped, saying so, where tmpfs cannot be mounted.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-ckpt-faults"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 . tests/e2e/lib/common.sh
+e2e_setup ckpt-faults
 MPI2="mpirun -np 2 --oversubscribe"
 # --synthetic: one step per epoch, so a checkpoint after every step
 SYN="$BIN --synthetic --stem small --crop 16 --num-classes 4 --batch-size 4 --lr 0.05"

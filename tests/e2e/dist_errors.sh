@@ -15,14 +15,9 @@
 #     difference, before the first step (else they wait for each other
 #     forever, bounded here by LIMIT).
 # And a clean 3-rank run with the parameter checksum compared every step.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-dist-errors"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-LIMIT=30
 . tests/e2e/lib/common.sh
+e2e_setup dist-errors
+LIMIT=30
 MPI3="mpirun -np 3 --oversubscribe"
 RUN="$BIN --arch resnet20 --stem small --batch-size 12 --lr 0.05 --log-every 2"
 
@@ -78,10 +73,9 @@ with open(d + "/bad-chunk.h5", "r+b") as fh:
     fh.seek(info.byte_offset)
     fh.write(b"\xff" * info.size)
 PY
-$PYTHON tests/fixtures/make_dataset.py "$T/good.h5" --train 48 --val 12 &&
-    $PYTHON tests/fixtures/make_dataset.py "$T/more.h5" --train 72 --val 12 &&
-    $PYTHON tests/fixtures/make_dataset.py "$T/bad-label.h5" --kind bad-label ||
-    { echo "cannot make datasets"; exit 1; }
+fixture good.h5 --train 48 --val 12
+fixture more.h5 --train 72 --val 12
+fixture bad-label.h5 --kind bad-label
 
 # local_error NAME PATTERN -- command...: non-zero within LIMIT s and exactly
 # one "[rank R]" line, matching PATTERN. (mpirun's own "MPI_ABORT was

@@ -8,16 +8,10 @@
 # 1-rank run (evaluation-mode BN is per image, so only float rounding of the
 # loss may differ; 10 classes, so top-5 is not trivially 1). Validation
 # during a 3-rank training run counts all 23.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-dist-eval"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 . tests/e2e/lib/common.sh
+e2e_setup dist-eval
 
-$PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 96 --val 23 --classes 10 ||
-    { echo "cannot make dataset"; exit 1; }
+fixture data.h5 --train 96 --val 23 --classes 10
 $PYTHON - "$T/data.h5" <<'PY' || { echo "cannot add /test"; exit 1; }
 import sys, h5py
 with h5py.File(sys.argv[1], "a") as f:

@@ -4,14 +4,9 @@
 # then rank 0); the job must end non-zero within 30 s, never hang with the
 # survivors blocked in a collective. A rank is found among mpirun's
 # children by its OMPI_COMM_WORLD_RANK.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-dist-kill"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-LIMIT=30
 . tests/e2e/lib/common.sh
+e2e_setup dist-kill
+LIMIT=30
 . tests/e2e/lib/ranks.sh
 
 # alive PID: still running (not a zombie) 5 s after mpirun has ended
@@ -26,8 +21,7 @@ alive() {
     return 0
 }
 
-$PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 240 --val 20 ||
-    { echo "cannot make dataset"; exit 1; }
+fixture data.h5 --train 240 --val 20
 
 # kill_case RANK: a long 3-rank run (100 epochs of 20 steps), one rank killed
 # after the training line of step 10

@@ -8,13 +8,8 @@
 # newest checkpoint is skipped with a warning in favour of the previous one
 # (and that resume is exact too); SIGTERM gives exit 4 with a checkpoint,
 # sent to the ranks as Slurm does, and (best effort) sent to mpirun.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-dist-resume"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 . tests/e2e/lib/common.sh
+e2e_setup dist-resume
 . tests/e2e/lib/ranks.sh
 
 # finish PID SECONDS: waits for a background job; kills it and its children
@@ -45,8 +40,7 @@ checkpointed_stop() {
 
 # 240 images / 12 = 20 steps per epoch, 10 epochs: 200 steps, a checkpoint
 # every epoch (the newest 3 kept), validation every epoch.
-$PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 240 --val 20 ||
-    { echo "cannot make dataset"; exit 1; }
+fixture data.h5 --train 240 --val 20
 RUN="$BIN --arch resnet20 --stem small --batch-size 12 --lr 0.05 --log-every 10 --epochs 10
      --data $T/data.h5 --keep 3"
 MPI2="mpirun -np 2 --oversubscribe"

@@ -14,13 +14,8 @@
 #     to mpirun, 5 s or more after the first, ends rank 0 at once with exit
 #     4 (3) and the job with it; a repeat within 5 s changes nothing.
 # The stopped rank is continued and killed whatever happens.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-dist-stall"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 . tests/e2e/lib/common.sh
+e2e_setup dist-stall
 . tests/e2e/lib/ranks.sh
 TIMEOUT=8
 LIMIT=$((TIMEOUT + 30))
@@ -28,9 +23,8 @@ MPI2="mpirun -np 2 --oversubscribe"
 RUN="$BIN --arch resnet20 --stem small --batch-size 12 --lr 0.05 --checkpoint-every 0"
 
 # 20 steps per epoch; a validation split that takes a few seconds
-$PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 240 --val 12 &&
-    $PYTHON tests/fixtures/make_dataset.py "$T/bigval.h5" --train 48 --val 2000 ||
-    { echo "cannot make datasets"; exit 1; }
+fixture data.h5 --train 240 --val 12
+fixture bigval.h5 --train 48 --val 2000
 
 # start LOG PATTERN -- command...: runs the job in the background until LOG
 # matches PATTERN; sets pid (mpirun), rank0 and rank1 (their PIDs).

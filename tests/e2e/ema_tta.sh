@@ -16,19 +16,12 @@
 #     set it differs; TTA of a set and of its mirrored copy are equal (the
 #     mirror is a left-right flip of every image); 1 and 2 ranks give the
 #     same TTA totals.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-ema-tta"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-LIMIT=120
 . tests/e2e/lib/common.sh
+e2e_setup ema-tta
+LIMIT=120
 
-$PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 64 --val 20 ||
-    { echo "cannot make dataset"; exit 1; }
-$PYTHON tests/fixtures/make_dataset.py "$T/data16.h5" --train 16 --val 16 --size 32 ||
-    { echo "cannot make dataset"; exit 1; }
+fixture data.h5 --train 64 --val 20
+fixture data16.h5 --train 16 --val 16 --size 32
 
 # 64 images / 16 = 4 steps per epoch, 2 epochs; the average every 3 steps.
 RUN="$BIN --arch resnet20 --stem small --batch-size 16 --lr 0.05 --log-every 2 --epochs 2

@@ -19,15 +19,10 @@
 #     label is the image's folder name); --json lines parse; an unreadable
 #     file is skipped with a warning naming it; none readable is exit 2; a
 #     bad flag is exit 2 with the usage line.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-PREDICT="$BUILD/bin/resnet_predict"
-T="$BUILD/tmp/e2e-predict"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-LIMIT=60
 . tests/e2e/lib/common.sh
+e2e_setup predict
+PREDICT="$BUILD/bin/resnet_predict"
+LIMIT=60
 FMNIST=${FMNIST:-/usr/share/datasets/fashion-mnist}
 
 # 200 training and 40 validation images of the test split; validation

@@ -10,19 +10,12 @@
 #     with --aug none too) and never in evaluation (--eval-only prints the
 #     same figures with and without the flag);
 #   - the flag checks (P outside [0, 1] is exit 2) and the config line.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-random-erase"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-LIMIT=120
 . tests/e2e/lib/common.sh
+e2e_setup random-erase
+LIMIT=120
 
-$PYTHON tests/fixtures/make_dataset.py "$T/data.h5" --train 64 --val 20 ||
-    { echo "cannot make dataset"; exit 1; }
-$PYTHON tests/fixtures/make_dataset.py "$T/data16.h5" --train 16 --val 16 --size 32 ||
-    { echo "cannot make dataset"; exit 1; }
+fixture data.h5 --train 64 --val 20
+fixture data16.h5 --train 16 --val 16 --size 32
 
 # 64 images / 16 = 4 steps per epoch, 2 epochs.
 RUN="$BIN --arch resnet20 --stem small --batch-size 16 --lr 0.05 --log-every 2 --epochs 2

@@ -12,15 +12,10 @@
 #     the file or the machine cannot hold, images over --max-pixels, and
 #     evaluated images smaller than --crop (checked at start-up, naming the
 #     split and the first offending index, also across 2 ranks).
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-PREP="$BUILD/bin/resnet_prep"
-T="$BUILD/tmp/e2e-reader-hostile"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-LIMIT=60
 . tests/e2e/lib/common.sh
+e2e_setup reader-hostile
+PREP="$BUILD/bin/resnet_prep"
+LIMIT=60
 
 $PYTHON - "$T" <<'PY' || { echo "cannot make inputs"; exit 1; }
 import io, os, sys

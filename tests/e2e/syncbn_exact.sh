@@ -21,20 +21,14 @@
 # and a ReLU whose input is within that of zero flips; one flip moves the
 # gradients below it by ~1e-3. One rank with 1 and with 2 threads differs as
 # much after 3 steps, with or without --sync-bn.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-syncbn-exact"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+. tests/e2e/lib/common.sh
+e2e_setup syncbn-exact
 LIMIT=180
 RTOL=1e-4
-. tests/e2e/lib/common.sh
 
 # One step per epoch: 16 training images at global batch 16, 64 at 64.
 for n in 16 64; do
-    $PYTHON tests/fixtures/make_dataset.py "$T/data$n.h5" --train $n --val $n --size 32 ||
-        { echo "cannot make dataset"; exit 1; }
+    fixture data$n.h5 --train $n --val $n --size 32
 done
 
 # train NAME RANKS GLOBAL_BATCH LR EPOCHS [flags...]: a checkpoint every

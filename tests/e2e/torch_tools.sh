@@ -16,20 +16,14 @@
 #     lacking a key, an existing output): one "error:" line naming the file,
 #     exit 2, nothing written.
 # Needs $PYTHON with torch, torchvision, h5py, numpy and PIL.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-torch-tools"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 . tests/e2e/lib/common.sh
+e2e_setup torch-tools
 FIX="$PYTHON tests/fixtures/torch_tools.py"
 TO_TORCH="$PYTHON tools/ckpt_to_torch.py"
 TO_CKPT="$PYTHON tools/torch_to_ckpt.py"
 
 # 16 px, 10 classes (so that top-5 is not trivially every image).
-$PYTHON tests/fixtures/make_dataset.py "$T/d16.h5" --train 16 --val 20 --size 16 --classes 10 ||
-    { echo "cannot make dataset"; exit 1; }
+fixture d16.h5 --train 16 --val 20 --size 16 --classes 10
 D="$T/d16.h5"
 
 # train NAME FLAGS...: 4 steps of resnet_dist (one epoch, so a validation

@@ -2,16 +2,11 @@
 # End-to-end tests of resnet_dist: help and flags, training with checkpoints
 # and metrics, evaluation, resume, two ranks, and every kind of bad input
 # (one clear line, exit 2, existing checkpoints untouched).
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-train"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 . tests/e2e/lib/common.sh
+e2e_setup train
 
 COMMON="--arch resnet20 --stem small --batch-size 16 --lr 0.05 --log-every 2"
-$PYTHON tests/fixtures/make_dataset.py "$T/good.h5" || { echo "cannot make dataset"; exit 1; }
+fixture good.h5
 
 expect 0 "--arch" "help lists flags" -- "$BIN" --help
 expect 0 "oneDNN 2.6" "version names libraries" -- "$BIN" --version
@@ -140,7 +135,7 @@ expect 0 "img_per_s" "bench json" -- "$BIN" --synthetic --arch resnet20 --stem s
 
 # Bad datasets.
 for kind in float-images rank3 bad-label count-mismatch no-version; do
-    $PYTHON tests/fixtures/make_dataset.py "$T/$kind.h5" --kind "$kind"
+    fixture "$kind.h5" --kind "$kind"
     expect 2 "$T/$kind.h5" "dataset $kind" -- "$BIN" $COMMON --data "$T/$kind.h5" --max-steps 2 \
         --checkpoint-dir "$T/never"
 done

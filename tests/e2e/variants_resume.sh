@@ -4,13 +4,8 @@
 # interrupted mid-epoch and resumed reaches exactly the weights of an
 # uninterrupted run, the flags are live (other weights without them), and
 # --list-archs and the flag checks behave.
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-BIN="$BUILD/bin/resnet_dist"
-T="$BUILD/tmp/e2e-variants"
-rm -rf "$T" && mkdir -p "$T"
-export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 . tests/e2e/lib/common.sh
+e2e_setup variants
 
 # compare A.h5 B.h5 same|differ NAME: the /model tensors of two checkpoints
 compare() {
@@ -25,7 +20,7 @@ assert (worst == 0.0) == (sys.argv[3] == "same"), sys.argv[3]
 PY
 }
 
-$PYTHON tests/fixtures/make_dataset.py "$T/data.h5" || { echo "cannot make dataset"; exit 1; }
+fixture data.h5
 # 64 images / 16 = 4 steps per epoch; the interrupted runs stop at step 6, mid-epoch 2.
 BASE="--stem small --batch-size 16 --lr 0.05 --log-every 2 --data $T/data.h5 --epochs 2"
 DP="--arch resnet20 --drop-path 0.5"

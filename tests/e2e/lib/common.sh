@@ -1,10 +1,33 @@
 # shellcheck shell=sh
 # common.sh - helpers shared by the end-to-end scripts (sourced, not run).
-# The sourcing script sets T (its scratch folder) before calling expect.
+# The sourcing script sets T (its scratch folder), usually with e2e_setup,
+# before calling expect.
 pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok: $1"; }
 bad() { fail=$((fail + 1)); echo "FAILED: $1"; }
+# e2e_setup NAME: the settings the scripts that run resnet_dist share:
+# BUILD and PYTHON (overridable), BIN, an emptied scratch folder
+# T=$BUILD/tmp/e2e-NAME, one thread per rank and mpirun allowed as root.
+e2e_setup() {
+    BUILD=${BUILD:-build}
+    PYTHON=${PYTHON:-/usr/bin/python3}
+    # shellcheck disable=SC2034 # used by the sourcing script
+    BIN="$BUILD/bin/resnet_dist"
+    T="$BUILD/tmp/e2e-$1"
+    rm -rf "$T" && mkdir -p "$T" || exit 1
+    export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+}
+
+# fixture FILE [make_dataset.py flags]: a synthetic dataset at $T/FILE; the
+# script stops when it cannot be made.
+fixture() {
+    fixture_file=$T/$1
+    shift
+    $PYTHON tests/fixtures/make_dataset.py "$fixture_file" "$@" ||
+        { echo "cannot make dataset $fixture_file"; exit 1; }
+}
+
 # show FILE [LINES]: the end of a log, indented
 show() { sed 's/^/    /' "$1" | tail -n "${2:-8}"; }
 
