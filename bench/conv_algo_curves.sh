@@ -19,7 +19,7 @@ OUT=${OUT:-$BUILD/conv-algo-curves}
 DATA=${DATA:-datasets/fashion-mnist/data/fashion-mnist-val5k.h5}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 [ -f "$DATA" ] || { echo "error: $DATA not found: run 'make run' once to prepare it" >&2; exit 2; }
-threads=$(($(nproc) / RANKS))
+threads=$(($(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) / RANKS))
 [ "$threads" -ge 1 ] || threads=1
 mkdir -p "$OUT"
 

@@ -7,7 +7,8 @@
 # draws the training curves. Each call makes a new run directory under
 # runs/; RESUME=1 continues the newest one.
 #
-# Environment: EPOCHS (default 4), RANKS (default 2, at most the cores),
+# Environment: EPOCHS (default 4), RANKS (default 2, at most the cores;
+# each rank gets cores / RANKS threads, whatever OMP_NUM_THREADS says),
 # MAX_STEPS (shortens the run), RESUME (1: continue the newest run), RUN_ROOT
 # (runs), DATA_DIR (datasets/fashion-mnist/data; the file is
 # fashion-mnist-val5k.h5 there), FASHION_MNIST_DIR (the four IDX files,
@@ -46,7 +47,8 @@ if [ ! -f "$DATA" ]; then
         --out "$DATA"
 fi
 
-cores=$(nproc)
+# nproc alone would report OMP_NUM_THREADS, a per-rank setting, as the cores.
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 ranks=${RANKS:-2}
 [ "$ranks" -gt "$cores" ] && ranks=$cores
 threads=$((cores / ranks))

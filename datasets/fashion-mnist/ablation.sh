@@ -40,7 +40,7 @@ for v in ${VARIANTS:-base erase mix resnet32}; do flags_of "$v" >/dev/null || ex
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 ranks=${RANKS:-2}
-threads=$(($(nproc) / ranks))
+threads=$(($(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) / ranks))
 [ "$threads" -ge 1 ] || threads=1
 dirs=
 for v in ${VARIANTS:-base erase mix resnet32}; do
