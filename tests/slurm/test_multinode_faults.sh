@@ -133,6 +133,7 @@ check "limited: checkpoint at step ${stop:-?} on the signal" \
 check "limited: the ranks on both nodes exited 3" \
     test "$(grep -c "^srun: error: node[12]: task [01]: Exited with exit code 3" "$T/limited.out")" -eq 2
 check "limited: requeued itself" grep -q "requeueing job $id (restart 1 of" "$T/limited.out"
+check "limited: log shows SLURM_RESTART_COUNT=1" grep -q "SLURM_RESTART_COUNT=1 " "$T/limited.out"
 check "limited: resumed at step ${stop:-?}" grep -q "resumed from $T/limited/step-0*${stop:-x}.h5 at step ${stop:-x}" "$T/limited.out"
 check "limited: final checkpoint at the planned step $steps" final_step "$T/limited" "$steps"
 echo "time-limited job took $(($(date +%s) - start)) s"

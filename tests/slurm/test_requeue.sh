@@ -2,7 +2,8 @@
 # test_requeue.sh - the requeue protocol of the training jobs through a real
 # Slurm (tests/slurm/cluster.sh), with the warning signal delivered by
 # `scancel --signal=USR1 --batch` (what `#SBATCH --signal=B:USR1@N` does at the
-# time limit; test_timelimit.sh waits for the real one):
+# time limit; test_timelimit.sh and test_multinode_faults.sh wait for the
+# real one):
 #   - an uninterrupted run for reference;
 #   - the same run warned mid-training: the ranks checkpoint and exit 3, the
 #     job requeues itself, resumes with --resume auto and ends with exit 0 at
