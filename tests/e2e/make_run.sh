@@ -18,7 +18,7 @@ OMP_NUM_THREADS=1 BUILD=$BUILD RUN_ROOT="$T/runs" DATA_DIR="$T/data" MAX_STEPS=6
     sh datasets/run_default.sh >"$T/run.log" 2>&1
 check test $? -eq 0
 # OMP_NUM_THREADS=1 in the caller's environment leaves the 2 ranks in place.
-[ "$(env -u OMP_NUM_THREADS nproc)" -ge 2 ] && check grep -q "^2 ranks x 1 thread, " "$T/run.log"
+[ "$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)" -ge 2 ] && check grep -q "^2 ranks x 1 thread, " "$T/run.log"
 # The held-out split under the name datasets/README.md gives it, apart from
 # the plain file (val = test) that the page's first command makes.
 check test -f "$T/data/fashion-mnist-val5k.h5"

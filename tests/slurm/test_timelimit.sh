@@ -7,7 +7,6 @@
 # final step) runs on two nodes in test_multinode_faults.sh.
 # About 40 s.
 BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
 . tests/slurm/cluster.sh
 training_test_start timelimit
 
