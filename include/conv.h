@@ -25,6 +25,8 @@ typedef struct {
 typedef struct {
     int ic, oc, kernel, stride, pad, groups;
     dnnl_alg_kind_t alg; /* the algorithm oneDNN runs for this layer */
+    int winograd_wanted;    /* CONV_WINOGRAD and a 3x3 stride-1 ungrouped shape */
+    int winograd_fallbacks; /* passes that wanted Winograd but run direct */
     int need_diff_src; /* 0 for the first layer: its input is the image */
     const Tensor *src; /* (N, IC, H, W), owned by the layer before */
     Tensor dst;        /* (N, OC, OH, OW) */
@@ -45,5 +47,7 @@ void conv_forward(ConvLayer *l);
  * into the flat gradient buffer. */
 void conv_backward(ConvLayer *l, const Tensor *diff_dst, Tensor *diff_src);
 void conv_free(ConvLayer *l);
+/* 1 when every pass of the layer (forward and backward) runs Winograd. */
+int conv_runs_winograd(const ConvLayer *l);
 
 #endif

@@ -103,6 +103,10 @@ void net_enable_sync_bn(Net *net, const BnSync *sync);
 
 /* Multiply-accumulates of one forward pass per image. */
 double net_macs_per_image(const Net *net);
+/* With CONV_WINOGRAD: how many convolutions have a Winograd shape (3x3,
+ * stride 1), and how many of them run Winograd in every pass on this CPU;
+ * the others run direct. */
+void net_winograd_convs(const Net *net, int *wanted, int *running);
 const NetConfig *net_config(const Net *net);
 
 /* Residual blocks, in forward order. */

@@ -386,6 +386,21 @@ double net_macs_per_image(const Net *net)
     return macs;
 }
 
+static void count_winograd(const ConvLayer *c, int *wanted, int *running)
+{
+    *wanted += c->winograd_wanted;
+    *running += conv_runs_winograd(c);
+}
+
+void net_winograd_convs(const Net *net, int *wanted, int *running)
+{
+    *wanted = *running = 0;
+    count_winograd(&net->conv1, wanted, running);
+    for (int b = 0; b < net->nblocks; b++)
+        for (int i = 0; i < net->blocks[b].nconvs; i++)
+            count_winograd(net->blocks[b].convs[i], wanted, running);
+}
+
 const NetConfig *net_config(const Net *net)
 {
     return &net->cfg;

@@ -94,8 +94,9 @@ static int conv_weights_dims(const ConvLayer *l, dnnl_dims_t dims)
 
 /* The primitive for a pair of descriptors (explicit layouts preferred) in
  * their algorithm; a Winograd pair without an implementation for this shape
- * or machine falls back to direct convolution. */
-static dnnl_primitive_desc_t conv_pd(dnnl_convolution_desc_t *explicit_desc,
+ * or machine falls back to direct convolution, and the layer counts it so
+ * that the trainer can say so (oneDNN 2.6 has Winograd only on AVX-512). */
+static dnnl_primitive_desc_t conv_pd(ConvLayer *l, dnnl_convolution_desc_t *explicit_desc,
                                      dnnl_convolution_desc_t *any_desc,
                                      const_dnnl_primitive_desc_t hint)
 {
@@ -106,6 +107,7 @@ static dnnl_primitive_desc_t conv_pd(dnnl_convolution_desc_t *explicit_desc,
         if (pd)
             return pd;
         explicit_desc->alg_kind = any_desc->alg_kind = dnnl_convolution_direct;
+        l->winograd_fallbacks++;
     }
     return dnn_pd_prefer(explicit_desc, any_desc, NULL, hint);
 }
@@ -125,7 +127,7 @@ static dnnl_primitive_desc_t conv_forward_pd(ConvLayer *l, const dnnl_memory_des
                                                   pad));
     DNNL_CHECK(dnnl_convolution_forward_desc_init(&d_any, dnnl_forward_training, l->alg, &src_any,
                                                   w, NULL, dst_any, strides, pad, pad));
-    dnnl_primitive_desc_t pd = conv_pd(&d_explicit, &d_any, NULL);
+    dnnl_primitive_desc_t pd = conv_pd(l, &d_explicit, &d_any, NULL);
     l->alg = d_explicit.alg_kind;
     return pd;
 }
@@ -145,7 +147,7 @@ static void conv_init_backward(ConvLayer *l, const_dnnl_primitive_desc_t fwd_pd)
                                                            strides, pad, pad));
     DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(&d_any, l->alg, &src_any, &w_any, NULL,
                                                            &dst_any, strides, pad, pad));
-    dnnl_primitive_desc_t pd = conv_pd(&d_explicit, &d_any, fwd_pd);
+    dnnl_primitive_desc_t pd = conv_pd(l, &d_explicit, &d_any, fwd_pd);
     l->bwd_weights = dnn_primitive_create(pd);
     dnnl_memory_desc_t bsrc = dnn_pd_md(pd, dnnl_query_src_md, 0);
     dnnl_memory_desc_t bdiff_dst = dnn_pd_md(pd, dnnl_query_diff_dst_md, 0);
@@ -164,7 +166,7 @@ static void conv_init_backward(ConvLayer *l, const_dnnl_primitive_desc_t fwd_pd)
                                                         pad));
     DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&d_any, l->alg, &src_any, &w_any,
                                                         &dst_any, strides, pad, pad));
-    pd = conv_pd(&d_explicit, &d_any, fwd_pd);
+    pd = conv_pd(l, &d_explicit, &d_any, fwd_pd);
     l->bwd_data = dnn_primitive_create(pd);
     dnnl_memory_desc_t bw = dnn_pd_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t bdst = dnn_pd_md(pd, dnnl_query_diff_dst_md, 0);
@@ -209,9 +211,8 @@ void conv_init(ConvLayer *l, const Tensor *src, const ConvSpec *spec, Params *p,
     l->pad = pad;
     l->groups = groups;
     l->need_diff_src = spec->need_diff_src;
-    l->alg = spec->algo == CONV_WINOGRAD && kernel == 3 && stride == 1 && groups == 1
-                 ? dnnl_convolution_winograd
-                 : dnnl_convolution_direct;
+    l->winograd_wanted = spec->algo == CONV_WINOGRAD && kernel == 3 && stride == 1 && groups == 1;
+    l->alg = l->winograd_wanted ? dnnl_convolution_winograd : dnnl_convolution_direct;
     CHECK(l->ic % groups == 0 && oc % groups == 0, "%s: channels %d -> %d not divisible by %d groups",
           name, l->ic, oc, groups);
 
@@ -296,6 +297,11 @@ void conv_backward(ConvLayer *l, const Tensor *diff_dst, Tensor *diff_src)
     if (l->need_diff_src)
         conv_backward_data(l, diff_dst, diff_src);
     conv_backward_weights(l, diff_dst);
+}
+
+int conv_runs_winograd(const ConvLayer *l)
+{
+    return l->winograd_wanted && l->winograd_fallbacks == 0;
 }
 
 void conv_free(ConvLayer *l)

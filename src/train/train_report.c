@@ -368,11 +368,29 @@ static void report_eval_config(Trainer *t)
 }
 
 
+/* --conv-algo winograd: how many convolutions got it. oneDNN 2.6 has
+ * Winograd kernels only for AVX-512, so elsewhere the flag changes nothing
+ * and the user should hear it. Returns the count that runs Winograd. */
+static int report_winograd(const Trainer *t)
+{
+    int wanted, running;
+    net_winograd_convs(t->res.net, &wanted, &running);
+    if (running < wanted)
+        log_warn("--conv-algo winograd: %d of the %d 3x3 stride-1 convolutions have no Winograd "
+                 "implementation in oneDNN on this CPU and run direct (oneDNN 2.6 has Winograd "
+                 "only on AVX-512 CPUs, and there not for every shape)",
+                 wanted - running, wanted);
+    else
+        log_info("conv_algo: Winograd for all %d 3x3 stride-1 convolutions", wanted);
+    return running;
+}
+
 void report_config(Trainer *t)
 {
     char version[512], config[4096];
     version_string(version, sizeof version);
     log_info("%s", version);
+    int winograd_convs = t->cfg.opt.winograd ? report_winograd(t) : 0;
     if (t->cfg.opt.eval_only && t->cfg.opt.init_from) {
         report_eval_config(t);
         return;
@@ -403,6 +421,8 @@ void report_config(Trainer *t)
     metrics_num(m, "lr", t->state.lr);
     metrics_int(m, "steps_per_epoch", t->cfg.steps_per_epoch);
     metrics_int(m, "total_steps", t->cfg.total_steps);
+    if (t->cfg.opt.winograd)
+        metrics_int(m, "winograd_convs", winograd_convs);
     metrics_str(m, "command_line", t->cfg.opt.command_line);
     metrics_end(m);
 }

@@ -53,6 +53,7 @@ BUILD=$BUILD OUT="$T/curves" DATA="$T/data/fashion-mnist-val5k.h5" SEEDS=0 MAX_S
 check test $? -eq 0
 check grep -q "| winograd | 0 |" "$T/curves/summary.md"
 check grep -q "conv_algo=winograd" "$T/curves/winograd-seed0/train.log"
+check grep -q "^- convolutions in Winograd in the winograd runs: [0-9]" "$T/curves/summary.md"
 SEED=1 BUILD=$BUILD RUN_ROOT="$T/best" DATA_DIR="$T/data" MAX_STEPS=3 \
     sh datasets/fashion-mnist/best-recipe.sh >"$T/best.log" 2>&1
 check test $? -eq 0
